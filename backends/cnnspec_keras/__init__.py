@@ -1,0 +1,1 @@
+"""Keras backend for cnnspec (in progress)."""

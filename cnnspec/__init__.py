@@ -1,0 +1,9 @@
+"""cnnspec: declare a CNN in YAML, check every shape without a framework, compile it anywhere.
+
+Importing this package loads no deep-learning framework; backends are imported only when used.
+"""
+from .api import Spec, load, loads
+from .errors import CnnspecError, SpecError
+
+__version__ = "0.1.0"
+__all__ = ["Spec", "load", "loads", "CnnspecError", "SpecError", "__version__"]

@@ -1,0 +1,56 @@
+"""The Python entry points: ``cnnspec.load("net.yaml")`` gives a checked :class:`Spec`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compiler import compile_checked, compile_document
+from .errors import SpecError, sort_diagnostics
+from .ir import Graph
+from .loader import Document, load_document, parse_yaml
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A checked spec: its graph, and the way to a framework model."""
+
+    graph: Graph
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    def to(self, backend: str = "torch", weights: str | Path | dict | None = None, seed: int | None = 0):
+        """A framework model (``torch.nn.Module`` or ``keras.Model``) of this spec.
+
+        ``weights`` is a safetensors path or a dict of neutral-layout arrays; without it the
+        weights are initialised from ``seed``.
+        """
+        from .plugins import load_backend
+
+        backend_obj = load_backend(backend)
+        if isinstance(weights, (str, Path)):
+            from .weights import read_weights
+
+            weights = read_weights(weights, self.graph)
+        return backend_obj.compile(self.graph, weights=weights, seed=seed)
+
+
+def check_path(path: str | Path):
+    """Parse and compile, collecting diagnostics instead of raising on spec errors."""
+    try:
+        doc = load_document(path)
+    except SpecError as exc:
+        return None, list(exc.diagnostics)
+    graph, diags = compile_document(doc)
+    return graph, sort_diagnostics(diags)
+
+
+def load(path: str | Path) -> Spec:
+    """Load and check a spec file; raises :class:`SpecError` carrying every problem found."""
+    return Spec(compile_checked(load_document(path)), str(path))
+
+
+def loads(text: str, file: str = "<string>") -> Spec:
+    return Spec(compile_checked(parse_yaml(text, file)), file)

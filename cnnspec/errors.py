@@ -1,0 +1,97 @@
+"""One error hierarchy for the whole tool; each exception carries its exit code (as click does).
+
+A spec can hold many problems at once, so checks yield :class:`Diagnostic` objects and the engine
+collects them; :class:`SpecError` carries the collected list to the command line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a node sits in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a spec: what is wrong, where, and the chain of block calls that led there."""
+
+    message: str
+    location: Location | None = None
+    # outermost call last: (block name, location of the call)
+    via: tuple[tuple[str, Location], ...] = ()
+    # lower sorts first when several errors are shown ("best first")
+    rank: int = 50
+
+    def render(self) -> str:
+        where = str(self.location) if self.location else "<spec>"
+        text = f"{where}: error: {self.message}"
+        for block, call in self.via:
+            text += f" (in block '{block}' called at line {call.line})"
+        return text
+
+    def to_json(self) -> dict:
+        return {
+            "line": self.location.line if self.location else None,
+            "column": self.location.column if self.location else None,
+            "message": self.message,
+        }
+
+
+class CnnspecError(Exception):
+    """Base of every error cnnspec raises on purpose; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return f"error: {self}"
+
+
+class UsageError(CnnspecError):
+    """Bad command line, missing file, unreadable input: the user's invocation is at fault."""
+
+    exit_code = 2
+
+
+class InputError(UsageError):
+    """A data, weights, model or image file that cannot be used; says which file and why."""
+
+
+class BackendUnavailable(UsageError):
+    """A backend or device was asked for that is not installed or not present."""
+
+
+class SpecError(CnnspecError):
+    """A spec failed validation; holds every diagnostic found, best first."""
+
+    exit_code = 1
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]):
+        self.diagnostics = tuple(sort_diagnostics(diagnostics))
+        super().__init__(self.diagnostics[0].render() if self.diagnostics else "invalid spec")
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.diagnostics)
+
+
+def sort_diagnostics(diagnostics) -> list[Diagnostic]:
+    """Best first: structural problems before shape problems, then in file order."""
+
+    def key(d: Diagnostic):
+        loc = d.location
+        return (d.rank, loc.line if loc else 0, loc.column if loc else 0, d.message)
+
+    seen, out = set(), []
+    for d in sorted(diagnostics, key=key):
+        if d.render() not in seen:
+            seen.add(d.render())
+            out.append(d)
+    return out

@@ -1,0 +1,292 @@
+"""Expand blocks, repeats and ``when`` into a flat list of concrete layer items.
+
+A block is a parameterised list of layers; calling it inlines its layers with names prefixed
+by the call's name (``layer1.0.conv1``, as torchvision names them). ``$param`` values are
+substituted whole (no expression language, nothing evaluated). Each expanded item keeps the
+document path of its source line and the chain of calls, so errors can name both.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import Diagnostic, Location
+from .ops import OPS
+from .schema import RESERVED, suggest
+
+MAX_BLOCK_DEPTH = 16
+MAX_LAYERS = 20_000
+_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+_WHEN = re.compile(r"^(not\s+)?\$([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One concrete layer after expansion; ``inputs`` are full names (``input`` for the spec's input)."""
+
+    name: str
+    op: str
+    args: object
+    inputs: tuple[str, ...]
+    expect: object
+    path: tuple           # document path of the layer item (for positions)
+    via: tuple = ()       # ((block name, call Location), ...), innermost first
+    explicit_name: bool = False
+
+
+@dataclass
+class _Scope:
+    prefix: str
+    input_name: str
+    params: dict
+    via: tuple
+    depth: int = 0
+    counters: dict = field(default_factory=dict)
+    local: dict = field(default_factory=dict)  # local name -> full name (layers and block calls)
+    declared: set = field(default_factory=set)  # names written in this list, to spot forward references
+
+
+class Expander:
+    def __init__(self, doc):
+        self.doc = doc
+        self.blocks = doc.data.get("blocks") or {}
+        if not isinstance(self.blocks, dict):
+            self.blocks = {}
+        self.items: list[Item] = []
+        self.full_names: dict[str, tuple] = {}  # full name -> path, for duplicates and top-level lookups
+        self.diagnostics: list[Diagnostic] = []
+        self.stack: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+    def error(self, message, path, scope, key=False, rank=20):
+        self.diagnostics.append(Diagnostic(message, self.doc.loc(path, key=key), scope.via, rank=rank))
+
+    def substitute(self, value, scope, path):
+        """Replace whole-value ``$param`` strings; an unknown parameter is an error."""
+        if isinstance(value, str):
+            m = _REF.match(value)
+            if m:
+                if m.group(1) in scope.params:
+                    return scope.params[m.group(1)]
+                where = "here" if scope.prefix == "" else "in this block"
+                known = list(scope.params)
+                self.error(f"'{value}' is not a parameter {where}" + (suggest(m.group(1), known) if known else
+                           " (parameters are only defined inside blocks)"), path, scope)
+                return None
+            return value
+        if isinstance(value, dict):
+            return {k: self.substitute(v, scope, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, scope, path + (i,)) for i, v in enumerate(value)]
+        return value
+
+    def resolve(self, ref, scope, path) -> str | None:
+        if not isinstance(ref, str):
+            self.error(f"'in' must name layers, got {ref!r}", path, scope)
+            return None
+        if ref == "input":
+            return scope.input_name
+        if ref in scope.local:
+            return scope.local[ref]
+        if scope.prefix == "" and ref in self.full_names:
+            return ref
+        known = list(scope.local) + ["input"]
+        later = self._defined_later(ref, scope)
+        if later:
+            self.error(f"'in' names '{ref}', which comes later; only earlier layers may be named", path, scope)
+        else:
+            self.error(f"'in' names '{ref}', which is no earlier layer" + suggest(ref, known), path, scope)
+        return None
+
+    def _defined_later(self, ref, scope) -> bool:
+        return ref in scope.declared
+
+    def when_holds(self, cond, scope, path) -> bool:
+        if isinstance(cond, bool):
+            return cond
+        m = _WHEN.match(cond) if isinstance(cond, str) else None
+        if not m:
+            self.error(f"'when' must be '$param' or 'not $param', got {cond!r}", path, scope)
+            return True
+        negate, param = bool(m.group(1)), m.group(2)
+        if param not in scope.params:
+            self.error(f"'when' uses '${param}', which is not a parameter here", path, scope)
+            return True
+        return bool(scope.params[param]) != negate
+
+    # -- expansion -----------------------------------------------------------------------------
+    def expand(self) -> list[Item]:
+        layers = self.doc.data.get("layers")
+        if isinstance(layers, list):
+            self.expand_list(layers, ("layers",), _Scope("", "input", {}, ()))
+        return self.items
+
+    def expand_list(self, layers, path, scope):
+        prev = scope.input_name
+        scope.declared |= {raw["name"] for raw in layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
+        for i, raw in enumerate(layers):
+            if len(self.items) > MAX_LAYERS:
+                self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + (i,), scope)
+                return prev
+            out = self.expand_item(raw, path + (i,), scope, prev)
+            if out is not None:
+                prev = out
+        return prev
+
+    def expand_item(self, raw, path, scope, prev):
+        if isinstance(raw, str):
+            raw = {raw: None}
+            bare = True
+        elif isinstance(raw, dict):
+            bare = False
+        else:
+            self.error(f"a layer must be an op name or a mapping, got {raw!r}", path, scope)
+            return None
+        if "when" in raw and not self.when_holds(raw["when"], scope, path + ("when",)):
+            return None
+        op_keys = [k for k in raw if k not in RESERVED]
+        if not op_keys:
+            self.error("layer has no op (its keys are " + ", ".join(f"'{k}'" for k in raw) + ")", path, scope)
+            return None
+        if len(op_keys) > 1:
+            self.error(f"layer has several ops ({', '.join(repr(k) for k in op_keys)}); put each op in its own "
+                       f"list item", path + (op_keys[1],), scope, key=True)
+            return None
+        op = op_keys[0]
+        if op not in OPS and op not in self.blocks:
+            known = list(OPS) + list(self.blocks)
+            self.error(f"unknown op '{op}'" + (suggest(op, known) or f" (ops: {', '.join(sorted(OPS))})"),
+                       path if bare else path + (op,), scope, key=not bare)
+            return None
+        sub = lambda key: self.substitute(raw.get(key), scope, path + (key,))  # noqa: E731
+        name = sub("name")
+        if name is not None and not isinstance(name, str):
+            self.error(f"'name' must be a string, got {name!r}", path + ("name",), scope)
+            name = None
+        expect = sub("expect")
+        inputs = self._inputs(raw, scope, path, prev, sub)
+        if inputs is None:
+            return None
+        repeat = raw.get("repeat")
+        if "first" in raw and repeat is None:
+            self.error("'first' only makes sense with 'repeat'", path + ("first",), scope, key=True)
+        times, start = 1, 0
+        if repeat is not None:
+            if isinstance(repeat, dict):
+                times, start = repeat.get("times", 1), repeat.get("start", 0)
+            else:
+                times = repeat
+            if not isinstance(times, int) or not isinstance(start, int) or isinstance(times, bool):
+                self.error(f"'repeat' must be a count or {{times, start}}, got {repeat!r}", path + ("repeat",), scope)
+                return None
+        base = name or self._default_name(op, scope)
+        out = None
+        chained = inputs
+        for copy in range(times):
+            local = f"{base}.{start + copy}" if repeat is not None else base
+            args = sub(op)
+            if copy == 0 and isinstance(raw.get("first"), dict):
+                if not isinstance(args, dict) and args is not None:
+                    self.error("'first' needs the call's arguments as a mapping", path + ("first",), scope)
+                else:
+                    args = {**(args or {}), **self.substitute(raw["first"], scope, path + ("first",))}
+            if op in OPS:
+                out = self._add_item(local, op, args, chained, expect if copy == times - 1 else None, path, scope,
+                                     explicit=name is not None)
+            else:
+                out = self._call_block(op, local, args, chained, path, scope)
+                if out and expect is not None and copy == times - 1:
+                    last = self.items[-1]
+                    if last.expect is None:
+                        self.items[-1] = Item(last.name, last.op, last.args, last.inputs, expect, path, last.via,
+                                              last.explicit_name)
+            if out is None:
+                return None
+            chained = (out,)
+        if repeat is not None:
+            scope.local[base] = out
+        return out
+
+    def _inputs(self, raw, scope, path, prev, sub):
+        if "in" not in raw:
+            return (prev,)
+        ref = sub("in")
+        refs = ref if isinstance(ref, list) else [ref]
+        resolved = []
+        for j, r in enumerate(refs):
+            full = self.resolve(r, scope, path + ("in",) + ((j,) if isinstance(ref, list) else ()))
+            if full is None:
+                return None
+            resolved.append(full)
+        return tuple(resolved)
+
+    def _default_name(self, op, scope):
+        k = scope.counters.get(op, 0) + 1
+        scope.counters[op] = k
+        return f"{op}_{k}"
+
+    def _add_item(self, local, op, args, inputs, expect, path, scope, explicit):
+        full = scope.prefix + local
+        if full in self.full_names:
+            first = self.doc.loc(self.full_names[full])
+            self.error(f"layer name '{full}' is used twice (first at line {first.line})",
+                       path + ("name",) if explicit else path, scope)
+            return None
+        if full == "input":
+            self.error("'input' is reserved for the spec's input; choose another name", path + ("name",), scope)
+            return None
+        self.full_names[full] = path
+        scope.local[local] = full
+        self.items.append(Item(full, op, args, inputs, expect, path, scope.via, explicit))
+        return full
+
+    def _call_block(self, block, local, args, inputs, path, scope):
+        if len(inputs) != 1:
+            self.error(f"block '{block}' takes one input but 'in' names {len(inputs)}", path + ("in",), scope)
+            return None
+        if block in self.stack:
+            self.error(f"block '{block}' calls itself (through {' -> '.join(self.stack + [block])})", path, scope)
+            return None
+        if scope.depth >= MAX_BLOCK_DEPTH:
+            self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} calls", path, scope)
+            return None
+        definition = self.blocks[block]
+        if not isinstance(definition, dict) or not isinstance(definition.get("layers"), list):
+            return None  # the schema reports the broken definition
+        declared = definition.get("params") or {}
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            self.error(f"a call of block '{block}' takes its parameters as a mapping, got {args!r}", path + (block,), scope)
+            return None
+        params = {}
+        for key, value in args.items():
+            if key not in declared:
+                self.error(f"block '{block}' has no parameter '{key}'" + (suggest(key, declared) or
+                           f" (it takes: {', '.join(declared) or 'none'})"), path + (block, key), scope, key=True)
+                return None
+            params[key] = value
+        for key, default in declared.items():
+            if key not in params:
+                if default is None:
+                    self.error(f"block '{block}' needs parameter '{key}'", path + (block,), scope)
+                    return None
+                params[key] = default
+        call_loc = self.doc.loc(path)
+        inner = _Scope(scope.prefix + local + ".", inputs[0], params, ((block, call_loc),) + scope.via,
+                       scope.depth + 1)
+        self.stack.append(block)
+        before = len(self.items)
+        out = self.expand_list(definition["layers"], ("blocks", block, "layers"), inner)
+        self.stack.pop()
+        if len(self.items) == before:
+            self.error(f"block '{block}' expands to no layers here", path, scope)
+            return None
+        scope.local[local] = out
+        return out
+
+
+def expand(doc) -> tuple[list[Item], list[Diagnostic]]:
+    expander = Expander(doc)
+    items = expander.expand()
+    return items, expander.diagnostics

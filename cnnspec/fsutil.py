@@ -1,0 +1,42 @@
+"""Writing output without leaving anything half-written: temp file in the same folder, then rename."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def ensure_dir(path: str | Path) -> Path:
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create directory: {exc.strerror or exc}") from None
+    return p
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    p = Path(path)
+    ensure_dir(p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise UsageError(f"{p.parent}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,112 @@
+"""The ONNX serialisation boundary: every exported file passes through :func:`finalize_and_save`,
+and every file read for running passes through :func:`read_model`.
+
+The contract: one input ``input`` float32 [batch, C, H, W] (dynamic batch), one output ``output``,
+metadata ``cnnspec.spec``, ``cnnspec.backend`` and ``cnnspec.classes``; self-contained (no
+external data), checked with ``onnx.checker`` full checks, deterministic bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import InputError
+from .fsutil import atomic_write_bytes
+
+OPSET = 17
+BATCH_DIM = "batch"
+MAX_MODEL_BYTES = 2 * 1024 ** 3
+
+
+def _rename_value(model, old: str, new: str) -> None:
+    if old == new:
+        return
+    g = model.graph
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+    for coll in (g.input, g.output, g.value_info):
+        for v in coll:
+            if v.name == old:
+                v.name = new
+
+
+def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
+    """Apply the contract's names, batch dimension and metadata, check, and write atomically."""
+    import onnx
+
+    g = model.graph
+    initializers = {t.name for t in g.initializer}
+    real_inputs = [v for v in g.input if v.name not in initializers]
+    if len(real_inputs) != 1 or len(g.output) != 1:
+        raise RuntimeError(f"exported graph has {len(real_inputs)} inputs and {len(g.output)} outputs; expected 1 and 1")
+    _rename_value(model, real_inputs[0].name, "input")
+    _rename_value(model, g.output[0].name, "output")
+    for value in (real_inputs[0], g.output[0]):
+        dim0 = value.type.tensor_type.shape.dim[0]
+        dim0.ClearField("dim_value")
+        dim0.dim_param = BATCH_DIM
+    c, h, w = graph.input_shape
+    dims = real_inputs[0].type.tensor_type.shape.dim
+    for d, size in zip(list(dims)[1:], (c, h, w)):
+        d.dim_value = size
+    for t in g.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise RuntimeError("exported model has external data; cnnspec writes self-contained files")
+    del model.metadata_props[:]
+    meta = {"cnnspec.spec": graph.canonical_spec, "cnnspec.backend": backend, "cnnspec.name": graph.name,
+            "cnnspec.input_shape": json.dumps(list(graph.input_shape))}
+    if graph.classes:
+        meta["cnnspec.classes"] = json.dumps(list(graph.classes), ensure_ascii=False)
+    for key in sorted(meta):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, meta[key]
+    model.producer_name = "cnnspec"
+    from . import __version__
+    model.producer_version = __version__
+    model.doc_string = graph.description or ""
+    g.name = graph.name or "cnnspec"
+    onnx.checker.check_model(model, full_check=True)
+    atomic_write_bytes(path, model.SerializeToString(deterministic=True))
+
+
+def read_model(path: str | Path):
+    """Parse an ONNX file for running, refusing what is not a model or reaches outside its folder."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory, not an ONNX model")
+    if size > MAX_MODEL_BYTES:
+        raise InputError(f"{path}: {size} bytes is larger than the {MAX_MODEL_BYTES} bytes cnnspec will load")
+    try:
+        model = onnx.load_model(str(p), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, TypeError, OSError) as exc:
+        raise InputError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node and not model.graph.output:
+        raise InputError(f"{path}: not an ONNX model (no graph)")
+    folder = p.resolve().parent
+    from onnx.external_data_helper import _get_all_tensors
+    for tensor in _get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+            target = (folder / location).resolve()
+            if os.path.isabs(location) or folder not in target.parents:
+                raise InputError(f"{path}: external data '{location}' lies outside the model's folder; refused")
+    return model
+
+
+def metadata(model) -> dict:
+    return {p.key: p.value for p in model.metadata_props}

@@ -1,0 +1,236 @@
+"""The op table: each op's arguments (as JSON Schema), how they normalise, and its shape rule.
+
+One table, not an if-chain: the schema, the checker, the docs and every backend read it.
+Shape rules are small functions that return an :class:`Inferred` or yield problems as strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .shapes import output_size, standardize_pair
+
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "softmax", "leaky_relu")
+
+POS_INT = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+NONNEG_INT = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
+SIZE = {"anyOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 2, "maxItems": 2}],
+        "description": "a positive integer or a pair [height, width]"}
+PADDING = {"anyOf": [NONNEG_INT, {"type": "array", "items": NONNEG_INT, "minItems": 2, "maxItems": 2},
+                     {"enum": ["same", "valid"]}],
+           "description": "zero or more, a pair [height, width], 'same' or 'valid'"}
+ACTIVATION = {"enum": list(ACTIVATIONS) + [None], "description": "applied after the layer"}
+
+
+@dataclass(frozen=True)
+class Arg:
+    schema: dict
+    default: object = None
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Inferred:
+    shape: tuple
+    pads: tuple | None = None
+    params: int = 0
+    macs: int = 0
+
+
+class ShapeProblem(Exception):
+    """Raised by a shape rule; the message is shown after the layer's name."""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    doc: str
+    args: dict = field(default_factory=dict)
+    primary: str | None = None
+    infer: Callable | None = None
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    has_weights: bool = False
+
+    def normalize(self, raw: dict) -> dict:
+        """Fill defaults and turn sizes into pairs; the schema has already checked types."""
+        attrs = {}
+        for key, arg in self.args.items():
+            value = raw.get(key, arg.default)
+            if key in ("kernel", "stride", "dilation"):
+                value = standardize_pair(value, key) if value is not None else None
+            elif key == "padding" and not isinstance(value, str):
+                value = standardize_pair(value, key)
+            attrs[key] = value
+        if "stride" in attrs and attrs["stride"] is None:  # pooling: stride defaults to kernel
+            attrs["stride"] = attrs["kernel"]
+        return attrs
+
+
+def fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _need_map(op_name, shape):
+    if len(shape) != 3:
+        hint = "; a 1-D vector has no height and width (was there a 'flatten' too early?)" if len(shape) == 1 else ""
+        raise ShapeProblem(f"needs a [C, H, W] input but gets {fmt_shape(shape)}{hint}")
+
+
+def _window(attrs, shape, what="kernel", dilation=(1, 1)):
+    """Both sides through the shared output-size function; explains a side that comes out < 1."""
+    _, h, w = shape
+    kh, kw = attrs["kernel"]
+    sh, sw = attrs["stride"]
+    pad = attrs["padding"]
+    ph, pw = (pad, pad) if isinstance(pad, str) else pad
+    top = output_size(h, kh, sh, ph, dilation[0])
+    left = output_size(w, kw, sw, pw, dilation[1])
+    for side in (top, left):
+        if side.size < 1:
+            k = f"{kh}" if kh == kw else f"{kh}x{kw}"
+            raise ShapeProblem(f"{what} {k} does not fit its {h}x{w} input: {side.arithmetic}")
+    return (top.size, left.size), (top.pad_before, top.pad_after, left.pad_before, left.pad_after)
+
+
+def infer_conv2d(attrs, shapes):
+    (shape,) = shapes
+    _need_map("conv2d", shape)
+    c_in = shape[0]
+    groups, filters = attrs["groups"], attrs["filters"]
+    if c_in % groups:
+        raise ShapeProblem(f"groups={groups} must divide the {c_in} input channels")
+    if filters % groups:
+        raise ShapeProblem(f"groups={groups} must divide filters={filters}")
+    (h2, w2), pads = _window(attrs, shape, "kernel", attrs["dilation"])
+    kh, kw = attrs["kernel"]
+    per_filter = (c_in // groups) * kh * kw
+    params = filters * per_filter + (filters if attrs["bias"] else 0)
+    return Inferred((filters, h2, w2), pads, params, filters * h2 * w2 * per_filter)
+
+
+def infer_pool(attrs, shapes):
+    (shape,) = shapes
+    _need_map("pool", shape)
+    pad = attrs["padding"]
+    if not isinstance(pad, str):
+        for p, k, side in zip(pad, attrs["kernel"], ("height", "width")):
+            if 2 * p > k:
+                raise ShapeProblem(f"padding {p} is more than half the kernel {k} ({side}); "
+                                   f"a window would see only padding")
+    (h2, w2), pads = _window(attrs, shape, "pool window")
+    return Inferred((shape[0], h2, w2), pads)
+
+
+def infer_global_pool(attrs, shapes):
+    (shape,) = shapes
+    _need_map("global_avgpool2d", shape)
+    return Inferred((shape[0],))
+
+
+def infer_flatten(attrs, shapes):
+    (shape,) = shapes
+    return Inferred((_numel(shape),))
+
+
+def infer_dense(attrs, shapes):
+    (shape,) = shapes
+    if len(shape) != 1:
+        raise ShapeProblem(f"needs a 1-D input but gets {fmt_shape(shape)}; add 'flatten' before it")
+    units = attrs["units"]
+    return Inferred((units,), None, shape[0] * units + (units if attrs["bias"] else 0), shape[0] * units)
+
+
+def infer_batchnorm(attrs, shapes):
+    (shape,) = shapes
+    if len(shape) not in (1, 3):
+        raise ShapeProblem(f"needs a [C, H, W] or 1-D input but gets {fmt_shape(shape)}")
+    return Inferred(tuple(shape), None, 2 * shape[0])
+
+
+def infer_same(attrs, shapes):
+    return Inferred(tuple(shapes[0]))
+
+
+def infer_add(attrs, shapes):
+    first = shapes[0]
+    for other in shapes[1:]:
+        if tuple(other) != tuple(first):
+            raise ShapeProblem("inputs must have equal shapes but get " + ", ".join(fmt_shape(s) for s in shapes))
+    return Inferred(tuple(first))
+
+
+def infer_concat(attrs, shapes):
+    ranks = {len(s) for s in shapes}
+    if len(ranks) != 1:
+        raise ShapeProblem("inputs must all be feature maps or all vectors but get " + ", ".join(fmt_shape(s) for s in shapes))
+    if ranks == {3} and len({tuple(s[1:]) for s in shapes}) != 1:
+        raise ShapeProblem("inputs must differ only in channels but get " + ", ".join(fmt_shape(s) for s in shapes))
+    return Inferred((sum(s[0] for s in shapes),) + tuple(shapes[0][1:]))
+
+
+_POOL_ARGS = {
+    "kernel": Arg(SIZE, required=True, doc="window size"),
+    "stride": Arg(SIZE, None, doc="defaults to the kernel"),
+    "padding": Arg(PADDING, 0, doc="max pads with -inf; avg counts explicit zeros, excludes 'same' padding"),
+}
+
+_ACT_DOC = {
+    "relu": "max(x, 0)", "relu6": "min(max(x, 0), 6)", "sigmoid": "1 / (1 + exp(-x))", "tanh": "tanh(x)",
+    "softmax": "over channels for [C, H, W], over features for [N]",
+}
+
+OPS: dict[str, OpDef] = {}
+
+
+def _register(op: OpDef):
+    OPS[op.name] = op
+
+
+_register(OpDef("conv2d", "2-D convolution, cross-correlation as in every framework", {
+    "filters": Arg(POS_INT, required=True),
+    "kernel": Arg(SIZE, required=True),
+    "stride": Arg(SIZE, 1),
+    "padding": Arg(PADDING, 0),
+    "dilation": Arg(SIZE, 1),
+    "groups": Arg(POS_INT, 1, doc="groups == input channels == filters is a depthwise convolution"),
+    "bias": Arg({"type": "boolean"}, True),
+    "activation": Arg(ACTIVATION, None),
+}, primary="filters", infer=infer_conv2d, has_weights=True))
+_register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
+_register(OpDef("avgpool2d", "average pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
+_register(OpDef("global_avgpool2d", "mean over height and width", infer=infer_global_pool))
+_register(OpDef("batchnorm", "batch normalisation; inference uses the running statistics", {
+    "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
+    "momentum": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.1,
+                    doc="PyTorch's convention: running = (1 - momentum) * running + momentum * batch"),
+}, primary="eps", infer=infer_batchnorm, has_weights=True))
+_register(OpDef("dropout", "zeroes a fraction of activations while training; nothing at inference", {
+    "rate": Arg({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, required=True),
+}, primary="rate", infer=infer_same))
+_register(OpDef("flatten", "[C, H, W] to [C*H*W] in channel, row, column order", infer=infer_flatten))
+_register(OpDef("dense", "fully connected layer", {
+    "units": Arg(POS_INT, required=True),
+    "bias": Arg({"type": "boolean"}, True),
+    "activation": Arg(ACTIVATION, None),
+}, primary="units", infer=infer_dense, has_weights=True))
+for _act in ("relu", "relu6", "sigmoid", "tanh", "softmax"):
+    _register(OpDef(_act, _ACT_DOC[_act], infer=infer_same))
+_register(OpDef("leaky_relu", "x if x > 0 else slope * x", {
+    "slope": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.01),
+}, primary="slope", infer=infer_same))
+_register(OpDef("add", "element-wise sum of two or more equal shapes", infer=infer_add, min_inputs=2, max_inputs=None))
+_register(OpDef("concat", "join along channels (features for vectors)", infer=infer_concat, min_inputs=2, max_inputs=None))
+
+
+def activation_slope(name: str | None) -> float:
+    """The slope a fused ``activation: leaky_relu`` uses (the op's default)."""
+    return OPS["leaky_relu"].args["slope"].default

@@ -1,0 +1,94 @@
+"""The framework-neutral weights layout (PyTorch's), and safe reading and writing of safetensors.
+
+Only safetensors is read: it holds raw tensors and a JSON header, so nothing in a user's file is
+ever executed. Every backend validates against :func:`expected_weights` before loading.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InputError
+from .fsutil import atomic_write_bytes
+from .ir import Graph
+
+
+def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """Every key and shape a complete weights file for this graph holds, in graph order."""
+    out: dict[str, tuple[int, ...]] = {}
+    for node in graph.nodes:
+        a = node.attrs
+        if node.op == "conv2d":
+            c_in = graph.shape_of(node.inputs[0])[0]
+            kh, kw = a["kernel"]
+            out[f"{node.name}.weight"] = (a["filters"], c_in // a["groups"], kh, kw)
+            if a["bias"]:
+                out[f"{node.name}.bias"] = (a["filters"],)
+        elif node.op == "dense":
+            (n_in,) = graph.shape_of(node.inputs[0])
+            out[f"{node.name}.weight"] = (a["units"], n_in)
+            if a["bias"]:
+                out[f"{node.name}.bias"] = (a["units"],)
+        elif node.op == "batchnorm":
+            c = node.shape[0]
+            for part in ("weight", "bias", "running_mean", "running_var"):
+                out[f"{node.name}.{part}"] = (c,)
+    return out
+
+
+def read_weights(path: str | Path, graph: Graph, strict: bool = True) -> dict:
+    """Read and check a safetensors file against the graph: missing, unexpected and misshapen keys
+    are named, as is a file that is not safetensors at all. Returns float32 numpy arrays."""
+    import numpy as np
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such weights file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
+        raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
+                         f"convert it to .safetensors first")
+    try:
+        tensors = load(raw)
+    except (SafetensorError, ValueError, OverflowError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    expected = expected_weights(graph)
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected and not k.endswith("num_batches_tracked")]
+    problems = []
+    if missing and strict:
+        problems.append(f"missing {len(missing)} tensors (first: {', '.join(missing[:3])})")
+    if unexpected and strict:
+        problems.append(f"{len(unexpected)} tensors the spec has no place for (first: {', '.join(unexpected[:3])})")
+    for key, shape in expected.items():
+        if key in tensors and tuple(tensors[key].shape) != shape:
+            problems.append(f"'{key}' has shape {list(tensors[key].shape)} but the spec needs {list(shape)}")
+            break
+    if problems:
+        raise InputError(f"{path}: does not fit spec '{graph.name}': " + "; ".join(problems))
+    out = {}
+    for key in expected:
+        if key in tensors:
+            t = tensors[key]
+            if not np.issubdtype(t.dtype, np.floating):
+                raise InputError(f"{path}: '{key}' holds {t.dtype}, not floating-point numbers")
+            t = t.astype(np.float32)
+            if not np.isfinite(t).all():
+                raise InputError(f"{path}: '{key}' holds NaN or infinite values")
+            out[key] = t
+    return out
+
+
+def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None) -> None:
+    """Write in graph order, deterministic bytes for the same numbers."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    order = list(expected_weights(graph)) if graph is not None else sorted(tensors)
+    data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order if k in tensors}
+    meta = {"format": "cnnspec", "spec": graph.name} if graph is not None else {"format": "cnnspec"}
+    atomic_write_bytes(path, save(data, metadata=meta))
