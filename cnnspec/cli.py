@@ -1,0 +1,80 @@
+"""The command line: a thin dispatcher over command modules in ``cnnspec.commands``.
+
+Each command module is light to import (no framework at module level); errors are
+:class:`CnnspecError` objects that carry their exit code, so no traceback reaches a user.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from . import __version__
+from .errors import CnnspecError
+
+COMMANDS = ("check", "schema", "backends", "build", "run", "train", "convert")
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage errors: one line and exit 2, as for every usage error
+        self.print_usage(sys.stderr)
+        print(f"cnnspec: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _available_commands():
+    for name in COMMANDS:
+        try:
+            yield importlib.import_module(f"cnnspec.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cnnspec.commands.{name}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnspec", description="Declare a CNN in YAML, check its shapes, compile it anywhere.")
+    parser.add_argument("--version", action="version", version=f"cnnspec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in _available_commands():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a spec may hold any Unicode; never crash on printing it
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):
+            pass
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args._run(args) or 0)
+    except CnnspecError as exc:
+        print(f"cnnspec: {exc.render()}" if exc.exit_code == EXIT_USAGE else exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cnnspec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug of ours: one line, and the way to the traceback
+        if os.environ.get("CNNSPEC_DEBUG"):
+            raise
+        print(f"cnnspec: internal error: {type(exc).__name__}: {exc} (set CNNSPEC_DEBUG=1 for a traceback; "
+              f"please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""``cnnspec build``: compile a spec with a backend and write model.onnx beside its own files."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+NAME = "build"
+HELP = "compile a spec with a backend; write model.onnx, weights.safetensors and the backend's model files"
+
+
+def add_arguments(parser):
+    parser.add_argument("spec", metavar="SPEC")
+    parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
+    parser.add_argument("--weights", metavar="FILE", help="a safetensors file in the neutral layout")
+    parser.add_argument("--seed", type=int, default=0, help="seed for initial weights when --weights is absent")
+    parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args) -> int:
+    import time
+
+    from ..api import load
+    from ..plugins import load_backend
+    from ..weights import read_weights
+
+    spec = load(args.spec)
+    graph = spec.graph
+    backend = load_backend(args.backend)
+    weights = read_weights(args.weights, graph) if args.weights else None
+    outdir = Path(args.output or Path("build") / graph.name)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr)
+
+    progress(f"{graph.name}: {len(graph.nodes)} layers, {graph.params:,} params, backend {args.backend}")
+    written = backend.build(graph, outdir, weights=weights, seed=args.seed, progress=progress)
+    for path in written:
+        print(path)
+    return 0
