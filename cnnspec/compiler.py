@@ -55,9 +55,7 @@ def build_nodes(items: list[Item], doc) -> tuple[list[Node], list[Diagnostic]]:
         args = _args_as_mapping(op_def, item, doc, diags)
         if args is None:
             continue
-        base = item.path + (item.op,)
-        if not isinstance(item.args, dict):  # a scalar spelled the primary argument: errors point at it
-            base = base[:-1]
+        base = item.path + (item.op,)  # for a scalar primary argument, positions fall back to the scalar
         problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
         for p in problems:
             diags.append(Diagnostic(p.message, p.location, item.via, p.rank))

@@ -181,7 +181,7 @@ def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 
         if not subject and path:
             msg = f"unknown key '{key}' in '{_field(path)}'"
         msg += suggest(key, allowed) or (f" (it takes: {', '.join(allowed)})" if allowed else " (it takes no arguments)")
-        return Diagnostic(msg, location, rank=rank)
+        return Diagnostic(msg, location, rank=rank - 1)  # a typo explains the 'missing' error it causes
     if kw == "required":
         missing = [k for k in error.validator_value if k not in value]
         owner = subject or ("the spec" if not path else f"'{name}'")

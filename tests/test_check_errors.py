@@ -1,0 +1,142 @@
+"""Every kind of spec mistake gives a located, actionable message: table-driven."""
+import textwrap
+
+import pytest
+
+from cnnspec.api import check_path
+
+HEAD = "cnnspec: 1\nname: t\ninput: [1, 28, 28]\nlayers:\n"
+
+CASES = [
+    # (id, spec body after HEAD (or full text when it starts with 'cnnspec'), expected first error "L:C: message")
+    ("kernel-too-big", """\
+cnnspec: 1
+name: kernel-too-big
+input: [1, 4, 4]
+layers:
+  - conv2d: {filters: 8, kernel: 3}
+  - maxpool2d: 2
+  - conv2d: {filters: 8, kernel: 3}
+""", "7:5: conv2d_2: kernel 3 does not fit its 1x1 input: (1 - 3 + 2*0)/1 + 1 = -1"),
+    ("expect-wrong", "  - conv2d: {filters: 64, kernel: 3}\n  - maxpool2d: 3\n    name: pool2\n    expect: [64, 5, 5]\n",
+     "6:5: pool2: output is [64, 8, 8], but expect says [64, 5, 5]"),
+    ("unknown-op", "  - convolution2d: {filters: 3, kernel: 3}\n", "5:5: unknown op 'convolution2d'; did you mean 'conv2d'?"),
+    ("unknown-bare-op", "  - flaten\n", "5:5: unknown op 'flaten'; did you mean 'flatten'?"),
+    ("dense-on-map", "  - conv2d: {filters: 8, kernel: 3}\n  - dense: 10\n",
+     "6:5: dense_1: needs a 1-D input but gets [8, 26, 26]; add 'flatten' before it"),
+    ("missing-kernel", "  - conv2d: 32\n", "5:13: conv2d_1 needs 'kernel'"),
+    ("bad-arg-name", "  - conv2d: {filters: 3, kernal: 3}\n", "5:26: conv2d_1 has no argument 'kernal'; did you mean 'kernel'?"),
+    ("negative-filters", "  - conv2d: {filters: -3, kernel: 3}\n", "5:23: conv2d_1: 'filters' must be at least 1, got -3"),
+    ("float-as-int", "  - conv2d: {filters: 64.0, kernel: 3}\n", "5:23: conv2d_1: 'filters' must be an integer, got 64.0"),
+    ("bad-padding", "  - conv2d: {filters: 3, kernel: 3, padding: full}\n",
+     "5:46: conv2d_1: 'padding' must be zero or more, a pair [height, width], 'same' or 'valid', got 'full'"),
+    ("relu-args", "  - relu: 3\n", "5:11: relu_1: relu takes no arguments; write '- relu'"),
+    ("two-ops", "  - conv2d: {filters: 3, kernel: 3}\n    relu: {}\n", "6:5: layer has several ops ('conv2d', 'relu'); put each op in its own list item"),
+    ("add-shapes", "  - conv2d: {filters: 4, kernel: 3, name: x}\n".replace(", name: x", "") +
+     "  - {conv2d: {filters: 4, kernel: 1}, in: input, name: b}\n  - {add: null, in: [conv2d_1, b]}\n",
+     "7:5: add_1: inputs must have equal shapes but get [4, 26, 26], [4, 28, 28]"),
+    ("in-later", "  - {relu: null, in: later}\n  - {relu: null, name: later}\n",
+     "5:22: 'in' names 'later', which comes later; only earlier layers may be named"),
+    ("in-unknown", "  - {relu: null, name: a}\n  - {relu: null, in: aa}\n", "6:22: 'in' names 'aa', which is no earlier layer; did you mean 'a'?"),
+    ("dup-name", "  - {relu: null, name: a}\n  - {relu: null, name: a}\n", "6:24: layer name 'a' is used twice (first at line 5)"),
+    ("version", "cnnspec: 2\nname: t\ninput: [1, 2, 2]\nlayers: [relu]\n",
+     "1:10: unsupported language version cnnspec: 2; this cnnspec reads version 1"),
+    ("missing-name", "cnnspec: 1\ninput: [1, 2, 2]\nlayers: [relu]\n", "1:1: the spec needs 'name'"),
+    ("input-2d", "cnnspec: 1\nname: t\ninput: [28, 28]\nlayers: [relu]\n",
+     "3:8: 'input' must be [channels, height, width], got [28, 28]"),
+    ("top-unknown-key", "cnnspec: 1\nname: t\ninput: [1, 2, 2]\nlayer: [relu]\n", "4:1: unknown key 'layer'; did you mean 'layers'?"),
+    ("empty-layers", "cnnspec: 1\nname: t\ninput: [1, 2, 2]\nlayers: []\n", "4:9: 'layers' must hold at least one layer"),
+    ("groups", "  - conv2d: {filters: 6, kernel: 1, groups: 4}\n", "5:5: conv2d_1: groups=4 must divide the 1 input channels"),
+    ("pool-pad", "  - maxpool2d: {kernel: 2, padding: 2}\n",
+     "5:5: maxpool2d_1: padding 2 is more than half the kernel 2 (height); a window would see only padding"),
+    ("classes-mismatch", "cnnspec: 1\nname: t\ninput: [1, 2, 2]\nclasses: [a, b]\nlayers: [flatten, {dense: 3}]\n",
+     "4:1: 'classes' has 2 labels but the output is [3]"),
+    ("yaml11-bool", "  - {conv2d: {filters: 3, kernel: 3, bias: no}}\n", "5:44: 'no' is a boolean in YAML 1.1 but a string in YAML 1.2; write true or false, or quote it"),
+    ("dropout-rate", "  - dropout: 1.5\n", "5:14: dropout_1: 'rate' must be less than 1, got 1.5"),
+    ("flatten-then-conv", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n",
+     "6:5: conv2d_1: needs a [C, H, W] input but gets [784]; a 1-D vector has no height and width (was there a 'flatten' too early?)"),
+]
+
+
+@pytest.mark.parametrize("case_id, body, expected", CASES, ids=[c[0] for c in CASES])
+def test_first_error_is_located_and_explains(tmp_path, case_id, body, expected):
+    text = body if body.startswith("cnnspec") else HEAD + body
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(text)
+    graph, diagnostics = check_path(path)
+    assert diagnostics, "expected an error"
+    first = diagnostics[0].render()
+    assert first == f"{path}:{expected.split(':', 2)[0]}:{expected.split(':', 2)[1]}: error:{expected.split(':', 2)[2]}"
+
+
+def test_every_error_is_reported_not_only_the_first(tmp_path):
+    path = tmp_path / "many.yaml"
+    path.write_text(HEAD + "  - conv2d: {filters: 0, kernel: 3}\n  - convolution: 3\n  - dense: {units: 3, bias: maybe}\n")
+    _, diagnostics = check_path(path)
+    assert len(diagnostics) == 3
+    lines = [d.location.line for d in diagnostics]
+    assert lines == sorted(lines)
+
+
+def test_hand_sizing_bug_is_reported_where_belief_first_goes_wrong(tmp_path):
+    """A dense layer sized for 64x5x5 behind a 64x8x8 map: one error, at the pooling layer."""
+    path = tmp_path / "hand.yaml"
+    path.write_text(textwrap.dedent("""\
+        cnnspec: 1
+        name: hand-sized
+        input: [3, 32, 32]
+        layers:
+          - {conv2d: {filters: 32, kernel: 3, padding: 1}, expect: [32, 32, 32]}
+          - {maxpool2d: 2, expect: [32, 16, 16]}
+          - {conv2d: {filters: 64, kernel: 3, padding: 1}, expect: [64, 16, 16]}
+          - {maxpool2d: 2, name: pool2, expect: [64, 5, 5]}
+          - {flatten: null, expect: [1600]}
+          - {dense: 10, expect: [10]}
+        """))
+    _, diagnostics = check_path(path)
+    assert [d.render().split(": error: ")[1] for d in diagnostics] == [
+        "pool2: output is [64, 8, 8], but expect says [64, 5, 5]"]
+    assert diagnostics[0].location.line == 8
+
+
+def test_error_inside_block_names_layer_block_line_and_call_line(tmp_path):
+    path = tmp_path / "block.yaml"
+    path.write_text(textwrap.dedent("""\
+        cnnspec: 1
+        name: blocky
+        input: [3, 8, 8]
+        blocks:
+          squeeze:
+            params: {k: 3}
+            layers:
+              - {conv2d: {filters: 4, kernel: $k}, name: conv}
+              - relu
+        layers:
+          - {squeeze: {k: 3}, name: s1}
+          - {squeeze: {k: 9}, name: s2}
+        """))
+    _, diagnostics = check_path(path)
+    assert len(diagnostics) == 1
+    text = diagnostics[0].render()
+    assert text == f"{path}:8:9: error: s2.conv: kernel 9 does not fit its 6x6 input: (6 - 9 + 2*0)/1 + 1 = -2 " \
+                   f"(in block 'squeeze' called at line 12)"
+
+
+def test_unknown_block_parameter_and_missing_required(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(textwrap.dedent("""\
+        cnnspec: 1
+        name: p
+        input: [3, 8, 8]
+        blocks:
+          b:
+            params: {width: null}
+            layers: [{conv2d: {filters: $width, kernel: 1}}]
+        layers:
+          - {b: {widht: 3}}
+          - {b: {}}
+        """))
+    _, diagnostics = check_path(path)
+    messages = [d.message for d in diagnostics]
+    assert "block 'b' has no parameter 'widht'; did you mean 'width'?" in messages
+    assert "block 'b' needs parameter 'width'" in messages

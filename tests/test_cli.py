@@ -1,0 +1,102 @@
+"""The command line through its entry point: exit codes, streams, JSON, and a light import."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnspec.cli import main
+
+GOOD = "cnnspec: 1\nname: tiny\ninput: [1, 8, 8]\nclasses: [a, b]\nlayers:\n  - conv2d: {filters: 4, kernel: 3}\n  - relu\n  - flatten\n  - dense: 2\n"
+BAD = "cnnspec: 1\nname: bad\ninput: [1, 8, 8]\nlayers:\n  - conv2d: {filters: 4, kernel: 9}\n"
+
+
+@pytest.fixture
+def specs(tmp_path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(BAD)
+    return good, bad
+
+
+def test_check_valid_prints_table_and_exits_0(specs, capsys):
+    good, _ = specs
+    assert main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d_1" in out and "[4, 6, 6]" in out and "Params: 330" in out
+
+
+def test_check_invalid_exits_1_with_located_error_on_stderr(specs, capsys):
+    _, bad = specs
+    assert main(["check", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{bad}:5:5: error: conv2d_1: kernel 9 does not fit its 8x8 input" in captured.err
+
+
+def test_check_json_one_object_for_one_spec(specs, capsys):
+    good, _ = specs
+    assert main(["check", "--json", str(good)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is True and doc["name"] == "tiny" and doc["output_shape"] == [2]
+    assert doc["params"] == 4 * 9 + 4 + 144 * 2 + 2
+    assert doc["layers"][0] == {"name": "conv2d_1", "op": "conv2d", "inputs": ["input"], "output_shape": [4, 6, 6],
+                                "params": 40, "macs": 4 * 36 * 9}
+    assert doc["errors"] == []
+
+
+def test_check_json_list_for_several_specs(specs, capsys):
+    good, bad = specs
+    assert main(["check", "--json", str(good), str(bad)]) == 1
+    docs = json.loads(capsys.readouterr().out)
+    assert [d["valid"] for d in docs] == [True, False]
+    assert docs[1]["errors"][0]["line"] == 5 and docs[1]["errors"][0]["column"] == 5
+
+
+def test_missing_file_is_exit_2(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_usage_error_is_exit_2(capsys):
+    assert main(["check"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main([]) == 2
+
+
+def test_schema_command_prints_the_shipped_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].endswith("2020-12/schema") and "conv2d" in schema["$defs"]["layer"]["anyOf"][1]["properties"]
+
+
+def test_backends_lists_plugins(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "keras" in out
+
+
+def test_build_with_unknown_backend_lists_known(specs, capsys):
+    good, _ = specs
+    assert main(["build", str(good), "--backend", "jax", "-o", str(good.parent / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backend 'jax'" in err and "torch" in err
+
+
+HEAVY = ["torch", "tensorflow", "keras", "onnxruntime", "onnx", "numpy", "safetensors"]
+
+
+def test_import_cli_and_check_stay_light(specs):
+    good, _ = specs
+    code = ("import sys; from cnnspec.cli import main; main(['check', %r]); "
+            "print('HEAVY:' + ' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))") % (str(good), HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+def test_python_dash_m_works(specs):
+    good, _ = specs
+    result = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(good)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "conv2d_1" in result.stdout
