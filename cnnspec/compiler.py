@@ -105,9 +105,9 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     """The whole front end; returns the graph (None when it could not be built) and every problem."""
     data = doc.data
     if not isinstance(data, dict):
-        return None, [Diagnostic("a spec must be a mapping with 'cnnspec', 'name', 'input' and 'layers'",
-                                 doc.loc(()), rank=0)]
-    diags = validate(data, "document", doc, rank=RANK_SCHEMA)
+        return None, list(doc.problems) + [Diagnostic(
+            "a spec must be a mapping with 'cnnspec', 'name', 'input' and 'layers'", doc.loc(()), rank=0)]
+    diags = list(doc.problems) + validate(data, "document", doc, rank=RANK_SCHEMA)
     if data.get("cnnspec") != 1 or not isinstance(data.get("layers"), list) or not _valid_input(data.get("input")):
         return None, diags
     items, expand_diags = expand(doc)

@@ -70,8 +70,9 @@ class Expander:
                     return scope.params[m.group(1)]
                 where = "here" if scope.prefix == "" else "in this block"
                 known = list(scope.params)
-                self.error(f"'{value}' is not a parameter {where}" + (suggest(m.group(1), known) if known else
-                           " (parameters are only defined inside blocks)"), path, scope)
+                hint = (suggest(m.group(1), known) or f" (its parameters: {', '.join(known)})") if known else \
+                    " (parameters are only defined inside blocks)"
+                self.error(f"'{value}' is not a parameter {where}{hint}", path, scope)
                 return None
             return value
         if isinstance(value, dict):
@@ -144,6 +145,7 @@ class Expander:
             return None
         if "when" in raw and not self.when_holds(raw["when"], scope, path + ("when",)):
             return None
+        problems_before = len(self.diagnostics)
         op_keys = [k for k in raw if k not in RESERVED]
         if not op_keys:
             self.error("layer has no op (its keys are " + ", ".join(f"'{k}'" for k in raw) + ")", path, scope)
@@ -190,6 +192,8 @@ class Expander:
                     self.error("'first' needs the call's arguments as a mapping", path + ("first",), scope)
                 else:
                     args = {**(args or {}), **self.substitute(raw["first"], scope, path + ("first",))}
+            if len(self.diagnostics) > problems_before:
+                return None  # a bad substitution: checking the item further would only repeat it
             if op in OPS:
                 out = self._add_item(local, op, args, chained, expect if copy == times - 1 else None, path, scope,
                                      explicit=name is not None)

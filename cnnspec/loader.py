@@ -40,6 +40,7 @@ class Document:
     data: object
     value_pos: dict = field(default_factory=dict)
     key_pos: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)  # located problems that did not stop parsing
 
     def loc(self, path: Path_, key: bool = False) -> Location:
         """The position of a path; for a missing path, that of its nearest ancestor."""
@@ -137,6 +138,11 @@ class _Builder:
     def problem(self, mark, message, rank=0):
         self.problems.append(Diagnostic(message, Location(self.file, mark.line + 1, mark.column + 1), rank=rank))
 
+    def soft_problem(self, mark, message):
+        """A problem in one value (tag, YAML 1.1 scalar, duplicate key): reported, parsing goes on so
+        that the rest of the file is checked too; the value is kept as its text, never constructed."""
+        self.doc.problems.append(Diagnostic(message, Location(self.file, mark.line + 1, mark.column + 1), rank=0))
+
     def build(self, text: str) -> Document:
         # stack entries: [container, path, pending_key, key_mark, anchor, size_before]
         stack: list[list] = []
@@ -173,7 +179,7 @@ class _Builder:
                     if key in top[0] or (top[1] + (key,)) in self.doc.key_pos and key in top[0]:
                         first = self.doc.key_pos.get(top[1] + (key,))
                         where = f" (first at line {first[0]})" if first else ""
-                        self.problem(event.start_mark, f"duplicate key '{key}'{where}")
+                        self.soft_problem(event.start_mark, f"duplicate key '{key}'{where}")
                         top[2], top[3] = _DUPLICATE, event.start_mark
                     else:
                         top[2], top[3] = key, event.start_mark
@@ -202,13 +208,14 @@ class _Builder:
                 explicit_tag = tag is not None and (isinstance(event, yaml.ScalarEvent) and not any(implicit)
                                                     or not isinstance(event, yaml.ScalarEvent) and not implicit)
                 if explicit_tag:
-                    self.problem(event.start_mark, f"YAML tags such as '{tag}' are not allowed in a spec")
+                    self.soft_problem(event.start_mark, f"YAML tags such as '{tag}' are not allowed in a spec")
                 self._record(path, event.start_mark)
                 if isinstance(event, yaml.ScalarEvent):
                     if event.style is None and not explicit_tag:
                         value, issue = resolve_plain_scalar(event.value)
                         if issue:
-                            self.problem(event.start_mark, issue)
+                            self.soft_problem(event.start_mark, issue)
+                            value = event.value
                     else:
                         value = event.value
                     if event.anchor:

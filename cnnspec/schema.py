@@ -181,7 +181,7 @@ def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 
         if not subject and path:
             msg = f"unknown key '{key}' in '{_field(path)}'"
         msg += suggest(key, allowed) or (f" (it takes: {', '.join(allowed)})" if allowed else " (it takes no arguments)")
-        return Diagnostic(msg, location, rank=rank - 1)  # a typo explains the 'missing' error it causes
+        return Diagnostic(msg, location, rank=rank)
     if kw == "required":
         missing = [k for k in error.validator_value if k not in value]
         owner = subject or ("the spec" if not path else f"'{name}'")
@@ -228,8 +228,26 @@ def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 
 
 
 def validate(instance, kind: str, doc, base_path=(), subject=None, rank=10) -> list[Diagnostic]:
-    errors = validator_for(kind).iter_errors(instance)
-    return [translate(e, doc, base_path, subject, rank) for e in errors]
+    errors = list(validator_for(kind).iter_errors(instance))
+    explained = _misspelt_required(errors)
+    return [translate(e, doc, base_path, subject, rank) for e in errors if id(e) not in explained]
+
+
+def _misspelt_required(errors) -> set:
+    """'needs kernel' errors that a misspelt 'kernal' in the same mapping already explains."""
+    unknown = {}
+    for e in errors:
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            allowed = e.schema.get("properties", {})
+            unknown.setdefault(tuple(e.absolute_path), []).extend(k for k in e.instance if k not in allowed)
+    explained = set()
+    for e in errors:
+        if e.validator == "required" and isinstance(e.instance, dict):
+            typos = unknown.get(tuple(e.absolute_path), [])
+            missing = [k for k in e.validator_value if k not in e.instance]
+            if missing and all(difflib.get_close_matches(m, typos, n=1, cutoff=0.6) for m in missing):
+                explained.add(id(e))
+    return explained
 
 
 def write_schema_file(path: Path = SCHEMA_FILE) -> None:
