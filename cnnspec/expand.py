@@ -188,6 +188,12 @@ class Expander:
             local = f"{base}.{start + copy}" if repeat is not None else base
             args = sub(op)
             if copy == 0 and isinstance(raw.get("first"), dict):
+                declared = (self.blocks[op].get("params") or {}) if op in self.blocks else OPS[op].args
+                for key in raw["first"]:
+                    if key not in declared:
+                        self.error(f"'first' sets '{key}', which '{op}' does not take" + suggest(key, declared),
+                                   path + ("first", key), scope, key=True)
+                        return None
                 if not isinstance(args, dict) and args is not None:
                     self.error("'first' needs the call's arguments as a mapping", path + ("first",), scope)
                 else:

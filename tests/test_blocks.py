@@ -85,3 +85,11 @@ def test_block_errors(blocks, layers, message):
     with pytest.raises(SpecError) as info:
         cnnspec.loads(text)
     assert message in info.value.render()
+
+
+def test_typo_in_first_points_inside_first():
+    text = RES.replace("first: {stride: 2, downsample: true}", "first: {strid: 2, downsample: true}")
+    with pytest.raises(SpecError) as info:
+        cnnspec.loads(text)
+    assert "'first' sets 'strid', which 'basic' does not take; did you mean 'stride'?" in info.value.render()
+    assert ":22:" in info.value.render()

@@ -1,0 +1,45 @@
+"""The zoo against torchvision itself: same state_dict keys and shapes, and, with torchvision's own
+(randomly initialised) weights loaded as they are, the same outputs -- on CPU and, where present, CUDA.
+
+torchvision is not installable beside the pinned CPU torch here, so this runs where it exists (the
+GPU machine in this project's checks); elsewhere it is skipped, never faked.
+"""
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import cnnspec  # noqa: E402
+from cnnspec.weights import expected_weights  # noqa: E402
+
+pytestmark = pytest.mark.torch
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+MODELS = [("resnet18.yaml", "resnet18"), ("resnet50.yaml", "resnet50"), ("resnet101.yaml", "resnet101"),
+          ("mobilenet-v2.yaml", "mobilenet_v2"), ("vgg16.yaml", "vgg16"), ("alexnet.yaml", "alexnet")]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("spec_file, tv_name", MODELS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_keys_and_same_outputs_as_torchvision(spec_file, tv_name, device):
+    torch.manual_seed(0)
+    reference = getattr(torchvision.models, tv_name)(weights=None).eval()
+    with torch.no_grad():  # non-trivial running statistics, so batchnorm really is compared
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+    state = {k: v.detach().numpy() for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+    spec = cnnspec.load(SPECS / spec_file)
+    expected = expected_weights(spec.graph)
+    assert set(expected) == set(state)
+    assert all(tuple(state[k].shape) == shape for k, shape in expected.items())
+    ours = spec.to("torch", weights=state).eval().to(device)
+    reference = reference.to(device)
+    x = torch.randn(2, *spec.graph.input_shape, device=device)
+    with torch.no_grad():
+        a, b = ours(x), reference(x)
+    assert a.shape == b.shape
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,267 @@
+"""The model zoo in specs/: every spec checks, and the counts and weight names are the published ones.
+
+Framework-free: the reference weight keys below are generated from torchvision's constructors as
+they are written in its source (ResNet's layers and downsample rule, MobileNetV2's inverted
+residual settings), independently of the specs' block language, so a wrong block or a wrong repeat
+shows up as a missing, extra or misshapen key.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import cnnspec
+from cnnspec.weights import expected_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+TUTORIALS = ("keras-mnist-cnn", "coal-gangue-cnn", "numpy-mnist-cnn", "pytorch-cifar-cnn", "alexnet-style")
+
+
+def graph(name: str):
+    return cnnspec.load(ROOT / "specs" / f"{name}.yaml").graph
+
+
+# name -> total trainable parameters, with where the figure comes from.
+PARAMS = {
+    # torchvision's published figures (its model docs, "num_params" in the weights' meta)
+    "alexnet": 61_100_840,
+    "vgg16": 138_357_544,
+    "resnet18": 11_689_512,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "mobilenet-v2": 3_504_872,
+    # LeNet-5 as usually rebuilt (C3 fully connected, no trainable subsampling coefficients)
+    "lenet-5": (5*5*1*6 + 6) + (5*5*6*16 + 16) + (5*5*16*120 + 120) + (120*84 + 84) + (84*10 + 10),
+    # The tutorials print no model.summary(); these are their layer definitions, counted by hand.
+    "keras-mnist-cnn": (5*5*1*32 + 32) + (5*5*32*64 + 64) + (7*7*64*1024 + 1024) + (1024*10 + 10),
+    "coal-gangue-cnn": ((5*5*1*8 + 8) + (3*3*8*16 + 16) + (3*3*16*32 + 32) + (3*3*32*64 + 64)
+                        + (5*5*64*64 + 64) + (64*2 + 2)),
+    "numpy-mnist-cnn": 8*3*3 + (13*13*8*10 + 10),   # Conv3x3(8) has no bias; Softmax(13*13*8, 10)
+    "pytorch-cifar-cnn": (3*3*3*32 + 32) + (3*3*32*64 + 64) + (64*8*8*128 + 128) + (128*10 + 10),
+    "alexnet-style": (11*11*3*48 + 48) + (5*5*48*128 + 128) + (128*13*13*2048 + 2048) + (2048*1000 + 1000),
+    "digits": 3*3*1*32 + 2*32 + 3*3*32*64 + 2*64 + (1024*128 + 128) + (128*10 + 10),
+}
+
+# torchvision's published GFLOPS at 3x224x224, which are multiply-accumulates, to two decimals.
+GMACS = {"resnet18": 1.81, "resnet50": 4.09, "resnet101": 7.80, "mobilenet-v2": 0.30,
+         "alexnet": 0.71, "vgg16": 15.47}
+
+
+def test_the_zoo_is_complete():
+    assert {p.stem for p in SPECS} >= set(PARAMS)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_spec_loads_and_checks(path):
+    spec = cnnspec.load(path)
+    g = spec.graph
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", path.stem), "spec files are kebab-case"
+    assert g.name == path.stem
+    assert g.description and len(g.description) > 40, "say where the net comes from"
+    assert len(g.input_shape) == 3
+    assert g.params > 0 and g.macs > 0
+    if g.classes is not None:
+        assert g.output_shape == (len(g.classes),)
+
+
+@pytest.mark.parametrize("name,params", sorted(PARAMS.items()))
+def test_total_params_are_the_published_figures(name, params):
+    assert graph(name).params == params
+
+
+@pytest.mark.parametrize("name,gmacs", sorted(GMACS.items()))
+def test_macs_are_torchvisions_gflops(name, gmacs):
+    assert round(graph(name).macs / 1e9, 2) == gmacs
+
+
+# -- torchvision's state_dict keys, generated from its constructors ---------------------------
+BN_PARTS = ("weight", "bias", "running_mean", "running_var")
+
+
+class _Keys(dict):
+    def conv(self, name, out, inp, k, groups=1, bias=False):
+        self[f"{name}.weight"] = (out, inp // groups, k, k)
+        if bias:
+            self[f"{name}.bias"] = (out,)
+
+    def bn(self, name, c):
+        for part in BN_PARTS:
+            self[f"{name}.{part}"] = (c,)
+
+    def linear(self, name, out, inp):
+        self[f"{name}.weight"] = (out, inp)
+        self[f"{name}.bias"] = (out,)
+
+
+def torchvision_resnet_keys(block: str, layers: list[int]) -> dict:
+    """torchvision.models.resnet.ResNet(block, layers).state_dict() shapes, minus num_batches_tracked."""
+    keys = _Keys()
+    expansion = 1 if block == "basic" else 4
+    keys.conv("conv1", 64, 3, 7)
+    keys.bn("bn1", 64)
+    inplanes = 64
+    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        for j in range(blocks):
+            stride = 2 if stage > 0 and j == 0 else 1
+            p = f"layer{stage + 1}.{j}"
+            if block == "basic":
+                keys.conv(f"{p}.conv1", planes, inplanes, 3)
+                keys.bn(f"{p}.bn1", planes)
+                keys.conv(f"{p}.conv2", planes, planes, 3)
+                keys.bn(f"{p}.bn2", planes)
+            else:
+                keys.conv(f"{p}.conv1", planes, inplanes, 1)
+                keys.bn(f"{p}.bn1", planes)
+                keys.conv(f"{p}.conv2", planes, planes, 3)
+                keys.bn(f"{p}.bn2", planes)
+                keys.conv(f"{p}.conv3", planes * 4, planes, 1)
+                keys.bn(f"{p}.bn3", planes * 4)
+            if j == 0 and (stride != 1 or inplanes != planes * expansion):
+                keys.conv(f"{p}.downsample.0", planes * expansion, inplanes, 1)
+                keys.bn(f"{p}.downsample.1", planes * expansion)
+            inplanes = planes * expansion
+    keys.linear("fc", 1000, 512 * expansion)
+    return dict(keys)
+
+
+def torchvision_mobilenet_v2_keys() -> dict:
+    """torchvision.models.mobilenet_v2().state_dict() shapes, minus num_batches_tracked."""
+    keys = _Keys()
+    keys.conv("features.0.0", 32, 3, 3)
+    keys.bn("features.0.1", 32)
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1)]
+    inp, index = 32, 1
+    for t, c, n, _ in settings:
+        for _ in range(n):
+            p, j, hidden = f"features.{index}.conv", 0, inp * t
+            if t != 1:
+                keys.conv(f"{p}.0.0", hidden, inp, 1)
+                keys.bn(f"{p}.0.1", hidden)
+                j = 1
+            keys.conv(f"{p}.{j}.0", hidden, hidden, 3, groups=hidden)
+            keys.bn(f"{p}.{j}.1", hidden)
+            keys.conv(f"{p}.{j + 1}", c, hidden, 1)
+            keys.bn(f"{p}.{j + 2}", c)
+            inp, index = c, index + 1
+    keys.conv("features.18.0", 1280, 320, 1)
+    keys.bn("features.18.1", 1280)
+    keys.linear("classifier.1", 1000, 1280)
+    return dict(keys)
+
+
+TORCHVISION_KEYS = {
+    "resnet18": lambda: torchvision_resnet_keys("basic", [2, 2, 2, 2]),
+    "resnet50": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 6, 3]),
+    "resnet101": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 23, 3]),
+    "mobilenet-v2": torchvision_mobilenet_v2_keys,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_KEYS))
+def test_weight_keys_are_torchvisions_state_dict(name):
+    ours = expected_weights(graph(name))
+    theirs = TORCHVISION_KEYS[name]()
+    assert sorted(set(theirs) - set(ours)) == [], "keys torchvision has and the spec lacks"
+    assert sorted(set(ours) - set(theirs)) == [], "keys the spec has and torchvision lacks"
+    assert ours == theirs
+    assert list(ours) == list(theirs), "same order as torchvision's state_dict"
+    assert sum(_numel(s) for k, s in ours.items() if not k.endswith(("running_mean", "running_var"))) \
+        == PARAMS[name]
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# A handful of exact keys, written out, in case the generators above share a mistake with the specs.
+SPOT_CHECKS = [
+    ("resnet18", "conv1.weight", (64, 3, 7, 7)),
+    ("resnet18", "layer1.0.conv1.weight", (64, 64, 3, 3)),
+    ("resnet18", "layer2.0.downsample.0.weight", (128, 64, 1, 1)),
+    ("resnet18", "layer4.1.bn2.running_var", (512,)),
+    ("resnet18", "fc.weight", (1000, 512)),
+    ("resnet50", "layer1.0.downsample.0.weight", (256, 64, 1, 1)),
+    ("resnet50", "layer2.0.conv2.weight", (128, 128, 3, 3)),
+    ("resnet50", "layer3.5.bn3.running_mean", (1024,)),
+    ("resnet50", "layer4.2.conv3.weight", (2048, 512, 1, 1)),
+    ("resnet50", "fc.weight", (1000, 2048)),
+    ("resnet50", "fc.bias", (1000,)),
+    ("resnet101", "layer3.22.conv2.weight", (256, 256, 3, 3)),
+    ("mobilenet-v2", "features.0.0.weight", (32, 3, 3, 3)),
+    ("mobilenet-v2", "features.1.conv.0.0.weight", (32, 1, 3, 3)),
+    ("mobilenet-v2", "features.1.conv.1.weight", (16, 32, 1, 1)),
+    ("mobilenet-v2", "features.2.conv.1.0.weight", (96, 1, 3, 3)),
+    ("mobilenet-v2", "features.17.conv.3.running_var", (320,)),
+    ("mobilenet-v2", "features.18.0.weight", (1280, 320, 1, 1)),
+    ("mobilenet-v2", "classifier.1.weight", (1000, 1280)),
+    ("vgg16", "features.28.weight", (512, 512, 3, 3)),
+    ("vgg16", "classifier.0.weight", (4096, 25088)),
+    ("vgg16", "classifier.6.bias", (1000,)),
+    ("alexnet", "features.0.weight", (64, 3, 11, 11)),
+    ("alexnet", "features.10.weight", (256, 256, 3, 3)),
+    ("alexnet", "classifier.1.weight", (4096, 9216)),
+    ("alexnet", "classifier.6.weight", (1000, 4096)),
+    ("coal-gangue-cnn", "covn1.0.weight", (8, 1, 5, 5)),   # the article's own module name
+    ("coal-gangue-cnn", "layer1.weight", (2, 64)),
+    ("numpy-mnist-cnn", "softmax.weight", (10, 1352)),
+]
+
+
+@pytest.mark.parametrize("name,key,shape", SPOT_CHECKS, ids=[f"{n}:{k}" for n, k, _ in SPOT_CHECKS])
+def test_weight_key_spot_checks(name, key, shape):
+    assert expected_weights(graph(name)).get(key) == shape
+
+
+@pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2"}))
+def test_no_bias_where_torchvision_has_none(name):
+    """torchvision's convolutions before batchnorm have bias=False; only the classifier has one."""
+    biased = [k for k in expected_weights(graph(name)) if k.endswith(".bias")]
+    g = graph(name)
+    assert all(g.node(k[: -len(".bias")]).op in ("batchnorm", "dense") for k in biased)
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_tutorial_specs_carry_the_articles_shape_comments(name):
+    assert sum(n.expect is not None for n in graph(name).nodes) >= 3
+
+
+def test_the_cifar_articles_hand_sizing_bug_is_caught_where_it_happens():
+    """The article sizes fc1 for 64*5*5; the spec's description says the checker reports it."""
+    text = (ROOT / "specs" / "pytorch-cifar-cnn.yaml").read_text(encoding="utf-8")
+    as_in_article = text.replace("{flatten: null, expect: [4096]}", "{flatten: null, expect: [1600]}")
+    assert as_in_article != text
+    with pytest.raises(cnnspec.SpecError) as err:
+        cnnspec.loads(as_in_article, "pytorch-cifar-cnn.yaml")
+    message = str(err.value)
+    assert "output is [4096], but expect says [1600]" in message
+    assert len(message.strip().splitlines()) == 1, "one error, at the flatten, not again at every later layer"
+
+
+def test_digits_fits_the_sklearn_digits_set():
+    g = graph("digits")
+    assert g.input_shape == (1, 8, 8)
+    assert g.classes == tuple(str(d) for d in range(10))
+    assert g.output_shape == (10,)
+    assert g.params < 200_000 and g.macs < 2_000_000, "small enough to train in seconds on a CPU"
+
+
+def test_resnet50_is_a_short_file_thanks_to_blocks():
+    lines = (ROOT / "specs" / "resnet50.yaml").read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 60
+    assert len(graph("resnet50").nodes) > 150
+
+
+def test_readme_table_lists_every_spec_with_its_counts():
+    readme = (ROOT / "specs" / "README.md").read_text(encoding="utf-8")
+    for path in SPECS:
+        g = cnnspec.load(path).graph
+        row = next((line for line in readme.splitlines() if f"`{path.name}`" in line), None)
+        assert row is not None, f"{path.name} is missing from specs/README.md"
+        assert f"{g.params:,}" in row, f"{path.name}: README row should say {g.params:,} params"
