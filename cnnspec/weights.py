@@ -91,4 +91,18 @@ def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None) -
     order = list(expected_weights(graph)) if graph is not None else sorted(tensors)
     data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order if k in tensors}
     meta = {"format": "cnnspec", "spec": graph.name} if graph is not None else {"format": "cnnspec"}
-    atomic_write_bytes(path, save(data, metadata=meta))
+    atomic_write_bytes(path, _canonical_header(save(data, metadata=meta)))
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """safetensors writes ``__metadata__`` from a hash map, in a random order on every call: sort it."""
+    import json
+    import struct
+
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + length])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format aligns the data to 8 bytes
+    return struct.pack("<Q", len(text)) + text + blob[8 + length:]

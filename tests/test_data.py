@@ -275,6 +275,21 @@ def test_load_image_matches_pil_preprocessing(tmp_path):
     assert gray.shape == (1, 2, 3) and np.allclose(gray[0], expected)
 
 
+def test_training_and_cnnspec_run_preprocess_images_alike(tmp_path):
+    """An exported model must see at run time what it was trained on."""
+    from PIL import Image
+
+    from cnnspec import runner
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (13, 17, 3), dtype=np.uint8), "RGB").save(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), "L").save(tmp_path / "g.png")
+    for name in ("p.png", "g.png"):
+        for chw in ((1, 8, 8), (3, 9, 5)):
+            ran, _ = runner._load_image(tmp_path / name, chw)
+            assert np.array_equal(ran[0], load_image(tmp_path / name, *chw))
+
+
 @pytest.mark.parametrize("problem, message", [
     ("text", "not an image file"),
     ("truncated", "unreadable or truncated"),

@@ -1,0 +1,134 @@
+"""The Keras 3 backend (TensorFlow): compile, weights in the neutral layout, predict, ONNX export
+through tf2onnx, and ``cnnspec build``. Keras and TensorFlow are imported inside the methods, so
+``cnnspec check`` and plugin discovery never pay for them."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+from cnnspec.backend_api import Backend, Progress
+from cnnspec.errors import InputError
+from cnnspec.fsutil import atomic_write_text, ensure_dir
+from cnnspec.weights import expected_weights, write_weights
+
+from . import layout
+from .plan import make_plan
+
+PREDICT_CHUNK = 256  # largest batch one compiled call sees; bounds memory on big inputs
+_compiled_calls: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _compiled_call(model):
+    """One traced ``model(x, training=False)`` per model, for any batch size: Model.predict costs
+    tens of milliseconds per call in set-up alone."""
+    fn = _compiled_calls.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+
+        @tf.autograph.experimental.do_not_convert
+        def call(x):
+            return model(x, training=False)
+
+        fn = tf.function(call, input_signature=[spec])
+        _compiled_calls[model] = fn
+    return fn
+
+
+class KerasBackend(Backend):
+    name = "keras"
+
+    def compile(self, graph, weights: dict | None = None, seed: int | None = 0):
+        """A functional keras.Model taking NCHW input; trainable (dropout and batchnorm follow
+        ``training=``). Seeded initialisation is deterministic."""
+        _quiet_tensorflow()
+        import keras
+
+        from .model import build_model
+
+        if seed is not None:
+            keras.utils.set_random_seed(int(seed))
+        model = build_model(make_plan(graph))
+        if weights is not None:
+            self.set_weights(model, graph, weights)
+        return model
+
+    def get_weights(self, model, graph) -> dict:
+        import numpy as np
+
+        keras_tensors = {}
+        for name, parts in layout.layer_parts(graph):
+            values = model.get_layer(name).get_weights()
+            for part, value in zip(parts, values):
+                keras_tensors[f"{name}.{part.keras}"] = np.asarray(value, dtype=np.float32)
+        return layout.to_neutral(graph, keras_tensors)
+
+    def set_weights(self, model, graph, weights: dict) -> None:
+        neutral = layout.check_tensors(weights, expected_weights(graph), "weights", graph, "neutral")
+        keras_tensors = layout.to_keras(graph, neutral)
+        for name, parts in layout.layer_parts(graph):
+            model.get_layer(name).set_weights([keras_tensors[f"{name}.{p.keras}"] for p in parts])
+
+    def predict(self, model, x_nchw):
+        import numpy as np
+
+        x = np.asarray(x_nchw, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        expected = tuple(model.input_shape[1:])
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise InputError(f"input has shape {list(x.shape)} but the model takes [N, {', '.join(map(str, expected))}]")
+        fn = _compiled_call(model)
+        chunks = [np.asarray(fn(x[i:i + PREDICT_CHUNK])) for i in range(0, len(x), PREDICT_CHUNK)]
+        return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
+
+    def onnx_proto(self, model, graph):
+        """The tf2onnx conversion of ``model(x, training=False)`` at the contract's opset, with stable names."""
+        _quiet_tensorflow()
+        from cnnspec.onnxio import OPSET
+
+        from .export import convert
+
+        return convert(model, graph.input_shape, OPSET)
+
+    def export_onnx(self, model, graph, path) -> None:
+        from cnnspec.onnxio import finalize_and_save
+
+        finalize_and_save(self.onnx_proto(model, graph), graph, self.name, path)
+
+    def save_keras(self, model, path) -> None:
+        """``model.keras`` written atomically (Keras insists on the suffix, so the temp file keeps it)."""
+        path = Path(path)
+        tmpdir = tempfile.mkdtemp(prefix=".model-keras-", dir=path.parent)
+        try:
+            tmp = Path(tmpdir) / "model.keras"
+            model.save(tmp)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def build(self, graph, outdir: Path, weights: dict | None = None, seed: int | None = 0,
+              progress: Progress = lambda _msg: None) -> list[Path]:
+        from .codegen import render
+
+        outdir = ensure_dir(outdir)
+        progress(f"compiling '{graph.name}' with Keras ({len(graph.nodes)} layers)")
+        model = self.compile(graph, weights=weights, seed=seed)
+        paths = {name: outdir / name for name in ("model.keras", "weights.safetensors", "model_keras.py", "model.onnx")}
+        progress(f"writing {paths['weights.safetensors']}")
+        write_weights(paths["weights.safetensors"], self.get_weights(model, graph), graph)
+        progress(f"writing {paths['model.keras']}")
+        self.save_keras(model, paths["model.keras"])
+        progress(f"writing {paths['model_keras.py']}")
+        atomic_write_text(paths["model_keras.py"], render(graph, make_plan(graph)))
+        progress(f"exporting {paths['model.onnx']} (tf2onnx)")
+        self.export_onnx(model, graph, paths["model.onnx"])
+        return list(paths.values())

@@ -1,0 +1,69 @@
+"""The three layers Keras lacks for the contract's exact numbers. Each is a registered serialisable
+class, so ``model.keras`` loads with ``safe_mode=True`` once this module is imported.
+
+The generated ``model_keras.py`` copies these classes' source (see ``codegen``), so each class
+must stand alone: it may use only ``keras``, ``layers``, ``ops`` and ``tf`` from the module scope.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class GroupedConv2D(layers.Conv2D):
+    """Conv2D with groups > 1 through TensorFlow's own grouped kernel.
+
+    Keras compiles grouped convolutions with XLA on CPU; the XLA call cannot be exported by
+    tf2onnx. The kernel layout is Conv2D's: [kh, kw, C_in / groups, filters].
+    """
+
+    def convolution_op(self, inputs, kernel):
+        return tf.nn.convolution(inputs, kernel, strides=list(self.strides), padding=self.padding.upper(),
+                                 dilations=list(self.dilation_rate), data_format="NHWC")
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class NegInfPadding2D(layers.Layer):
+    """Pads height and width with -inf, so a max pool after it never picks the padding."""
+
+    def __init__(self, padding=((0, 0), (0, 0)), **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(p) for p in side) for side in padding)
+
+    def call(self, x):
+        (top, bottom), (left, right) = self.padding
+        return ops.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=float("-inf"))
+
+    def compute_output_shape(self, shape):
+        (top, bottom), (left, right) = self.padding
+        grow = lambda size, extra: None if size is None else size + extra  # noqa: E731
+        return (shape[0], grow(shape[1], top + bottom), grow(shape[2], left + right), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class Subsample2D(layers.Layer):
+    """Keeps every stride-th row and column: a stride after a dilated convolution, which Keras
+    refuses to combine in one layer. Exact: a strided convolution is a subsampled stride-1 one."""
+
+    def __init__(self, strides=(1, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.strides = tuple(int(s) for s in strides)
+
+    def call(self, x):
+        sh, sw = self.strides
+        return x[:, ::sh, ::sw, :]
+
+    def compute_output_shape(self, shape):
+        shrink = lambda size, s: None if size is None else -(-size // s)  # noqa: E731
+        return (shape[0], shrink(shape[1], self.strides[0]), shrink(shape[2], self.strides[1]), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides}
+
+
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, Subsample2D)}

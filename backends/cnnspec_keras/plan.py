@@ -1,0 +1,230 @@
+"""The spec graph as a list of Keras layer calls: one plan, read both by the model builder and by
+the code generator, so ``model.keras`` and ``model_keras.py`` cannot drift apart.
+
+Pure Python (no Keras import): a :class:`Step` names a layer class, its arguments and its inputs.
+Keras runs channels-last, so the plan opens with a transpose from the contract's NCHW input and,
+where the output is a feature map, closes with one back. Everything in between is NHWC.
+
+Where a Keras default differs from the contract, the plan says so explicitly:
+- flatten transposes to C-H-W first (Keras flattens H-W-C);
+- explicit pool padding is a pad layer then a ``valid`` pool (-inf for max, counted zeros for avg);
+- conv ``same`` with stride and dilation both above 1 (Keras refuses the pair) is explicit zero
+  padding, a stride-1 dilated convolution and a subsampling layer, which is the same arithmetic;
+- a fused ``leaky_relu`` is its own layer with the contract's slope (Keras' string default is 0.2);
+- grouped convolutions use :class:`GroupedConv2D` (Keras compiles them with XLA on CPU, which
+  tf2onnx cannot export).
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+from cnnspec.ir import INPUT, Graph, Node
+from cnnspec.ops import activation_slope
+
+# layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
+CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "Subsample2D")
+# activations Keras' ``activation=`` string computes exactly as the contract does
+# layers called on a list of inputs
+MULTI_INPUT = ("Add", "Concatenate")
+FUSABLE = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
+
+
+@dataclass(frozen=True)
+class Step:
+    var: str                 # the Python variable (and plan key) of this step's output
+    layer: str               # Keras class name, e.g. "Conv2D" or a name in CUSTOM_LAYERS
+    kwargs: tuple            # ((key, value), ...), in the order a person would write them
+    inputs: tuple[str, ...]  # vars this step reads
+    name: str                # the Keras layer name
+
+    @property
+    def custom(self) -> bool:
+        return self.layer in CUSTOM_LAYERS
+
+
+@dataclass(frozen=True)
+class Plan:
+    input_var: str
+    input_shape: tuple
+    steps: tuple[Step, ...]
+    output_var: str
+    model_name: str
+
+
+class _Names:
+    """Unique Keras layer names and Python identifiers; spec node names win over helper layers."""
+
+    def __init__(self, graph: Graph):
+        self.layers = {n.name for n in graph.nodes} | {INPUT}
+        self.vars = {"model", "keras", "layers", "np", "tf", "ops", "path", "tensors"}
+
+    def helper(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.layers:
+            k += 1
+            name = f"{base}_{k}"
+        self.layers.add(name)
+        return name
+
+    def var(self, layer_name: str) -> str:
+        base = re.sub(r"\W", "_", layer_name)
+        if base[0].isdigit() or keyword.iskeyword(base):
+            base = "_" + base
+        name, k = base, 1
+        while name in self.vars:
+            k += 1
+            name = f"{base}_{k}"
+        self.vars.add(name)
+        return name
+
+
+class _Builder:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.names = _Names(graph)
+        self.steps: list[Step] = []
+
+    def add(self, layer: str, inputs, name: str | None = None, helper: str | None = None, **kwargs) -> str:
+        """Append a layer; ``name`` is a spec node's own name, ``helper`` a base for a helper layer's."""
+        layer_name = name if name is not None else self.names.helper(helper)
+        var = self.names.var(layer_name)
+        inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        self.steps.append(Step(var, layer, tuple(kwargs.items()), inputs, layer_name))
+        return var
+
+
+def _pads(node: Node):
+    top, bottom, left, right = node.pads
+    return ((top, bottom), (left, right))
+
+
+def _activation_kwargs(node: Node) -> dict:
+    act = node.attrs.get("activation")
+    return {"activation": FUSABLE[act]} if act in FUSABLE else {}
+
+
+def _leaky_after(b: _Builder, node: Node, var: str) -> str:
+    if node.attrs.get("activation") == "leaky_relu":
+        return b.add("LeakyReLU", var, helper=f"{node.name}_leaky_relu", negative_slope=activation_slope("leaky_relu"))
+    return var
+
+
+def plan_conv2d(b: _Builder, node: Node, ins):
+    a = node.attrs
+    strides, dilation = tuple(a["stride"]), tuple(a["dilation"])
+    split_stride = max(strides) > 1 and max(dilation) > 1
+    x = ins[0]
+    if a["padding"] == "same" and not split_stride:
+        padding = "same"  # TensorFlow's own split: the contract's
+    else:
+        padding = "valid"
+        if any(node.pads):
+            x = b.add("ZeroPadding2D", x, helper=f"{node.name}_pad", padding=_pads(node))
+    kwargs = dict(filters=a["filters"], kernel_size=tuple(a["kernel"]),
+                  strides=(1, 1) if split_stride else strides, padding=padding)
+    if max(dilation) > 1:
+        kwargs["dilation_rate"] = dilation
+    if a["groups"] > 1:
+        kwargs["groups"] = a["groups"]
+    if not a["bias"]:
+        kwargs["use_bias"] = False
+    kwargs.update(_activation_kwargs(node))  # element-wise (softmax per pixel): commutes with subsampling
+    layer = "GroupedConv2D" if a["groups"] > 1 else "Conv2D"
+    x = b.add(layer, x, name=node.name, **kwargs)
+    if split_stride:
+        x = b.add("Subsample2D", x, helper=f"{node.name}_stride", strides=strides)
+    return _leaky_after(b, node, x)
+
+
+def _plan_pool(keras_layer: str, pad_layer: str):
+    def plan(b: _Builder, node: Node, ins):
+        a = node.attrs
+        x = ins[0]
+        if a["padding"] == "same":
+            padding = "same"  # TF: max pads -inf, avg excludes padding -- the contract's `same`
+        else:
+            padding = "valid"
+            if any(node.pads):  # explicit: max pads -inf, avg pads zeros that count
+                x = b.add(pad_layer, x, helper=f"{node.name}_pad", padding=_pads(node))
+        return b.add(keras_layer, x, name=node.name, pool_size=tuple(a["kernel"]),
+                     strides=tuple(a["stride"]), padding=padding)
+    return plan
+
+
+def plan_batchnorm(b: _Builder, node: Node, ins):
+    a = node.attrs
+    # Keras' momentum weighs the old statistics; the contract's (PyTorch's) weighs the new batch
+    return b.add("BatchNormalization", ins[0], name=node.name, axis=-1, epsilon=float(a["eps"]),
+                 momentum=float(1.0 - a["momentum"]))
+
+
+def plan_flatten(b: _Builder, node: Node, ins):
+    x = ins[0]
+    if len(b.graph.shape_of(node.inputs[0])) == 3:  # NHWC -> NCHW, so the order is channel, row, column
+        x = b.add("Permute", x, helper=f"{node.name}_to_chw", dims=(3, 1, 2))
+    return b.add("Flatten", x, name=node.name)
+
+
+def plan_dense(b: _Builder, node: Node, ins):
+    a = node.attrs
+    kwargs = dict(units=a["units"])
+    if not a["bias"]:
+        kwargs["use_bias"] = False
+    kwargs.update(_activation_kwargs(node))
+    return _leaky_after(b, node, b.add("Dense", ins[0], name=node.name, **kwargs))
+
+
+def _simple(layer: str, **fixed):
+    def plan(b: _Builder, node: Node, ins):
+        return b.add(layer, ins, name=node.name, **fixed)
+    return plan
+
+
+def plan_leaky_relu(b: _Builder, node: Node, ins):
+    return b.add("LeakyReLU", ins[0], name=node.name, negative_slope=float(node.attrs["slope"]))
+
+
+def plan_dropout(b: _Builder, node: Node, ins):
+    return b.add("Dropout", ins[0], name=node.name, rate=float(node.attrs["rate"]))
+
+
+PLANNERS = {
+    "conv2d": plan_conv2d,
+    "maxpool2d": _plan_pool("MaxPooling2D", "NegInfPadding2D"),
+    "avgpool2d": _plan_pool("AveragePooling2D", "ZeroPadding2D"),
+    "global_avgpool2d": _simple("GlobalAveragePooling2D"),
+    "batchnorm": plan_batchnorm,
+    "dropout": plan_dropout,
+    "flatten": plan_flatten,
+    "dense": plan_dense,
+    "relu": _simple("ReLU"),
+    "relu6": _simple("ReLU", max_value=6.0),
+    "sigmoid": _simple("Activation", activation="sigmoid"),
+    "tanh": _simple("Activation", activation="tanh"),
+    "softmax": _simple("Softmax", axis=-1),  # channels in NHWC, features for vectors
+    "leaky_relu": plan_leaky_relu,
+    "add": _simple("Add"),
+    "concat": _simple("Concatenate", axis=-1),  # channels in NHWC
+}
+
+
+def model_name(graph: Graph) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", graph.name) or "cnnspec"
+
+
+def make_plan(graph: Graph) -> Plan:
+    """Every node in order, channels-last inside, NCHW at the edges."""
+    b = _Builder(graph)
+    input_var = b.names.var("inputs")
+    outs = {INPUT: b.add("Permute", input_var, helper="to_channels_last", dims=(2, 3, 1))}
+    for node in graph.nodes:
+        planner = PLANNERS.get(node.op)
+        if planner is None:
+            raise NotImplementedError(f"the Keras backend has no translation for op '{node.op}' (layer '{node.name}')")
+        outs[node.name] = planner(b, node, [outs[i] for i in node.inputs])
+    out = outs[graph.output.name]
+    if len(graph.output_shape) == 3:
+        out = b.add("Permute", out, helper="to_channels_first", dims=(3, 1, 2))
+    return Plan(input_var, tuple(graph.input_shape), tuple(b.steps), out, model_name(graph))

@@ -1,0 +1,104 @@
+"""The torch backend behind ``cnnspec build --backend torch`` and ``Spec.to("torch")``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnspec.backend_api import Backend, Progress
+from cnnspec.errors import BackendUnavailable, InputError
+from cnnspec.fsutil import atomic_write_text, ensure_dir
+from cnnspec.onnxio import OPSET
+from cnnspec.weights import expected_weights, write_weights
+
+ONNX_FILE, WEIGHTS_FILE, CODE_FILE = "model.onnx", "weights.safetensors", "model.py"
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def compile(self, graph, weights: dict | None = None, seed: int | None = 0):
+        """An ``nn.Module`` in eval mode (call ``.train()`` to train it; dropout and batchnorm are real).
+
+        ``weights``: neutral-layout arrays (numpy or torch) for every key of
+        ``cnnspec.weights.expected_weights(graph)``; without them the weights come from ``seed``.
+        """
+        from .model import build_module
+
+        module = build_module(graph, seed)
+        if weights is not None:
+            self.set_weights(module, graph, weights)
+        return module
+
+    def get_weights(self, model, graph) -> dict:
+        state = model.state_dict()
+        return {key: state[key].detach().to("cpu", copy=True).float().numpy() for key in expected_weights(graph)}
+
+    def set_weights(self, model, graph, weights: dict) -> None:
+        import numpy as np
+        import torch
+
+        expected = expected_weights(graph)
+        missing = [k for k in expected if k not in weights]
+        unexpected = [k for k in weights if k not in expected and not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} (first: {', '.join(missing[:3])})")
+            if unexpected:
+                parts.append(f"{len(unexpected)} the spec has no place for (first: {', '.join(unexpected[:3])})")
+            raise InputError(f"weights do not fit spec '{graph.name}': " + "; ".join(parts))
+        state = model.state_dict()
+        with torch.no_grad():
+            for key, shape in expected.items():
+                value = weights[key]
+                tensor = value.detach() if isinstance(value, torch.Tensor) else torch.from_numpy(
+                    np.ascontiguousarray(value, dtype=np.float32))
+                if tuple(tensor.shape) != tuple(shape):
+                    raise InputError(f"weights: '{key}' has shape {list(tensor.shape)} but spec "
+                                     f"'{graph.name}' needs {list(shape)}")
+                state[key].copy_(tensor.to(state[key].dtype))
+
+    def predict(self, model, x_nchw):
+        import numpy as np
+        import torch
+
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                x = torch.from_numpy(np.ascontiguousarray(x_nchw, dtype=np.float32)).to(device)
+                return model(x).to("cpu").numpy()
+        finally:
+            model.train(was_training)
+
+    def export_onnx(self, model, graph, path: str | Path) -> None:
+        from .export import export_module
+
+        export_module(model, graph, path, backend=self.name)
+
+    def build(self, graph, outdir: Path, weights: dict | None = None, seed: int | None = 0,
+              progress: Progress = lambda _msg: None) -> list[Path]:
+        from .codegen import generate_model_py
+
+        outdir = ensure_dir(outdir)
+        source = "the weights file" if weights is not None else f"seed {0 if seed is None else seed}"
+        progress(f"compiling '{graph.name}' to PyTorch ({graph.params:,} parameters, weights from {source})")
+        model = self.compile(graph, weights=weights, seed=seed)
+        paths = [outdir / WEIGHTS_FILE, outdir / CODE_FILE, outdir / ONNX_FILE]
+        progress(f"writing {paths[0]}")
+        write_weights(paths[0], self.get_weights(model, graph), graph)
+        progress(f"writing {paths[1]}")
+        atomic_write_text(paths[1], generate_model_py(graph))
+        progress(f"exporting {paths[2]} (ONNX opset {OPSET})")
+        self.export_onnx(model, graph, paths[2])
+        return paths
+
+
+def require_cuda():
+    """For callers that move a compiled model to the GPU: one clear error where CUDA is absent."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BackendUnavailable(f"CUDA was asked for, but this PyTorch ({torch.__version__}) sees no CUDA device")
+    return torch.device("cuda")

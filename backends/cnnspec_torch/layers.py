@@ -1,0 +1,247 @@
+"""Small PyTorch modules that compute exactly the contract's ops, one module per spec layer.
+
+Each module subclasses the standard one where there is one (so trainers, ``isinstance`` checks
+and optimisers see ordinary ``nn.Conv2d`` / ``nn.Linear`` / ``nn.BatchNorm2d``), adds only what
+PyTorch lacks, and keeps every ONNX op of its layer inside its own forward:
+
+* asymmetric padding (TensorFlow ``same`` with an odd total puts the extra pixel at the bottom
+  and right): PyTorch's layers pad symmetrically only, so the input is padded explicitly first
+  (zeros for conv, -inf for max pooling); on ONNX export the layer becomes ONE Conv/MaxPool/
+  AveragePool node with asymmetric ``pads`` instead of a Pad chain;
+* ``same`` average pooling excludes the padding from the count (as TensorFlow does); explicit
+  padding counts the zeros (PyTorch's default);
+* a fused ``activation`` runs inside the layer's module, so the layer's output is the activated one.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _softmax_channels(x):
+    return torch.softmax(x, dim=1)
+
+
+def _leaky_relu_default(x):
+    return F.leaky_relu(x, 0.01)
+
+
+# fused activations (conv2d/dense ``activation``): name -> function; leaky_relu uses the op's default slope
+ACTIVATION_FUNCTIONS = {
+    "relu": F.relu,
+    "relu6": F.relu6,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": _softmax_channels,
+    "leaky_relu": _leaky_relu_default,
+}
+
+
+def torch_pad(pads) -> tuple[int, int, int, int]:
+    """cnnspec's (top, bottom, left, right) as F.pad's (left, right, top, bottom)."""
+    top, bottom, left, right = pads
+    return (left, right, top, bottom)
+
+
+def symmetric(pads) -> bool:
+    top, bottom, left, right = pads
+    return top == bottom and left == right
+
+
+def onnx_pads(pads) -> list[int]:
+    """cnnspec's (top, bottom, left, right) as ONNX's [top, left, bottom, right]."""
+    top, bottom, left, right = pads
+    return [top, left, bottom, right]
+
+
+def avg_pool_excluding_padding(x, kernel, stride, pads):
+    """TensorFlow's ``same`` average pooling: zero-pad, sum each window, divide by the number of real
+    (unpadded) pixels in it. ``pads`` is F.pad's (left, right, top, bottom)."""
+    sums = F.avg_pool2d(F.pad(x, pads), kernel, stride, divisor_override=1)
+    ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
+    counts = F.avg_pool2d(F.pad(ones, pads), kernel, stride, divisor_override=1)
+    return sums / counts
+
+
+# ---- ONNX export of asymmetric padding: one node with asymmetric pads (eager never uses these) ----
+
+class _AsymmetricConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, pads, stride, dilation, groups):
+        return F.conv2d(F.pad(x, torch_pad(pads)), weight, bias, stride, 0, dilation, groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, pads, stride, dilation, groups):
+        from torch.onnx import symbolic_helper
+
+        inputs = [x, weight] if bias is None or symbolic_helper._is_none(bias) else [x, weight, bias]
+        kernel = symbolic_helper._get_tensor_sizes(weight)[2:]
+        return g.op("Conv", *inputs, kernel_shape_i=list(kernel), pads_i=onnx_pads(pads),
+                    strides_i=list(stride), dilations_i=list(dilation), group_i=groups)
+
+
+class _AsymmetricMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, kernel, stride, pads):
+        return F.max_pool2d(F.pad(x, torch_pad(pads), value=-math.inf), kernel, stride)
+
+    @staticmethod
+    def symbolic(g, x, kernel, stride, pads):
+        return g.op("MaxPool", x, kernel_shape_i=list(kernel), pads_i=onnx_pads(pads), strides_i=list(stride))
+
+
+class _AsymmetricAvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, kernel, stride, pads):
+        return avg_pool_excluding_padding(x, kernel, stride, torch_pad(pads))
+
+    @staticmethod
+    def symbolic(g, x, kernel, stride, pads):
+        return g.op("AveragePool", x, kernel_shape_i=list(kernel), pads_i=onnx_pads(pads),
+                    strides_i=list(stride), count_include_pad_i=0)
+
+
+def _exporting() -> bool:
+    return torch.onnx.is_in_onnx_export()
+
+
+class _FusedActivation:
+    """Mixin: applies ``self.activation`` (a name from ACTIVATION_FUNCTIONS, or None) after the layer."""
+
+    def activate(self, y):
+        return ACTIVATION_FUNCTIONS[self.activation](y) if self.activation else y
+
+
+class Conv2d(_FusedActivation, nn.Conv2d):
+    """nn.Conv2d with resolved (top, bottom, left, right) padding of any symmetry and a fused activation."""
+
+    def __init__(self, in_channels, out_channels, kernel, stride, pads, dilation, groups, bias, activation=None):
+        even = symmetric(pads)
+        super().__init__(in_channels, out_channels, tuple(kernel), tuple(stride),
+                         padding=(pads[0], pads[2]) if even else 0, dilation=tuple(dilation),
+                         groups=groups, bias=bias)
+        self.pads = tuple(pads)
+        self.pre_pad = None if even else torch_pad(pads)
+        self.activation = activation
+
+    def forward(self, x):
+        if self.pre_pad is None:
+            y = super().forward(x)
+        elif _exporting():
+            y = _AsymmetricConv.apply(x, self.weight, self.bias, self.pads, self.stride, self.dilation, self.groups)
+        else:
+            y = super().forward(F.pad(x, self.pre_pad))
+        return self.activate(y)
+
+    def extra_repr(self):
+        text = super().extra_repr()
+        if self.pre_pad is not None:
+            text += f", pads(top, bottom, left, right)={self.pads}"
+        return text + (f", activation={self.activation}" if self.activation else "")
+
+
+class Linear(_FusedActivation, nn.Linear):
+    def __init__(self, in_features, out_features, bias, activation=None):
+        super().__init__(in_features, out_features, bias=bias)
+        self.activation = activation
+
+    def forward(self, x):
+        return self.activate(super().forward(x))
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", activation={self.activation}" if self.activation else "")
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """Max pooling; every padded position is -inf (PyTorch's implicit padding, or an explicit -inf pad)."""
+
+    def __init__(self, kernel, stride, pads):
+        even = symmetric(pads)
+        super().__init__(tuple(kernel), tuple(stride), padding=(pads[0], pads[2]) if even else 0)
+        self.pads = tuple(pads)
+        self.pre_pad = None if even else torch_pad(pads)
+
+    def forward(self, x):
+        if self.pre_pad is None:
+            return super().forward(x)
+        if _exporting():
+            return _AsymmetricMaxPool.apply(x, self.kernel_size, self.stride, self.pads)
+        return super().forward(F.pad(x, self.pre_pad, value=-math.inf))
+
+
+class AvgPool2d(nn.AvgPool2d):
+    """Average pooling. ``same`` excludes the padding from the count; explicit padding counts its zeros."""
+
+    def __init__(self, kernel, stride, pads, count_padding: bool):
+        even = symmetric(pads)
+        super().__init__(tuple(kernel), tuple(stride), padding=(pads[0], pads[2]) if even else 0,
+                         count_include_pad=count_padding)
+        self.pads = tuple(pads)
+        # explicit padding is always symmetric, so only `same` reaches the asymmetric path
+        self.pre_pad = None if even else torch_pad(pads)
+
+    def forward(self, x):
+        if self.pre_pad is None:
+            return super().forward(x)
+        if _exporting():
+            return _AsymmetricAvgPool.apply(x, self.kernel_size, self.stride, self.pads)
+        return avg_pool_excluding_padding(x, self.kernel_size, self.stride, self.pre_pad)
+
+
+class GlobalAvgPool2d(nn.Module):
+    """Mean over height and width: [N, C, H, W] -> [N, C]."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+class _NeutralKeysBatchNorm:
+    """The contract's weights hold weight, bias, running_mean and running_var only: the step counter
+    (unused, since momentum is always a number) is kept out of state_dict, and ignored when a
+    torchvision checkpoint brings one."""
+
+    def _hide_counter(self):
+        self.register_buffer("num_batches_tracked", self.num_batches_tracked, persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        counter = prefix + "num_batches_tracked"
+        if counter in unexpected_keys:
+            unexpected_keys.remove(counter)
+
+
+class BatchNorm2d(_NeutralKeysBatchNorm, nn.BatchNorm2d):
+    def __init__(self, channels, eps, momentum):
+        super().__init__(channels, eps=eps, momentum=momentum)
+        self._hide_counter()
+
+
+class BatchNorm1d(_NeutralKeysBatchNorm, nn.BatchNorm1d):
+    def __init__(self, features, eps, momentum):
+        super().__init__(features, eps=eps, momentum=momentum)
+        self._hide_counter()
+
+
+class Add(nn.Module):
+    def forward(self, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Concat(nn.Module):
+    """Join along channels ([N, C, H, W]) or features ([N, F]): dimension 1 either way."""
+
+    def forward(self, *xs):
+        return torch.cat(xs, dim=1)
+
+
+class Softmax(nn.Softmax):
+    def __init__(self):
+        super().__init__(dim=1)

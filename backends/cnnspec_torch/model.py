@@ -1,0 +1,169 @@
+"""A checked graph as an ``nn.Module`` whose state_dict keys are the contract's neutral weight keys.
+
+Layer names with dots (``layer1.0.conv1``) become nested modules, exactly as torchvision nests
+them, so a torchvision-style checkpoint whose names match loads as it is. The forward walks the
+graph in spec order; each layer's module holds every op of that layer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnspec.errors import UsageError
+
+from . import layers
+
+
+def _conv2d(node, graph):
+    a = node.attrs
+    c_in = graph.shape_of(node.inputs[0])[0]
+    return layers.Conv2d(c_in, a["filters"], a["kernel"], a["stride"], node.pads, a["dilation"], a["groups"],
+                         a["bias"], a["activation"])
+
+
+def _dense(node, graph):
+    a = node.attrs
+    (n_in,) = graph.shape_of(node.inputs[0])
+    return layers.Linear(n_in, a["units"], a["bias"], a["activation"])
+
+
+def _maxpool(node, graph):
+    return layers.MaxPool2d(node.attrs["kernel"], node.attrs["stride"], node.pads)
+
+
+def _avgpool(node, graph):
+    # `same` excludes its padding from the average; explicit padding counts its zeros
+    return layers.AvgPool2d(node.attrs["kernel"], node.attrs["stride"], node.pads,
+                            count_padding=node.attrs["padding"] != "same")
+
+
+def _batchnorm(node, graph):
+    cls = layers.BatchNorm2d if len(node.shape) == 3 else layers.BatchNorm1d
+    return cls(node.shape[0], node.attrs["eps"], node.attrs["momentum"])
+
+
+LAYER_BUILDERS = {
+    "conv2d": _conv2d,
+    "dense": _dense,
+    "maxpool2d": _maxpool,
+    "avgpool2d": _avgpool,
+    "global_avgpool2d": lambda node, graph: layers.GlobalAvgPool2d(),
+    "batchnorm": _batchnorm,
+    "dropout": lambda node, graph: nn.Dropout(node.attrs["rate"]),
+    "flatten": lambda node, graph: nn.Flatten(),
+    "relu": lambda node, graph: nn.ReLU(),
+    "relu6": lambda node, graph: nn.ReLU6(),
+    "sigmoid": lambda node, graph: nn.Sigmoid(),
+    "tanh": lambda node, graph: nn.Tanh(),
+    "softmax": lambda node, graph: layers.Softmax(),
+    "leaky_relu": lambda node, graph: nn.LeakyReLU(node.attrs["slope"]),
+    "add": lambda node, graph: layers.Add(),
+    "concat": lambda node, graph: layers.Concat(),
+}
+
+# ops that compute nothing at inference, so an export has no node (and no value) of their own
+INFERENCE_NO_OPS = frozenset({"dropout"})
+
+
+class _Mark(torch.autograd.Function):
+    """Only during ONNX export: tags a layer's output value with the layer's name (removed afterwards)."""
+
+    @staticmethod
+    def forward(ctx, x, name):
+        return x
+
+    @staticmethod
+    def symbolic(g, x, name):
+        out = g.op("cnnspec::Mark", x, layer_s=name)
+        out.setType(x.type())
+        return out
+
+
+class SpecModule(nn.Module):
+    """The compiled spec. ``forward`` takes float32 [N, C, H, W] and returns the last layer's output."""
+
+    def __init__(self, graph):
+        super().__init__()
+        self.spec_name = graph.name
+        self.input_shape = tuple(graph.input_shape)
+        self.classes = tuple(graph.classes) if graph.classes else None
+        self.mark_outputs = False  # set by the exporter only
+        self._output = graph.output.name
+        self._steps = []
+        built = {}
+        for node in graph.nodes:
+            try:
+                built[node.name] = LAYER_BUILDERS[node.op](node, graph)
+            except KeyError:
+                raise UsageError(f"{graph.file}: the torch backend has no layer for op '{node.op}' "
+                                 f"(layer '{node.name}')") from None
+        # in spec order, but a layer before its children, so `layer1` (a layer) can also hold `layer1.conv`
+        installed = set()
+        for name in built:
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:depth])
+                if prefix in built and prefix not in installed:
+                    self._install(prefix, built[prefix])
+                    installed.add(prefix)
+        last_use = {}
+        for i, node in enumerate(graph.nodes):
+            for src in node.inputs:
+                last_use[src] = i
+        # (name, module, inputs, values no longer needed after this step)
+        self._steps.extend(
+            (node.name, built[node.name], tuple(node.inputs),
+             tuple(sorted({s for s in node.inputs if last_use[s] == i and s != graph.output.name})))
+            for i, node in enumerate(graph.nodes))
+
+    def _install(self, dotted: str, module: nn.Module) -> None:
+        """Register under a dotted path, creating plain containers for missing parents.
+
+        Writes ``_modules`` directly so that any valid layer name works, even one that equals an
+        attribute of nn.Module (``eval``, ``forward``); attribute access is never used to find layers.
+        """
+        parent = self
+        *path, leaf = dotted.split(".")
+        for part in path:
+            if part in vars(parent):
+                raise UsageError(f"layer name '{dotted}': PyTorch modules keep their own '{part}' there; rename it")
+            if part not in parent._modules:
+                parent._modules[part] = nn.Module()
+            parent = parent._modules[part]
+        if leaf in parent._parameters or leaf in parent._buffers:
+            raise UsageError(f"layer name '{dotted}' clashes with the weight '{dotted}' of another layer; rename it")
+        if leaf in vars(parent):  # e.g. `training`, which nn.Module.train() assigns
+            raise UsageError(f"layer name '{dotted}': PyTorch modules keep their own '{leaf}' there; rename it")
+        if leaf in parent._modules:  # a container made for children of this name: keep its children
+            for child_name, child in parent._modules[leaf]._modules.items():
+                module._modules[child_name] = child
+        parent._modules[leaf] = module
+
+    def layer(self, name: str) -> nn.Module:
+        """The module of the spec layer ``name`` (dotted names welcome)."""
+        for step_name, module, _, _ in self._steps:
+            if step_name == name:
+                return module
+        raise KeyError(name)
+
+    def forward(self, x):
+        values = {"input": x}
+        for name, module, inputs, release in self._steps:
+            y = module(*[values[src] for src in inputs])
+            if self.mark_outputs:
+                y = _Mark.apply(y, name)
+            values[name] = y
+            for dead in release:
+                del values[dead]
+        return values[self._output]
+
+    def extra_repr(self):
+        return f"spec={self.spec_name!r}, input_shape={list(self.input_shape)}"
+
+
+def build_module(graph, seed: int | None = 0) -> SpecModule:
+    """The module with PyTorch's default initialisation drawn from ``seed``; the global RNG is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 if seed is None else int(seed))
+        module = SpecModule(graph)
+    return module.eval()

@@ -1,0 +1,229 @@
+"""One spec, the same numbers everywhere: with the same weights, Keras, PyTorch and both exported ONNX
+files (under ONNX Runtime) agree within 1e-4 relative at batch 1 and 3, and every output shape is
+the checker's. "Relative" is to the output's scale: |a - b| <= 1e-4 * (|b| + max|b|), so outputs
+near zero (after a relu, a softmax tail) are not held to an impossible standard.
+
+Weights are drawn once in the neutral layout with batchnorm statistics off 0 and 1, so a wrong
+transposition, flatten order, epsilon or momentum shows up as a mismatch.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("keras")
+pytest.importorskip("tf2onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import yaml  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from strategies import spec_dicts, to_spec  # noqa: E402
+
+import cnnspec  # noqa: E402
+from cnnspec.errors import SpecError  # noqa: E402
+from cnnspec.weights import expected_weights  # noqa: E402
+from cnnspec_keras import KerasBackend  # noqa: E402
+from cnnspec_torch import TorchBackend  # noqa: E402
+
+pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.xdist_group("keras")]
+KERAS, TORCH = KerasBackend(), TorchBackend()
+RTOL = 1e-4
+SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+# zoo nets that end in global pooling are checked at this input size (same layers, same weights);
+# the ones with a fixed flatten -> dense head (VGG-16, AlexNet) run only with CNNSPEC_SLOW=1
+SMALL_SIDE = 64
+MAX_PARAMS = 30_000_000
+RUN_BIG = bool(os.environ.get("CNNSPEC_SLOW"))
+
+
+def neutral_weights(graph, seed=1) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in expected_weights(graph).items():
+        if key.endswith("running_var"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("running_mean"):
+            value = rng.normal(0.0, 0.2, shape)
+        elif len(shape) == 1 and key.endswith(".weight"):  # batchnorm scale
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) == 1:
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+        out[key] = value.astype(np.float32)
+    return out
+
+
+def assert_close(got, expected, what):
+    assert got.shape == expected.shape, (what, got.shape, expected.shape)
+    scale = float(np.abs(expected).max())
+    err = np.abs(got - expected)
+    bad = err > RTOL * (np.abs(expected) + scale)
+    assert not bad.any(), f"{what}: max abs error {err.max():.3g} (output scale {scale:.3g})"
+
+
+def check_parity(graph, tmp_path, batches=(1, 3), seed=1):
+    """Keras, PyTorch and both ONNX files on the same weights; returns the worst relative error."""
+    weights = neutral_weights(graph, seed)
+    keras_model = KERAS.compile(graph, weights=weights)
+    torch_model = TORCH.compile(graph, weights=weights)
+    KERAS.export_onnx(keras_model, graph, tmp_path / "keras.onnx")
+    TORCH.export_onnx(torch_model, graph, tmp_path / "torch.onnx")
+    sessions = {name: ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+                for name in ("keras", "torch")}
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for batch in batches:
+        x = rng.standard_normal((batch, *graph.input_shape)).astype(np.float32)
+        expected = TORCH.predict(torch_model, x)
+        assert expected.shape == (batch, *graph.output_shape)
+        results = {"keras": KERAS.predict(keras_model, x)}
+        results.update({f"onnx-{name}": s.run(None, {"input": x})[0] for name, s in sessions.items()})
+        for name, got in results.items():
+            assert_close(got, expected, f"{graph.name} {name} vs torch, batch {batch}")
+            worst = max(worst, float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30)))
+    return worst
+
+
+def _without_expect(node):
+    """The spec without its `expect` shapes, which name the full-size shapes."""
+    if isinstance(node, dict):
+        return {k: _without_expect(v) for k, v in node.items() if k != "expect"}
+    if isinstance(node, list):
+        return [_without_expect(v) for v in node]
+    return node
+
+
+def testable_graph(path):
+    """The spec at SMALL_SIDE input where it still checks (global pooling heads), else as written."""
+    graph = cnnspec.load(path).graph
+    if graph.input_shape[1] <= SMALL_SIDE:
+        return graph
+    doc = _without_expect(yaml.safe_load(Path(path).read_text()))
+    doc["input"] = [graph.input_shape[0], SMALL_SIDE, SMALL_SIDE]
+    try:
+        small = cnnspec.loads(json.dumps(doc), file=str(path)).graph
+    except SpecError:
+        return graph
+    return small if small.output_shape == graph.output_shape else graph
+
+
+def _zoo_param(path):
+    graph = testable_graph(path)
+    heavy = graph.params > MAX_PARAMS or graph.macs > 2_000_000_000
+    marks = [pytest.mark.slow, pytest.mark.skipif(not RUN_BIG, reason="big model: set CNNSPEC_SLOW=1")] if heavy else []
+    return pytest.param(path, id=path.stem, marks=marks)
+
+
+@pytest.mark.parametrize("path", [_zoo_param(p) for p in SPECS])
+def test_zoo_keras_torch_and_both_onnx_agree(path, tmp_path):
+    check_parity(testable_graph(path), tmp_path)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(spec_dicts())
+def test_random_specs_keras_torch_and_both_onnx_agree(tmp_path, doc):
+    check_parity(to_spec(doc).graph, tmp_path)
+
+
+def graph_of(input_shape, layers):
+    doc = {"cnnspec": 1, "name": "edge", "input": list(input_shape), "layers": layers}
+    return cnnspec.loads(json.dumps(doc)).graph
+
+
+# the cases that break converters in the wild
+EDGE_CASES = {
+    "stride2-same-even": ([2, 8, 8], [{"conv2d": {"filters": 3, "kernel": 3, "stride": 2, "padding": "same"}}]),
+    "stride2-same-even-k4": ([2, 8, 6], [{"conv2d": {"filters": 3, "kernel": 4, "stride": 2, "padding": "same"}}]),
+    "max-same-odd": ([2, 7, 5], [{"maxpool2d": {"kernel": 2, "padding": "same"}}]),
+    "avg-same-odd": ([2, 7, 5], [{"avgpool2d": {"kernel": 2, "padding": "same"}}]),
+    "avg-same-odd-stride1": ([2, 5, 5], [{"avgpool2d": {"kernel": 3, "stride": 1, "padding": "same"}}]),
+    "max-explicit-over-negatives": ([2, 5, 5], [{"conv2d": {"filters": 2, "kernel": 1, "activation": None}},
+                                                {"maxpool2d": {"kernel": 3, "stride": 2, "padding": 1}}]),
+    "avg-explicit-counts-zeros": ([1, 5, 5], [{"avgpool2d": {"kernel": 3, "stride": 2, "padding": 1}}]),
+    "depthwise": ([4, 9, 9], [{"conv2d": {"filters": 4, "kernel": 3, "groups": 4, "padding": 1}}]),
+    "depthwise-multiplier": ([3, 8, 8], [{"conv2d": {"filters": 6, "kernel": 3, "groups": 3, "stride": 2,
+                                                     "padding": "same", "activation": "relu6"}}]),
+    "grouped": ([6, 8, 8], [{"conv2d": {"filters": 4, "kernel": [3, 1], "groups": 2, "bias": False}}]),
+    "dilation": ([2, 11, 11], [{"conv2d": {"filters": 3, "kernel": 3, "dilation": [2, 3], "padding": "same"}}]),
+    "dilation-with-stride": ([2, 11, 10], [{"conv2d": {"filters": 3, "kernel": 3, "dilation": 2, "stride": 2,
+                                                       "padding": "same", "groups": 1}},
+                                           {"conv2d": {"filters": 3, "kernel": 2, "dilation": 2, "stride": 3,
+                                                       "groups": 3, "padding": 1}}]),
+    "concat-channels": ([2, 6, 6], [{"conv2d": {"filters": 3, "kernel": 3, "padding": "same"}, "name": "a"},
+                                    {"conv2d": {"filters": 5, "kernel": 1}, "name": "b", "in": "input"},
+                                    {"concat": None, "in": ["a", "b", "input"]}, "softmax"]),
+    "flatten-before-dense": ([3, 4, 5], [{"conv2d": {"filters": 4, "kernel": 3, "padding": 1}}, "flatten",
+                                         {"batchnorm": {"eps": 1e-3, "momentum": 0.3}},
+                                         {"dense": {"units": 5, "activation": "leaky_relu"}}]),
+    "leaky-relu-slope": ([2, 4, 4], [{"leaky_relu": 0.3}, {"conv2d": {"filters": 2, "kernel": 1,
+                                                                      "activation": "leaky_relu"}}]),
+    "softmax-over-channels": ([3, 4, 4], [{"conv2d": {"filters": 5, "kernel": 1, "activation": "softmax"}}]),
+    "residual-add": ([3, 6, 6], [{"conv2d": {"filters": 3, "kernel": 3, "padding": "same"}, "name": "a"},
+                                 {"batchnorm": None}, {"add": None, "in": ["input", "batchnorm_1"]}, "relu",
+                                 "global_avgpool2d", {"dense": 4}, "softmax"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_edge_case_keras_torch_and_both_onnx_agree(case, tmp_path):
+    check_parity(graph_of(*EDGE_CASES[case]), tmp_path)
+
+
+def test_explicit_max_padding_never_wins_over_negative_values():
+    """All-negative input: zero padding would put 0 in the border windows, -inf padding does not."""
+    graph = graph_of([1, 4, 4], [{"maxpool2d": {"kernel": 3, "stride": 2, "padding": 1}}])
+    model = KERAS.compile(graph)
+    x = -1.0 - np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    got = KERAS.predict(model, x)
+    assert got.shape == (1, 1, 2, 2)
+    assert (got < 0).all()
+    np.testing.assert_array_equal(got[0, 0], [[-1.0, -2.0], [-5.0, -6.0]])
+
+
+def test_flatten_is_channel_row_column():
+    """Identity-like dense after flatten: Keras must see the C-H-W order, not Keras' H-W-C."""
+    graph = graph_of([2, 2, 3], ["flatten", {"dense": {"units": 12, "bias": False}}])
+    weights = {"dense_1.weight": np.eye(12, dtype=np.float32)}
+    model = KERAS.compile(graph, weights=weights)
+    x = np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3)
+    np.testing.assert_array_equal(KERAS.predict(model, x)[0], np.arange(12, dtype=np.float32))
+
+
+def test_weights_round_trip_torch_keras_torch():
+    """Weights changed in PyTorch load into Keras, and back out unchanged, bit for bit."""
+    graph = graph_of(*EDGE_CASES["flatten-before-dense"])
+    torch_model = TORCH.compile(graph, seed=5)
+    import torch
+
+    with torch.no_grad():  # "training" moved every weight and statistic off its initial value
+        for tensor in torch_model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(0.25).mul_(1.5)
+    from_torch = TORCH.get_weights(torch_model, graph)
+    keras_model = KERAS.compile(graph, weights=from_torch)
+    back = KERAS.get_weights(keras_model, graph)
+    assert back.keys() == from_torch.keys()
+    for key in from_torch:
+        np.testing.assert_array_equal(back[key], from_torch[key], err_msg=key)
+    again = TORCH.compile(graph, weights=back)
+    x = np.random.default_rng(0).standard_normal((3, *graph.input_shape)).astype(np.float32)
+    assert_close(KERAS.predict(keras_model, x), TORCH.predict(again, x), "keras after torch round trip")
+
+
+def test_torch_build_weights_feed_keras_build(tmp_path):
+    """`cnnspec build --backend keras --weights` takes the torch build's weights.safetensors."""
+    from cnnspec.weights import read_weights
+
+    graph = graph_of(*EDGE_CASES["depthwise-multiplier"])
+    TORCH.build(graph, tmp_path / "torch", seed=3)
+    weights = read_weights(tmp_path / "torch" / "weights.safetensors", graph)
+    KERAS.build(graph, tmp_path / "keras", weights=weights)
+    x = np.random.default_rng(0).standard_normal((2, *graph.input_shape)).astype(np.float32)
+    outs = [ort.InferenceSession(str(tmp_path / b / "model.onnx")).run(None, {"input": x})[0] for b in ("torch", "keras")]
+    assert_close(outs[1], outs[0], "keras build vs torch build")
+    assert (tmp_path / "keras" / "weights.safetensors").read_bytes() == (tmp_path / "torch" / "weights.safetensors").read_bytes()

@@ -1,0 +1,240 @@
+"""``cnnspec run``: the top classes from .npy arrays and images, --json, and one clear line (exit 2) for
+every unusable model, input or provider."""
+import json
+
+import numpy as np
+import pytest
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+from cnnspec import runner  # noqa: E402
+from cnnspec.cli import main  # noqa: E402
+
+pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
+
+PROBS_SPEC = """cnnspec: 1
+name: tiny-probs
+input: [1, 6, 5]
+classes: [cat, dog, hippopotamus]
+layers:
+  - conv2d: {filters: 2, kernel: 3, padding: same, activation: relu}
+  - flatten
+  - dense: {units: 3, activation: softmax}
+  - dropout: 0.5
+"""
+LOGITS_SPEC = """cnnspec: 1
+name: tiny-logits
+input: [3, 4, 4]
+layers:
+  - conv2d: {filters: 2, kernel: 3}
+  - global_avgpool2d
+  - dense: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, text in (("probs", PROBS_SPEC), ("logits", LOGITS_SPEC)):
+        (root / f"{name}.yaml").write_text(text)
+        assert main(["build", str(root / f"{name}.yaml"), "--backend", "torch", "--seed", "1",
+                     "-o", str(root / name), "--quiet"]) == 0
+        out[name] = root / name / "model.onnx"
+    return out
+
+
+def reference(model_path, x):
+    return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def run_json(capsys, *argv):
+    code = main(["run", *map(str, argv), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def fails_with(capsys, argv, *fragments):
+    code = main(["run", *map(str, argv)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    for fragment in fragments:
+        assert fragment in captured.err, captured.err
+    return captured.err
+
+
+def test_npy_batch_top_classes_match_onnx_runtime(models, tmp_path, capsys):
+    x = np.random.default_rng(0).random((4, 1, 6, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    doc = run_json(capsys, models["probs"], "--input", tmp_path / "x.npy", "--top", "2")
+    probs = reference(models["probs"], x)
+    assert doc["probabilities"] == "model" and doc["output_shape"] == [3]
+    assert [r["index"] for r in doc["results"]] == [0, 1, 2, 3]
+    labels = ["cat", "dog", "hippopotamus"]
+    for r, p in zip(doc["results"], probs):
+        order = np.argsort(-p, kind="stable")[:2]
+        assert [t["class"] for t in r["top"]] == order.tolist()
+        assert [t["label"] for t in r["top"]] == [labels[i] for i in order]
+        np.testing.assert_allclose([t["probability"] for t in r["top"]], p[order], rtol=1e-6)
+
+
+def test_logits_get_softmax_and_say_so(models, tmp_path, capsys):
+    x = np.random.default_rng(1).random((3, 4, 4)).astype(np.float32)  # one sample, no batch axis
+    np.save(tmp_path / "one.npy", x)
+    doc = run_json(capsys, models["logits"], "--input", tmp_path / "one.npy", "--top", "9")
+    logits = reference(models["logits"], x[None])[0].astype(np.float64)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    (result,) = doc["results"]
+    assert doc["probabilities"] == "softmax" and result["index"] is None
+    assert len(result["top"]) == 4 and all(t["label"] is None for t in result["top"])  # --top clipped to 4 classes
+    np.testing.assert_allclose(sorted((t["probability"] for t in result["top"]), reverse=True),
+                               sorted(expected, reverse=True), rtol=1e-6)
+    assert main(["run", str(models["logits"]), "--input", str(tmp_path / "one.npy")]) == 0
+    assert "softmax applied" in capsys.readouterr().out
+
+
+def test_human_output_is_aligned_per_input(models, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((2, 1, 6, 5), np.float32))
+    assert main(["run", str(models["probs"]), "--input", str(tmp_path / "a.npy"), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("probabilities as the model outputs them")
+    assert lines[2].endswith("a.npy[0]") and lines[6].endswith("a.npy[1]")
+    rows = lines[3:6]
+    assert [len(r) for r in rows] == [len(rows[0])] * 3  # labels padded to one width
+    assert {r.split()[2] for r in rows} == {"cat", "dog", "hippopotamus"}
+
+
+@pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("RGB", ".jpg"), ("RGBA", ".png"), ("P", ".bmp")])
+def test_images_are_resized_converted_and_scaled(models, tmp_path, capsys, mode, suffix):
+    rng = np.random.default_rng(2)
+    pixels = (rng.random((13, 9, 3)) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    path = tmp_path / f"img{suffix}"
+    image.save(path)
+    for model, channels, size in ((models["probs"], 1, (5, 6)), (models["logits"], 3, (4, 4))):
+        doc = run_json(capsys, model, "--input", path)
+        (result,) = doc["results"]
+        assert result["input"] == str(path) and result["index"] is None
+        with Image.open(path) as img:
+            expected_in = np.asarray(img.convert("L" if channels == 1 else "RGB").resize(
+                size, Image.Resampling.BILINEAR), np.float32) / 255.0
+        x = expected_in[None, None] if channels == 1 else expected_in.transpose(2, 0, 1)[None]
+        assert 0.0 <= x.min() and x.max() <= 1.0
+        out = reference(model, np.ascontiguousarray(x))[0]
+        assert result["top"][0]["class"] == int(np.argmax(out))
+
+
+def test_16_bit_greyscale_is_scaled_by_its_own_range(models, tmp_path):
+    Image.fromarray(np.full((12, 10), 65535, np.uint16)).save(tmp_path / "deep.png")
+    x, samples = runner.load_inputs([str(tmp_path / "deep.png")], (1, 6, 5))
+    assert x.shape == (1, 1, 6, 5) and len(samples) == 1
+    np.testing.assert_allclose(x, 1.0, rtol=1e-6)
+    rgb, _ = runner.load_inputs([str(tmp_path / "deep.png")], (3, 4, 4))
+    assert rgb.shape == (1, 3, 4, 4) and np.allclose(rgb, 1.0)
+
+
+def test_batch_size_does_not_change_results(models, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(3).random((5, 1, 6, 5)).astype(np.float32))
+    one = run_json(capsys, models["probs"], "--input", tmp_path / "x.npy", "--batch-size", "1")
+    many = run_json(capsys, models["probs"], "--input", tmp_path / "x.npy", "--batch-size", "2")
+    assert one["results"] == many["results"]
+
+
+def test_several_inputs_in_order(models, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((1, 6, 5), np.float32))
+    Image.fromarray(np.zeros((6, 5), np.uint8)).save(tmp_path / "b.png")
+    np.save(tmp_path / "c.npy", np.ones((2, 1, 6, 5), np.float32))
+    doc = run_json(capsys, models["probs"], "--input", tmp_path / "a.npy", tmp_path / "b.png", tmp_path / "c.npy")
+    assert [(r["input"].rsplit("/", 1)[1], r["index"]) for r in doc["results"]] == [
+        ("a.npy", None), ("b.png", None), ("c.npy", 0), ("c.npy", 1)]
+
+
+# ---------------------------------------------------------------- one clear line, exit 2
+
+def test_wrong_input_shape(models, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 6, 5), np.float32))
+    fails_with(capsys, [models["probs"], "--input", tmp_path / "x.npy"], "x.npy", "[2, 3, 6, 5]", "[N, 1, 6, 5]")
+
+
+@pytest.mark.parametrize("case", ["pickle", "text", "strings", "nan", "empty", "missing", "directory"])
+def test_unusable_npy(models, tmp_path, capsys, case):
+    path = tmp_path / "bad.npy"
+    if case == "pickle":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif case == "text":
+        path.write_text("not an array")
+    elif case == "strings":
+        np.save(path, np.array([["a"] * 5] * 6)[None])
+    elif case == "nan":
+        np.save(path, np.full((1, 6, 5), np.nan, np.float32))
+    elif case == "empty":
+        np.save(path, np.zeros((0, 1, 6, 5), np.float32))
+    elif case == "directory":
+        path.mkdir()
+    err = fails_with(capsys, [models["probs"], "--input", path], "bad.npy")
+    if case == "pickle":
+        assert "never unpickles" in err
+
+
+@pytest.mark.parametrize("case", ["not-an-image", "truncated", "bomb"])
+def test_unusable_images(models, tmp_path, capsys, monkeypatch, case):
+    path = tmp_path / "img.png"
+    Image.fromarray((np.random.default_rng(4).random((64, 64)) * 255).astype(np.uint8)).save(path)
+    if case == "not-an-image":
+        path.write_bytes(b"hello, I am text")
+    elif case == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        monkeypatch.setattr(runner, "MAX_IMAGE_PIXELS", 1000)
+    err = fails_with(capsys, [models["probs"], "--input", path], "img.png")
+    if case == "bomb":
+        assert "decompression bomb" in err
+
+
+def test_not_a_model(tmp_path, capsys):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"\x00\x01garbage" * 10)
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 5), np.float32))
+    fails_with(capsys, [bogus, "--input", tmp_path / "x.npy"], "model.onnx")
+    fails_with(capsys, [tmp_path / "missing.onnx", "--input", tmp_path / "x.npy"], "missing.onnx")
+
+
+def test_external_data_outside_the_folder_is_refused(models, tmp_path, capsys):
+    import onnx
+
+    model = onnx.load(str(models["probs"]))
+    tensor = model.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    tensor.ClearField("raw_data")
+    (tmp_path / "m").mkdir()
+    onnx.save_model(model, str(tmp_path / "m" / "model.onnx"))
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 5), np.float32))
+    fails_with(capsys, [tmp_path / "m" / "model.onnx", "--input", tmp_path / "x.npy"], "outside", "refused")
+
+
+def test_cuda_without_a_cuda_provider(models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 5), np.float32))
+    fails_with(capsys, [models["probs"], "--input", tmp_path / "x.npy", "--provider", "cuda"],
+               "CUDAExecutionProvider", "--provider cpu")
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--top", "0")])
+def test_bad_numbers(models, tmp_path, capsys, flag, value):
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 5), np.float32))
+    fails_with(capsys, [models["probs"], "--input", tmp_path / "x.npy", flag, value], flag)
+
+
+def test_distribution_detection_reads_the_spec_in_the_metadata():
+    ends = runner._ends_in_softmax
+    assert ends({"cnnspec.spec": json.dumps({"layers": ["flatten", "softmax", {"dropout": 0.5}]})}) is True
+    assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": {"units": 3, "activation": "softmax"}}]})})
+    assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": 3}, "sigmoid"]})}) is False
+    assert ends({}) is None

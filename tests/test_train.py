@@ -1,0 +1,285 @@
+"""``cnnspec train``: the framework-free decisions (loss head, batches, sharding), then short real
+trainings on digits with each backend: every output file, the ONNX model's labels and accuracy,
+the softmax head, determinism, resume, and one clear line for every input that does not fit."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import cnnspec
+from cnnspec.cli import main
+from cnnspec.data import load_source
+from cnnspec.errors import UsageError
+from cnnspec.training import (OUTPUT_FILES, TrainConfig, World, epoch_batches, export_labels, training_head,
+                              world_from_env)
+
+TINY = """cnnspec: 1
+name: tiny-digits
+input: [1, 8, 8]
+layers:
+  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
+  - maxpool2d: 2
+  - flatten
+  - dropout: 0.1
+  - dense: 10
+"""
+TIMING = ("seconds", "images_per_second", "train_seconds")
+
+
+def write(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def without_timing(metrics: dict) -> dict:
+    strip = lambda d: {k: v for k, v in d.items() if k not in TIMING}  # noqa: E731
+    return {**strip(metrics), "history": [strip(h) for h in metrics["history"]]}
+
+
+# ---------------------------------------------------------------- framework-free decisions
+
+@pytest.mark.parametrize("tail, trained_output, trained_op, activation, note", [
+    ("  - dense: 10\n", "dense_1", "dense", None, "outputs logits"),
+    ("  - dense: 10\n  - softmax\n", "dense_1", "dense", None, "ends in softmax"),
+    ("  - dense: {units: 10, activation: softmax}\n", "dense_1", "dense", None, "pre-softmax logits"),
+    ("  - dense: {units: 10, activation: relu}\n", "dense_1", "dense", "relu", "ends in relu"),
+    ("  - dense: 10\n  - sigmoid\n", "sigmoid_1", "sigmoid", None, "ends in sigmoid"),
+])
+def test_training_head_trains_on_logits(tail, trained_output, trained_op, activation, note):
+    graph = cnnspec.loads("cnnspec: 1\nname: h\ninput: [1, 8, 8]\nlayers:\n  - flatten\n" + tail).graph
+    head = training_head(graph)
+    assert head.train_graph.output.name == trained_output and head.train_graph.output.op == trained_op
+    assert head.train_graph.output.attrs.get("activation") == activation
+    assert note in head.note
+    assert graph.output.op == ("softmax" if "softmax\n" in tail else graph.output.op)  # the spec is untouched
+
+
+def test_softmax_reading_an_earlier_layer_keeps_only_its_ancestors():
+    graph = cnnspec.loads("cnnspec: 1\nname: h\ninput: [1, 8, 8]\nlayers:\n  - flatten\n"
+                          "  - {dense: 10, name: logits}\n  - {dense: 3, in: logits, name: side}\n"
+                          "  - {softmax: null, in: logits}\n").graph
+    head = training_head(graph)
+    assert [n.name for n in head.train_graph.nodes] == ["flatten_1", "logits"]
+
+
+@pytest.mark.parametrize("n, batch, world_size", [(10, 4, 1), (10, 4, 2), (1438, 32, 2), (9, 8, 3), (5, 64, 1)])
+def test_epoch_batches_shard_one_permutation_across_ranks(n, batch, world_size):
+    per_rank = [epoch_batches(n, batch, 7, 2, World(r, world_size)) for r in range(world_size)]
+    assert len({len(b) for b in per_rank}) == 1  # every rank takes the same number of steps
+    for step in zip(*per_rank):
+        assert len({len(s) for s in step}) == 1  # of the same size (DDP averages equal shares)
+        assert all(len(s) >= 1 for s in step)
+    seen = np.concatenate([np.concatenate(b) for b in per_rank])
+    assert set(seen) == set(range(n)) and len(seen) == n + (-n) % world_size
+    if world_size == 1:
+        assert all(len(b) >= 2 or len(per_rank[0]) == 1 for b in per_rank[0])
+    assert all(np.array_equal(a, b) for a, b in zip(per_rank[0], epoch_batches(n, batch, 7, 2, World(0, world_size))))
+    other = epoch_batches(n, batch, 7, 3, World(0, world_size))
+    assert n < 6 or not all(np.array_equal(a, b) for a, b in zip(per_rank[0], other))
+
+
+def test_world_from_env_and_batch_must_divide():
+    assert world_from_env({}) == World(0, 1, 0)
+    assert world_from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}) == World(3, 4, 1)
+    with pytest.raises(UsageError, match="RANK 4 does not fit WORLD_SIZE 2"):
+        world_from_env({"WORLD_SIZE": "2", "RANK": "4"})
+    with pytest.raises(UsageError, match="multiple of the 3 processes"):
+        TrainConfig(batch_size=32).validate(World(0, 3))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, "--epochs"), ({"batch_size": 0}, "--batch-size"), ({"optimizer": "rmsprop"}, "--optimizer"),
+    ({"lr": -1.0}, "--lr"), ({"device": "tpu"}, "--device"),
+])
+def test_config_refuses_nonsense(changes, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(**changes).validate(World())
+
+
+def test_export_labels_prefer_the_spec_then_the_data():
+    graph = cnnspec.load("specs/digits.yaml").graph
+    data = load_source("digits", graph)
+    assert export_labels(graph, data) == graph.classes
+    bare = cnnspec.loads(TINY).graph
+    assert export_labels(bare, data) == tuple(str(i) for i in range(10))
+
+
+# ---------------------------------------------------------------- errors through the CLI (no framework run)
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "nowhere"], "no such data source"),
+    (["--data", "digits", "--epochs", "0"], "--epochs must be at least 1"),
+    (["--data", "digits", "--backend", "caffe"], "unknown backend 'caffe'"),
+    (["--data", "digits", "--resume", "missing.safetensors"], "no such weights file"),
+])
+def test_bad_invocations_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    spec = write(tmp_path, TINY)
+    assert main(["train", spec, "-o", str(tmp_path / "out"), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_data_that_does_not_fit_the_spec_stops_before_training(tmp_path, capsys):
+    spec = write(tmp_path, TINY.replace("[1, 8, 8]", "[3, 8, 8]").replace("dense: 10", "dense: 4"))
+    assert main(["train", spec, "--data", "digits", "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "digits: the images are [1, 8, 8] but the spec's input is [3, 8, 8]" in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------- torch
+
+def run_onnx(path, x):
+    import onnxruntime as ort
+
+    from cnnspec.onnxio import metadata, read_model
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(["output"], {"input": x})[0]
+    return out, metadata(read_model(path))
+
+
+@pytest.mark.torch
+class TestTorch:
+    def test_digits_one_epoch_writes_everything(self, tmp_path, capsys):
+        out = tmp_path / "run"
+        assert main(["train", "specs/digits.yaml", "--backend", "torch", "--data", "digits", "--epochs", "1",
+                     "-o", str(out)]) == 0
+        captured = capsys.readouterr()
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # and no temp files left
+        assert "training and 359 held-out images" in captured.err and "epoch 1/1" in captured.err
+        assert "test_accuracy" in captured.out
+        metrics = json.loads((out / "metrics.json").read_text())
+        for key in ("test_accuracy", "test_loss", "best_epoch", "history", "images_per_second", "backend", "seed",
+                    "data"):
+            assert key in metrics
+        assert metrics["backend"] == "torch" and metrics["data"] == "digits" and metrics["best_epoch"] == 1
+        assert len(metrics["history"]) == 1 and metrics["test_accuracy"] > 0.8
+        assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        data = load_source("digits", cnnspec.load("specs/digits.yaml").graph)
+        scores, meta = run_onnx(out / "model.onnx", data.x_test)
+        assert json.loads(meta["cnnspec.classes"]) == [str(i) for i in range(10)]
+        assert meta["cnnspec.backend"] == "torch"
+        onnx_accuracy = float((scores.argmax(1) == data.y_test).mean())
+        assert abs(onnx_accuracy - metrics["test_accuracy"]) <= 1 / len(data.y_test)  # a near-tie may flip
+
+    def test_softmax_headed_spec_trains_once_through_softmax(self, tmp_path, capsys):
+        runs = {}
+        for name, text in (("logits", TINY), ("softmax", TINY.replace("dense: 10", "dense: 10\n  - softmax")),
+                           ("fused", TINY.replace("dense: 10", "dense: {units: 10, activation: softmax}"))):
+            out = tmp_path / name
+            assert main(["train", write(tmp_path, text, f"{name}.yaml"), "--data", "digits", "--epochs", "2",
+                         "--lr", "0.01", "-o", str(out)]) == 0
+            runs[name] = without_timing(json.loads((out / "metrics.json").read_text()))
+            if name != "logits":
+                assert "softmax applied once" in capsys.readouterr().err
+        # the softmax-headed specs train exactly as the logits spec does: softmax once, inside the loss
+        # (a double softmax squeezes the loss towards ln(10) = 2.30 and stalls)
+        assert runs["softmax"]["history"] == runs["logits"]["history"] == runs["fused"]["history"]
+        assert runs["softmax"]["history"][-1]["train_loss"] < 1.0
+        data = load_source("digits", cnnspec.loads(TINY).graph)
+        probs, meta = run_onnx(tmp_path / "softmax" / "model.onnx", data.x_test[:5])
+        assert np.allclose(probs.sum(1), 1.0, atol=1e-5) and probs.min() >= 0  # the export keeps the softmax
+        assert json.loads(meta["cnnspec.classes"]) == [str(i) for i in range(10)]  # labels from the data
+
+    def test_same_seed_same_run_and_other_seed_differs(self, tmp_path):
+        spec = write(tmp_path, TINY)
+        runs = {}
+        for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+            assert main(["train", spec, "--data", "digits", "--epochs", "2", "--seed", str(seed), "--quiet",
+                         "-o", str(tmp_path / name)]) == 0
+            runs[name] = without_timing(json.loads((tmp_path / name / "metrics.json").read_text()))
+        assert runs["a"] == runs["b"]
+        assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()
+        assert runs["a"]["history"] != runs["c"]["history"]
+
+    def test_resume_starts_from_the_weights_and_bad_weights_are_refused(self, tmp_path, capsys):
+        spec = write(tmp_path, TINY)
+        assert main(["train", spec, "--data", "digits", "--epochs", "2", "--quiet", "-o", str(tmp_path / "a"),
+                     "--optimizer", "sgd", "--lr", "0.05"]) == 0
+        first = json.loads((tmp_path / "a" / "metrics.json").read_text())
+        assert main(["train", spec, "--data", "digits", "--epochs", "1", "--quiet", "-o", str(tmp_path / "b"),
+                     "--resume", str(tmp_path / "a" / "weights.safetensors")]) == 0
+        resumed = json.loads((tmp_path / "b" / "metrics.json").read_text())
+        assert resumed["resumed_from"].endswith("weights.safetensors")
+        assert resumed["history"][0]["train_loss"] < first["history"][0]["train_loss"] * 0.6
+        other = write(tmp_path, TINY.replace("filters: 8", "filters: 6"), "other.yaml")
+        capsys.readouterr()
+        assert main(["train", other, "--data", "digits", "--quiet", "-o", str(tmp_path / "c"),
+                     "--weights", str(tmp_path / "a" / "weights.safetensors")]) == 2
+        assert "does not fit spec" in capsys.readouterr().err
+
+    def test_image_folder_labels_reach_the_onnx_metadata(self, tmp_path):
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for name, level in (("coal", 40), ("gangue", 200)):
+            (tmp_path / "pics" / name).mkdir(parents=True)
+            for i in range(6):
+                pixels = np.clip(rng.normal(level, 20, (10, 10)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels, "L").convert("RGB").save(tmp_path / "pics" / name / f"{i}.png")
+        spec = write(tmp_path, "cnnspec: 1\nname: cg\ninput: [1, 8, 8]\nlayers:\n  - flatten\n  - dense: 2\n")
+        out = tmp_path / "run"
+        assert main(["train", spec, "--data", str(tmp_path / "pics"), "--epochs", "3", "--lr", "0.05",
+                     "--batch-size", "4", "--quiet", "-o", str(out)]) == 0
+        data = load_source(str(tmp_path / "pics"), cnnspec.load(spec).graph)
+        scores, meta = run_onnx(out / "model.onnx", data.x_test)
+        assert json.loads(meta["cnnspec.classes"]) == ["coal", "gangue"]
+        assert (scores.argmax(1) == data.y_test).all()
+
+    def test_cuda_absent_is_a_clear_error(self, tmp_path, capsys):
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+        spec = write(tmp_path, TINY)
+        assert main(["train", spec, "--data", "digits", "--device", "cuda", "--quiet", "-o", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda: no CUDA device" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- keras
+
+@pytest.mark.keras
+@pytest.mark.xdist_group("keras")
+class TestKeras:
+    def test_digits_one_epoch_writes_everything(self, tmp_path):
+        out = tmp_path / "run"
+        assert main(["train", "specs/digits.yaml", "--backend", "keras", "--data", "digits", "--epochs", "2",
+                     "--quiet", "-o", str(out)]) == 0
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["backend"] == "keras" and len(metrics["history"]) == 2
+        assert metrics["test_accuracy"] > 0.8 and math.isfinite(metrics["test_loss"])
+        data = load_source("digits", cnnspec.load("specs/digits.yaml").graph)
+        scores, meta = run_onnx(out / "model.onnx", data.x_test)
+        assert meta["cnnspec.backend"] == "keras" and json.loads(meta["cnnspec.classes"])[3] == "3"
+        assert abs(float((scores.argmax(1) == data.y_test).mean()) - metrics["test_accuracy"]) <= 1 / len(data.y_test)
+        # the weights are neutral: every key and shape of the contract's layout, read back against the spec
+        from cnnspec.weights import expected_weights, read_weights
+
+        graph = cnnspec.load("specs/digits.yaml").graph
+        weights = read_weights(out / "weights.safetensors", graph)
+        assert {k: v.shape for k, v in weights.items()} == expected_weights(graph)
+
+    def test_same_seed_same_run_and_softmax_head(self, tmp_path, capsys):
+        spec = write(tmp_path, TINY.replace("dense: 10", "dense: 10\n  - softmax"))
+        runs = []
+        for name in ("a", "b"):
+            assert main(["train", spec, "--backend", "keras", "--data", "digits", "--epochs", "2", "--seed", "5", "--lr", "0.01",
+                         "-o", str(tmp_path / name)]) == 0
+            runs.append(without_timing(json.loads((tmp_path / name / "metrics.json").read_text())))
+        assert runs[0] == runs[1]
+        assert "ends in softmax" in capsys.readouterr().err
+        assert runs[0]["history"][-1]["train_loss"] < 1.0
+
+    def test_keras_refuses_torchrun(self, tmp_path):
+        from cnnspec.training import train
+
+        with pytest.raises(UsageError, match="runs with --backend torch"):
+            train(write(tmp_path, TINY), "keras", "digits", TrainConfig(), tmp_path / "o",
+                  env={"WORLD_SIZE": "2", "RANK": "1"})
