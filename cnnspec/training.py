@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -257,6 +258,10 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
             start = time.perf_counter()
             stats = trainer.train_epoch(data.x_train, data.y_train, batches, bar)
             seconds = time.perf_counter() - start
+            if not math.isfinite(stats.loss):
+                bar.close()
+                raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
+                                 f"try a lower --lr than {lr:g}")
             test_loss, test_acc = trainer.evaluate(data.x_test, data.y_test, test_idx)
             bar.close(f"loss {stats.loss:.4f} acc {stats.accuracy:.4f} | held-out loss {test_loss:.4f} "
                       f"acc {test_acc:.4f}")

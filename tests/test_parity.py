@@ -97,7 +97,7 @@ def _without_expect(node):
     return node
 
 
-def testable_graph(path):
+def graph_at_test_size(path):
     """The spec at SMALL_SIDE input where it still checks (global pooling heads), else as written."""
     graph = cnnspec.load(path).graph
     if graph.input_shape[1] <= SMALL_SIDE:
@@ -112,7 +112,7 @@ def testable_graph(path):
 
 
 def _zoo_param(path):
-    graph = testable_graph(path)
+    graph = graph_at_test_size(path)
     heavy = graph.params > MAX_PARAMS or graph.macs > 2_000_000_000
     marks = [pytest.mark.slow, pytest.mark.skipif(not RUN_BIG, reason="big model: set CNNSPEC_SLOW=1")] if heavy else []
     return pytest.param(path, id=path.stem, marks=marks)
@@ -120,7 +120,7 @@ def _zoo_param(path):
 
 @pytest.mark.parametrize("path", [_zoo_param(p) for p in SPECS])
 def test_zoo_keras_torch_and_both_onnx_agree(path, tmp_path):
-    check_parity(testable_graph(path), tmp_path)
+    check_parity(graph_at_test_size(path), tmp_path)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

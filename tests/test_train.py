@@ -108,6 +108,103 @@ def test_export_labels_prefer_the_spec_then_the_data():
     assert export_labels(bare, data) == tuple(str(i) for i in range(10))
 
 
+# ---------------------------------------------------------------- the epoch loop, with a scripted fake backend
+
+class FakeBackend:
+    """Stands in for a framework: the orchestrator's decisions are tested without one."""
+
+    name = "fake"
+
+    def compile(self, graph, weights=None, seed=0):
+        return {"graph": graph, "weights": weights}
+
+    def get_weights(self, model, graph):
+        return model["weights"]
+
+    def export_onnx(self, model, graph, path):
+        from cnnspec.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(path, json.dumps({"classes": list(graph.classes)}).encode())
+
+
+class ScriptedTrainer:
+    def __init__(self, graph, script):
+        from cnnspec.weights import expected_weights
+
+        self.shapes, self.script, self.epoch, self.closed = expected_weights(graph), list(script), 0, False
+
+    def train_epoch(self, x, y, batches, bar):
+        from cnnspec.training import EpochStats
+
+        self.epoch += 1
+        loss, _ = self.script[self.epoch - 1]
+        return EpochStats(loss, 0.5, sum(len(b) for b in batches))
+
+    def evaluate(self, x, y, indices):
+        return 1.0 / self.epoch, self.script[self.epoch - 1][1]
+
+    def weights(self):
+        return {k: np.full(shape, float(self.epoch), np.float32) for k, shape in self.shapes.items()}
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    import types
+
+    import cnnspec.plugins
+    import cnnspec.training
+
+    made = []
+
+    def make_trainer(backend, graph, weights, config, world):
+        made.append(ScriptedTrainer(graph, fake.script))
+        return made[-1]
+
+    fake.made = made
+    monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
+    monkeypatch.setattr(cnnspec.training, "trainer_module", lambda backend: types.SimpleNamespace(
+        make_trainer=make_trainer))
+    return fake
+
+
+def test_best_epoch_by_held_out_accuracy_is_what_gets_written(tmp_path, fake):
+    from cnnspec.training import train
+    from cnnspec.weights import read_weights
+
+    fake.script = [(2.0, 0.50), (1.0, 0.90), (0.5, 0.80), (0.4, 0.90)]  # a tie keeps the earlier epoch
+    spec = write(tmp_path, TINY)
+    result = train(spec, "fake", "digits", TrainConfig(epochs=4, quiet=True), tmp_path / "o")
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2 and metrics["test_accuracy"] == 0.9 and metrics["test_loss"] == 0.5
+    assert [h["train_loss"] for h in metrics["history"]] == [2.0, 1.0, 0.5, 0.4]
+    weights = read_weights(tmp_path / "o" / "weights.safetensors", cnnspec.load(spec).graph)
+    assert all((w == 2.0).all() for w in weights.values())  # epoch 2's weights, not the last epoch's
+    assert json.loads((tmp_path / "o" / "model.onnx").read_text())["classes"] == [str(i) for i in range(10)]
+    assert result.written and fake.made[0].closed
+
+
+def test_divergence_stops_with_a_clear_error_and_writes_nothing(tmp_path, fake):
+    from cnnspec.training import train
+
+    fake.script = [(2.0, 0.5), (float("nan"), 0.1)]
+    with pytest.raises(UsageError, match="diverged in epoch 2.*lower --lr"):
+        train(write(tmp_path, TINY), "fake", "digits", TrainConfig(epochs=3, quiet=True), tmp_path / "o")
+    assert list((tmp_path / "o").iterdir()) == [] and fake.made[0].closed
+
+
+def test_only_rank_0_writes(tmp_path, fake):
+    from cnnspec.training import train
+
+    fake.script = [(1.0, 0.7)]
+    result = train(write(tmp_path, TINY), "fake", "digits", TrainConfig(epochs=1, batch_size=32, quiet=True),
+                   tmp_path / "o", env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"})
+    assert result.outdir is None and result.written == [] and not (tmp_path / "o").exists()
+    assert result.metrics["world_size"] == 2
+
+
 # ---------------------------------------------------------------- errors through the CLI (no framework run)
 
 @pytest.mark.parametrize("argv, message", [

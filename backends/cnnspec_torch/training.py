@@ -52,6 +52,7 @@ class TorchTrainer:
                 dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
+        self._threads_before = torch.get_num_threads()
         if (self.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ
                 and graph.macs * max(1, config.batch_size // world.size) < SMALL_BATCH_MACS):
             torch.set_num_threads(1)
@@ -130,6 +131,7 @@ class TorchTrainer:
         return self.backend.get_weights(self.model, self.graph)
 
     def close(self) -> None:
+        self.torch.set_num_threads(self._threads_before)  # the thread choice was for this loop only
         if self.distributed:
             import torch.distributed as dist
 

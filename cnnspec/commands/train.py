@@ -27,7 +27,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="initial weights, shuffling, dropout (default: 0)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--resume", metavar="FILE", help="start from this weights.safetensors")
+    start.add_argument("--resume", metavar="FILE", help="start from this weights.safetensors (the weights only: the optimizer and "
+                            "the epoch count start afresh)")
     start.add_argument("--weights", metavar="FILE", dest="resume", help="same as --resume")
     parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: runs/<name>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or lines")
