@@ -91,10 +91,10 @@ def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None) -
     order = list(expected_weights(graph)) if graph is not None else sorted(tensors)
     data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order if k in tensors}
     meta = {"format": "cnnspec", "spec": graph.name} if graph is not None else {"format": "cnnspec"}
-    atomic_write_bytes(path, _canonical_header(save(data, metadata=meta)))
+    atomic_write_bytes(path, canonical_safetensors(save(data, metadata=meta)))
 
 
-def _canonical_header(blob: bytes) -> bytes:
+def canonical_safetensors(blob: bytes) -> bytes:
     """safetensors writes ``__metadata__`` from a hash map, in a random order on every call: sort it."""
     import json
     import struct

@@ -13,15 +13,30 @@ from keras import layers, ops
 
 @keras.saving.register_keras_serializable(package="cnnspec")
 class GroupedConv2D(layers.Conv2D):
-    """Conv2D with groups > 1 through TensorFlow's own grouped kernel.
+    """Conv2D with groups > 1 that trains on CPU and exports through tf2onnx.
 
-    Keras compiles grouped convolutions with XLA on CPU; the XLA call cannot be exported by
-    tf2onnx. The kernel layout is Conv2D's: [kh, kw, C_in / groups, filters].
+    Keras compiles grouped convolutions with XLA on CPU, which tf2onnx cannot export, and
+    TensorFlow's CPU kernel for a grouped convolution has no filter gradient ("filter_size does
+    not have enough elements"). So: a depthwise convolution (one input channel per group) is
+    ``tf.nn.depthwise_conv2d``; any other grouping is one convolution per group, concatenated.
+    Both are exact. The kernel layout stays Conv2D's: [kh, kw, C_in / groups, filters].
     """
 
     def convolution_op(self, inputs, kernel):
-        return tf.nn.convolution(inputs, kernel, strides=list(self.strides), padding=self.padding.upper(),
-                                 dilations=list(self.dilation_rate), data_format="NHWC")
+        padding = self.padding.upper()
+        strides = [1, *self.strides, 1]
+        # depthwise, where TensorFlow's kernel allows it (equal strides): output channel
+        # c * multiplier + m reads input channel c
+        if kernel.shape[2] == 1 and self.strides[0] == self.strides[1]:
+            kh, kw, _, filters = kernel.shape
+            channels = inputs.shape[-1]
+            kernel = tf.reshape(kernel, (kh, kw, channels, filters // channels))
+            return tf.nn.depthwise_conv2d(inputs, kernel, strides=strides, padding=padding,
+                                          dilations=list(self.dilation_rate), data_format="NHWC")
+        parts = zip(tf.split(inputs, self.groups, axis=-1), tf.split(kernel, self.groups, axis=-1))
+        return tf.concat([tf.nn.convolution(x, k, strides=list(self.strides), padding=padding,
+                                            dilations=list(self.dilation_rate), data_format="NHWC")
+                          for x, k in parts], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="cnnspec")

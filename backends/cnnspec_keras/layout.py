@@ -157,10 +157,11 @@ def write_tensors(path, tensors: dict, graph: Graph, layout: str) -> None:
     from safetensors.numpy import save
 
     from cnnspec.fsutil import atomic_write_bytes
+    from cnnspec.weights import canonical_safetensors
 
     order = list(expected_for(layout, graph))
     data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order}
-    atomic_write_bytes(path, save(data, metadata={"format": FORMATS[layout], "spec": graph.name}))
+    atomic_write_bytes(path, canonical_safetensors(save(data, metadata={"format": FORMATS[layout], "spec": graph.name})))
 
 
 def convert(tensors: dict, graph: Graph, source_layout: str, target_layout: str, source: str) -> dict:
