@@ -1,5 +1,9 @@
 """``cnnspec train``, framework-free: data, loss choice, epochs, best-epoch selection and the outputs.
 
+The best epoch is chosen on a validation split carved from the training images (``--val-fraction``,
+stratified, fixed), never on the test set: the reported ``test_accuracy`` is the chosen epoch's score
+on images that took no part in any decision. With ``--val-fraction 0`` the last epoch is kept.
+
 A backend contributes only the inner loop, in ``<its package>.training``: a function
 ``make_trainer(backend, graph, weights, config, world)`` returning an object with
 ``train_epoch(x, y, batches, bar) -> EpochStats``, ``evaluate(x, y, indices) -> (loss, accuracy)``,
@@ -30,6 +34,8 @@ from .ir import Graph, frozen_attrs
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2}
 DEVICES = ("cpu", "cuda")
+DEFAULT_VAL_FRACTION = 0.1
+VAL_SPLIT_SEED = 20240522  # fixed, like the test split: --seed changes the run, not the data
 OUTPUT_FILES = ("weights.safetensors", "model.onnx", "metrics.json", "curves.png")
 
 Progress = Callable[[str], None]
@@ -44,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
+    val_fraction: float = DEFAULT_VAL_FRACTION
 
     @property
     def learning_rate(self) -> float:
@@ -58,6 +65,8 @@ class TrainConfig:
             raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
         if self.device not in DEVICES:
             raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got '{self.device}'")
+        if not 0 <= self.val_fraction <= 0.5:
+            raise UsageError(f"--val-fraction must be between 0 and 0.5, got {self.val_fraction}")
         if self.lr is not None and not (0 < self.lr < 10):
             raise UsageError(f"--lr must be a positive number below 10, got {self.lr}")
         if self.batch_size % world.size:
@@ -155,6 +164,17 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: World =
     return [order[a:b][world.rank::world.size] for a, b in zip(cuts, bounds)]
 
 
+def validation_split(labels, fraction: float):
+    """(fit, validation) indices into the training set: stratified, the same for every seed."""
+    import numpy as np
+
+    from .data import stratified_split
+
+    if fraction <= 0:
+        return np.arange(len(labels)), np.arange(0)
+    return stratified_split(labels, fraction, VAL_SPLIT_SEED)
+
+
 def shard(n: int, world: World):
     """This rank's share of the held-out set: no padding, so summed statistics are exact."""
     import numpy as np
@@ -246,14 +266,21 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {lr:g}, seed {config.seed}"
         + (f", resuming from {resume}" if resume else ""))
 
+    fit_idx, val_idx = validation_split(data.y_train, config.val_fraction)
+    if len(val_idx):
+        say(f"validation: {len(val_idx)} of the {len(data.y_train)} training images (stratified) choose the "
+            f"best epoch; the {len(data.y_test)} test images only report it")
+    else:
+        say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = module.make_trainer(backend, head.train_graph, initial, config, world)
     history, best, best_weights = [], None, None
     train_seconds, train_images = 0.0, 0
     try:
-        n_batches = len(epoch_batches(len(data.y_train), config.batch_size, config.seed, 1, world))
-        test_idx = shard(len(data.y_test), world)
+        n_batches = len(epoch_batches(len(fit_idx), config.batch_size, config.seed, 1, world))
+        val_shard = val_idx[shard(len(val_idx), world)]
+        test_shard = shard(len(data.y_test), world)
         for epoch in range(1, config.epochs + 1):
-            batches = epoch_batches(len(data.y_train), config.batch_size, config.seed, epoch, world)
+            batches = [fit_idx[b] for b in epoch_batches(len(fit_idx), config.batch_size, config.seed, epoch, world)]
             bar = EpochBar(n_batches, f"epoch {epoch}/{config.epochs}", world.is_writer and not config.quiet)
             start = time.perf_counter()
             stats = trainer.train_epoch(data.x_train, data.y_train, batches, bar)
@@ -262,40 +289,59 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
                 bar.close()
                 raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
                                  f"try a lower --lr than {lr:g}")
-            test_loss, test_acc = trainer.evaluate(data.x_test, data.y_test, test_idx)
-            bar.close(f"loss {stats.loss:.4f} acc {stats.accuracy:.4f} | held-out loss {test_loss:.4f} "
-                      f"acc {test_acc:.4f}")
+            row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+            if len(val_idx):
+                row["val_loss"], row["val_accuracy"] = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            row["test_loss"], row["test_accuracy"] = trainer.evaluate(data.x_test, data.y_test, test_shard)
+            row["seconds"] = round(seconds, 4)
+            row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
+            summary = epoch_summary(row)
+            bar.close(summary)
             train_seconds += seconds
             train_images += stats.images
-            row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-                   "test_loss": test_loss, "test_accuracy": test_acc, "seconds": round(seconds, 4),
-                   "images_per_second": round(stats.images / seconds, 1) if seconds > 0 else None}
             history.append(row)
             if config.quiet or not world.is_writer or not _has_tqdm():
-                say(f"epoch {epoch}/{config.epochs}: loss {stats.loss:.4f} acc {stats.accuracy:.4f} | "
-                    f"held-out loss {test_loss:.4f} acc {test_acc:.4f}")
-            if best is None or test_acc > best["test_accuracy"]:
+                say(f"epoch {epoch}/{config.epochs}: {summary}")
+            if best is None or better_epoch(row, best):
                 best, best_weights = row, trainer.weights()
     finally:
         trainer.close()
 
     metrics = {
         "spec": graph.name, "backend": backend_name, "device": config.device, "seed": config.seed,
-        "data": source, "data_description": data.describe(), "train_images": int(len(data.y_train)),
-        "test_images": int(len(data.y_test)), "classes": list(export_labels(graph, data)),
+        "data": source, "data_description": data.describe(), "train_images": int(len(fit_idx)),
+        "validation_images": int(len(val_idx)), "test_images": int(len(data.y_test)),
+        "selected_by": "validation accuracy" if len(val_idx) else "last epoch", "classes": list(export_labels(graph, data)),
         "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": lr, "loss": head.note, "world_size": world.size, "resumed_from": resume,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
+        "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(train_images / train_seconds, 1) if train_seconds > 0 else None,
         "history": history,
     }
-    say(f"best epoch {best['epoch']}: held-out accuracy {best['test_accuracy']:.4f}, loss {best['test_loss']:.4f}; "
-        f"{metrics['images_per_second']} images/s")
+    chosen = "by validation accuracy" if len(val_idx) else "the last"
+    say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
+        f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
     if not world.is_writer:
         return TrainResult(None, metrics)
     written = write_outputs(out, backend, graph, data, best_weights, metrics, config.seed, say)
     return TrainResult(out, metrics, written)
+
+
+def epoch_summary(row: dict) -> str:
+    text = f"loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
+    if "val_accuracy" in row:
+        text += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
+    return text + f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+
+
+def better_epoch(row: dict, best: dict) -> bool:
+    """Higher validation accuracy wins, then lower validation loss; a full tie keeps the earlier
+    epoch. Without validation every later epoch wins (the last is kept)."""
+    if "val_accuracy" not in row:
+        return True
+    return (row["val_accuracy"], -row["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
 
 
 def _has_tqdm() -> bool:
@@ -335,14 +381,16 @@ def plot_curves(metrics: dict) -> bytes:
     for ax, key, title in ((fig.add_subplot(1, 2, 1), "loss", "loss"),
                            (fig.add_subplot(1, 2, 2), "accuracy", "accuracy")):
         ax.plot(epochs, [h[f"train_{key}"] for h in hist], marker="o", label="train")
-        ax.plot(epochs, [h[f"test_{key}"] for h in hist], marker="o", label="held-out")
+        if hist and f"val_{key}" in hist[0]:
+            ax.plot(epochs, [h[f"val_{key}"] for h in hist], marker="o", label="validation")
+        ax.plot(epochs, [h[f"test_{key}"] for h in hist], marker="o", label="test")
         ax.axvline(metrics["best_epoch"], color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{metrics['spec']} ({metrics['backend']}, {metrics['data']}): held-out accuracy "
-                 f"{metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']}")
+    fig.suptitle(f"{metrics['spec']} ({metrics['backend']}, {metrics['data']}): test accuracy "
+                 f"{metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']} (chosen by {metrics['selected_by']})")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})

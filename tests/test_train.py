@@ -93,7 +93,7 @@ def test_world_from_env_and_batch_must_divide():
 
 @pytest.mark.parametrize("changes, message", [
     ({"epochs": 0}, "--epochs"), ({"batch_size": 0}, "--batch-size"), ({"optimizer": "rmsprop"}, "--optimizer"),
-    ({"lr": -1.0}, "--lr"), ({"device": "tpu"}, "--device"),
+    ({"lr": -1.0}, "--lr"), ({"device": "tpu"}, "--device"), ({"val_fraction": 0.9}, "--val-fraction"),
 ])
 def test_config_refuses_nonsense(changes, message):
     with pytest.raises(UsageError, match=message):
@@ -128,20 +128,32 @@ class FakeBackend:
 
 
 class ScriptedTrainer:
+    """Each script row: (train loss, validation accuracy[, test accuracy[, validation loss]]); the
+    test accuracy defaults to the validation one, the validation loss to 1.0; the test loss is 1/epoch."""
+
     def __init__(self, graph, script):
         from cnnspec.weights import expected_weights
 
         self.shapes, self.script, self.epoch, self.closed = expected_weights(graph), list(script), 0, False
+        self.seen = []
 
     def train_epoch(self, x, y, batches, bar):
         from cnnspec.training import EpochStats
 
         self.epoch += 1
-        loss, _ = self.script[self.epoch - 1]
-        return EpochStats(loss, 0.5, sum(len(b) for b in batches))
+        self.fit_x = x
+        self.seen.append(np.concatenate(batches))
+        return EpochStats(self.script[self.epoch - 1][0], 0.5, sum(len(b) for b in batches))
 
     def evaluate(self, x, y, indices):
-        return 1.0 / self.epoch, self.script[self.epoch - 1][1]
+        row = self.script[self.epoch - 1]
+        val_acc = row[1]
+        test_acc = row[2] if len(row) > 2 else val_acc
+        val_loss = row[3] if len(row) > 3 else 1.0
+        if x is self.fit_x:  # the validation split lives in the training arrays
+            self.val_indices = indices
+            return val_loss, val_acc
+        return 1.0 / self.epoch, test_acc
 
     def weights(self):
         return {k: np.full(shape, float(self.epoch), np.float32) for k, shape in self.shapes.items()}
@@ -170,20 +182,48 @@ def fake(monkeypatch):
     return fake
 
 
-def test_best_epoch_by_held_out_accuracy_is_what_gets_written(tmp_path, fake):
+def test_best_epoch_by_validation_accuracy_is_what_gets_written(tmp_path, fake):
     from cnnspec.training import train
     from cnnspec.weights import read_weights
 
-    fake.script = [(2.0, 0.50), (1.0, 0.90), (0.5, 0.80), (0.4, 0.90)]  # a tie keeps the earlier epoch
+    # the test set scores best at epochs 1 and 3, but never chooses; a validation tie keeps the earlier epoch
+    fake.script = [(2.0, 0.50, 0.99), (1.0, 0.90, 0.70), (0.5, 0.80, 0.95), (0.4, 0.90, 0.98)]
     spec = write(tmp_path, TINY)
     result = train(spec, "fake", "digits", TrainConfig(epochs=4, quiet=True), tmp_path / "o")
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert metrics["best_epoch"] == 2 and metrics["test_accuracy"] == 0.9 and metrics["test_loss"] == 0.5
+    assert metrics["best_epoch"] == 2 and metrics["test_accuracy"] == 0.7 and metrics["test_loss"] == 0.5
+    assert metrics["val_accuracy"] == 0.9 and metrics["selected_by"] == "validation accuracy"
+    assert [h["test_accuracy"] for h in metrics["history"]] == [0.99, 0.70, 0.95, 0.98]
     assert [h["train_loss"] for h in metrics["history"]] == [2.0, 1.0, 0.5, 0.4]
     weights = read_weights(tmp_path / "o" / "weights.safetensors", cnnspec.load(spec).graph)
     assert all((w == 2.0).all() for w in weights.values())  # epoch 2's weights, not the last epoch's
     assert json.loads((tmp_path / "o" / "model.onnx").read_text())["classes"] == [str(i) for i in range(10)]
     assert result.written and fake.made[0].closed
+
+
+def test_validation_images_come_from_training_and_are_never_trained_on(tmp_path, fake):
+    from cnnspec.training import train
+
+    fake.script = [(1.0, 0.5)] * 2
+    metrics = train(write(tmp_path, TINY), "fake", "digits", TrainConfig(epochs=2, quiet=True), tmp_path / "o").metrics
+    trainer = fake.made[0]
+    val = set(trainer.val_indices.tolist())
+    assert len(val) == metrics["validation_images"] == 143  # 10% of each class of the 1438 training images
+    assert metrics["train_images"] == 1438 - 143 and metrics["test_images"] == 359
+    for seen in trainer.seen:
+        assert not val & set(seen.tolist()) and len(set(seen.tolist())) == 1438 - 143
+
+
+def test_validation_loss_breaks_a_tie_and_no_validation_keeps_the_last_epoch(tmp_path, fake):
+    from cnnspec.training import train
+
+    fake.script = [(1.0, 0.9, 0.9, 0.4), (1.0, 0.9, 0.8, 0.3), (1.0, 0.8, 0.99, 0.1)]
+    tie = train(write(tmp_path, TINY), "fake", "digits", TrainConfig(epochs=3, quiet=True), tmp_path / "a").metrics
+    assert tie["best_epoch"] == 2 and tie["test_accuracy"] == 0.8
+    last = train(write(tmp_path, TINY), "fake", "digits", TrainConfig(epochs=3, quiet=True, val_fraction=0),
+                 tmp_path / "b").metrics
+    assert last["best_epoch"] == 3 and last["selected_by"] == "last epoch" and last["validation_images"] == 0
+    assert last["train_images"] == 1438 and "val_accuracy" not in last["history"][0]
 
 
 def test_divergence_stops_with_a_clear_error_and_writes_nothing(tmp_path, fake):

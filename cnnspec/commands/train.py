@@ -25,6 +25,9 @@ def add_arguments(parser):
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                         help="adam, or sgd with momentum 0.9 (default: adam)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, shuffling, dropout (default: 0)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                        help="share of the training images held out to choose the best epoch; the test "
+                             "images never choose (0: keep the last epoch; default: 0.1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", metavar="FILE", help="start from this weights.safetensors (the weights only: the optimizer and "
@@ -40,7 +43,8 @@ def run(args) -> int:
     from ..training import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                         seed=args.seed, device=args.device, quiet=args.quiet)
+                         seed=args.seed, device=args.device, quiet=args.quiet,
+                         val_fraction=args.val_fraction)
     start = time.perf_counter()
 
     def progress(message: str) -> None:
@@ -51,8 +55,8 @@ def run(args) -> int:
                    progress=progress)
     if result.outdir is not None:
         m = result.metrics
-        print(f"test_accuracy {m['test_accuracy']:.4f} (best epoch {m['best_epoch']} of {m['epochs']}), "
-              f"test_loss {m['test_loss']:.4f}")
+        print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
+              f"{m['selected_by']}), test_loss {m['test_loss']:.4f}")
         for path in result.written:
             print(path)
     return 0
