@@ -7,7 +7,7 @@ from pathlib import Path
 from .compiler import compile_checked, compile_document
 from .errors import SpecError, sort_diagnostics
 from .ir import Graph
-from .loader import Document, load_document, parse_yaml
+from .loader import load_document, parse_yaml
 
 
 @dataclass(frozen=True)

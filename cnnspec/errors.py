@@ -5,7 +5,7 @@ collects them; :class:`SpecError` carries the collected list to the command line
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

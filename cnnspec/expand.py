@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import Diagnostic, Location
+from .errors import Diagnostic
 from .ops import OPS
 from .schema import RESERVED, suggest
 

@@ -1,7 +1,6 @@
 """ONNX export of the torch backend: ONNX Runtime computes PyTorch's numbers (batch 1 and 3), ONNX's own
 shape inference agrees with cnnspec's shape for every layer, and the file keeps the contract."""
 import json
-import os
 from itertools import chain
 from pathlib import Path
 
@@ -24,10 +23,7 @@ from cnnspec_torch.export import value_names  # noqa: E402
 pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
 BACKEND = TorchBackend()
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
-# the full export + ONNX Runtime check of VGG-16 (138M parameters) alone takes ~20 s on two cores;
-# its shapes and keys are checked cheaply in test_torch_backend.py, the full check with CNNSPEC_SLOW=1
-MAX_PARAMS = 70_000_000
-RUN_BIG = bool(os.environ.get("CNNSPEC_SLOW"))
+MAX_PARAMS = 70_000_000  # above this a spec is marked slow (deselect with -m "not slow" for a quick run)
 
 
 def spec(layers, input_shape, classes=None, name="t"):
@@ -81,8 +77,8 @@ def _zoo_params(path):
     return cnnspec.load(path).graph.params
 
 
-ZOO = [pytest.param(p, id=p.stem, marks=[] if _zoo_params(p) <= MAX_PARAMS else [
-    pytest.mark.slow, pytest.mark.skipif(not RUN_BIG, reason="big model: set CNNSPEC_SLOW=1")]) for p in SPECS]
+ZOO = [pytest.param(p, id=p.stem, marks=[] if _zoo_params(p) <= MAX_PARAMS else [pytest.mark.slow])
+       for p in SPECS]  # VGG-16 (138 M params) takes about 26 s here: every spec runs
 
 
 @pytest.mark.parametrize("path", ZOO)

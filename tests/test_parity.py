@@ -7,7 +7,6 @@ Weights are drawn once in the neutral layout with batchnorm statistics off 0 and
 transposition, flatten order, epsilon or momentum shows up as a mismatch.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +32,9 @@ KERAS, TORCH = KerasBackend(), TorchBackend()
 RTOL = 1e-4
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 # zoo nets that end in global pooling are checked at this input size (same layers, same weights);
-# the ones with a fixed flatten -> dense head (VGG-16, AlexNet) run only with CNNSPEC_SLOW=1
+# the ones with a fixed flatten -> dense head (VGG-16, AlexNet) at their own size, marked slow
 SMALL_SIDE = 64
 MAX_PARAMS = 30_000_000
-RUN_BIG = bool(os.environ.get("CNNSPEC_SLOW"))
 
 
 def neutral_weights(graph, seed=1) -> dict:
@@ -114,7 +112,7 @@ def graph_at_test_size(path):
 def _zoo_param(path):
     graph = graph_at_test_size(path)
     heavy = graph.params > MAX_PARAMS or graph.macs > 2_000_000_000
-    marks = [pytest.mark.slow, pytest.mark.skipif(not RUN_BIG, reason="big model: set CNNSPEC_SLOW=1")] if heavy else []
+    marks = [pytest.mark.slow] if heavy else []  # VGG-16 and AlexNet: about 12 s and 6 s here, so they run too
     return pytest.param(path, id=path.stem, marks=marks)
 
 

@@ -7,7 +7,6 @@ layers module's source text only when a plan uses one of its classes.
 from __future__ import annotations
 
 import ast
-import inspect
 import json
 from importlib import util as importlib_util
 
