@@ -4,6 +4,8 @@ Two schemas come from one source: the editor schema (``cnnspec schema``, shipped
 ``spec.schema.json``) describes every op's arguments for completion; the checker validates the
 document shape with jsonschema and each layer's arguments against that op's own sub-schema, so
 an error says "conv2d: 'kernel' must be ..." rather than "not valid under any of the schemas".
+Valid input is first answered by the same schemas compiled to predicates (``fastschema``), so a
+valid spec is checked without importing jsonschema at all.
 """
 from __future__ import annotations
 
@@ -126,10 +128,23 @@ def _validator_class():
 
 
 @lru_cache(maxsize=None)
+def schema_for(kind: str) -> dict:
+    """The schema the checker validates with: 'document' or 'op:<name>'."""
+    return document_schema() if kind == "document" else op_args_schema(kind[3:])
+
+
+@lru_cache(maxsize=None)
 def validator_for(kind: str):
-    """Compiled validators, built once: 'document' or 'op:<name>'."""
-    schema = document_schema() if kind == "document" else op_args_schema(kind[3:])
-    return _validator_class()(schema)
+    """jsonschema validators, built once, and only for input that has errors to explain."""
+    return _validator_class()(schema_for(kind))
+
+
+@lru_cache(maxsize=None)
+def is_valid_for(kind: str):
+    """The same schema compiled to a yes/no predicate (see ``fastschema``): no jsonschema import."""
+    from .fastschema import compile_schema
+
+    return compile_schema(schema_for(kind))
 
 
 def describe(value) -> str:
@@ -228,6 +243,10 @@ def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 
 
 
 def validate(instance, kind: str, doc, base_path=(), subject=None, rank=10) -> list[Diagnostic]:
+    """Every schema error as a located diagnostic. Valid input (the common case) is answered by the
+    compiled predicate; jsonschema finds and explains the errors of the rest."""
+    if is_valid_for(kind)(instance):
+        return []
     errors = list(validator_for(kind).iter_errors(instance))
     explained = _misspelt_required(errors)
     return [translate(e, doc, base_path, subject, rank) for e in errors if id(e) not in explained]

@@ -1,4 +1,6 @@
 """Hostile YAML: every case is a located error, never a crash, hang or silent misreading."""
+from pathlib import Path
+
 import pytest
 
 from cnnspec.errors import SpecError, UsageError
@@ -95,3 +97,29 @@ def test_unreadable_paths_are_usage_errors(tmp_path):
     big.write_bytes(b"#" * (3 * 1024 * 1024))
     with pytest.raises(UsageError, match="at most"):
         read_spec_text(big)
+
+
+def _parse_both(monkeypatch, text):
+    """The document (or the rendered errors) from libyaml's parser and from pure Python's."""
+    import yaml
+
+    results = []
+    for with_libyaml in (True, False):
+        monkeypatch.setattr(yaml, "__with_libyaml__", with_libyaml)
+        try:
+            doc = parse_yaml(text, "f.yaml")
+            results.append((doc.data, doc.value_pos, doc.key_pos, [p.render() for p in doc.problems]))
+        except SpecError as exc:
+            results.append([d.render() for d in exc.diagnostics])
+    return results
+
+
+SPEC_FILES = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml")) + sorted(
+    (Path(__file__).resolve().parent / "golden" / "errors").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("text", [c[1] for c in HOSTILE] + [p.read_text(encoding="utf-8") for p in SPEC_FILES],
+                         ids=[c[0] for c in HOSTILE] + [p.name for p in SPEC_FILES])
+def test_libyaml_and_pure_python_parsers_give_the_same_document(monkeypatch, text):
+    fast, pure = _parse_both(monkeypatch, text)
+    assert fast == pure

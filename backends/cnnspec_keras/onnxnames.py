@@ -21,9 +21,50 @@ def _layer_of(tf_name: str, layer_names: list[str]) -> str | None:
     return None
 
 
+def sink_constant_nodes(graph) -> None:
+    """Move each node that reads only constants (a Split of a grouped kernel, say) to just before
+    its first reader. tf2onnx places such nodes wherever its traversal met them, which depends
+    on what ran earlier in the process; next to their reader their place is fixed."""
+    producers = {}
+    constant = {t.name for t in graph.initializer} | {""}
+    floating = set()
+    for node in graph.node:  # a sorted graph: producers come first
+        if all(name in constant for name in node.input):
+            floating.add(id(node))
+            constant.update(node.output)
+        for name in node.output:
+            producers[name] = node
+    if not floating:
+        return
+    placed: set[int] = set()
+    ordered = []
+
+    def place(node):
+        if id(node) in placed:
+            return
+        placed.add(id(node))
+        for name in node.input:
+            producer = producers.get(name)
+            if producer is not None and id(producer) in floating:
+                place(producer)
+        ordered.append(node)
+
+    for node in graph.node:
+        if id(node) not in floating:
+            place(node)
+    for node in graph.node:  # constant nodes no one reads keep their relative order at the end
+        place(node)
+    copies = [type(n)() for n in ordered]
+    for copy, node in zip(copies, ordered):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
 def canonical_names(proto, layer_names) -> None:
     """Rename in place; ``layer_names`` are the Keras model's layer names."""
     g = proto.graph
+    sink_constant_nodes(g)
     g.doc_string = ""  # tf2onnx writes the TF graph's per-process name here
     layers = sorted(set(layer_names), key=len, reverse=True)
     keep = {v.name for v in g.input} | {v.name for v in g.output}
