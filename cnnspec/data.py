@@ -12,16 +12,15 @@ the file's length before anything is allocated, and no pickle is ever loaded.
 from __future__ import annotations
 
 import gzip
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, UsageError
+from .images import load_image
 
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 20240521  # fixed: the held-out split never depends on --seed, so runs stay comparable
 MAX_ARRAY_BYTES = 4 * 1024 ** 3  # refuse data files that would decompress to more than this
-MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # per image; larger is treated as a decompression bomb
 IMAGE_SKIP = {"thumbs.db", "desktop.ini"}
 
 
@@ -70,52 +69,6 @@ def stratified_split(labels, fraction: float = HELD_OUT_FRACTION, seed: int = SP
 
 
 # ---------------------------------------------------------------- images
-
-def load_image(path: str | Path, channels: int, height: int, width: int):
-    """One image file as float32 [channels, height, width] in [0, 1]: EXIF orientation applied,
-    converted to L (1 channel) or RGB (3), resized bilinearly to (height, width).
-
-    This is THE preprocessing of cnnspec: training on image folders and ``cnnspec run`` on image
-    files both use it, so an exported model sees at run time exactly what it was trained on.
-    """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise InputError(f"{path}: images can only feed a model with 1 or 3 input channels, not {channels}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise InputError(f"{path}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} "
-                                     f"cnnspec will decode (a decompression bomb?)")
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                img = img.convert(mode)
-                if img.size != (width, height):
-                    img = img.resize((width, height), Image.BILINEAR)
-                arr = np.asarray(img, dtype=np.float32) / 255.0
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an image") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file (PIL cannot identify it)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image is too large to decode safely (a decompression bomb?)") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise InputError(f"{path}: unreadable or truncated image ({str(exc).splitlines()[0][:100]})") from None
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()

@@ -19,18 +19,19 @@ BATCH_DIM = "batch"
 MAX_MODEL_BYTES = 2 * 1024 ** 3
 
 
-def _rename_value(model, old: str, new: str) -> None:
+def rename_value(graph_proto, old: str, new: str) -> None:
+    """Rename a value everywhere a graph mentions it: node inputs and outputs, graph inputs,
+    outputs and value_info."""
     if old == new:
         return
-    g = model.graph
-    for node in g.node:
+    for node in graph_proto.node:
         for i, name in enumerate(node.input):
             if name == old:
                 node.input[i] = new
         for i, name in enumerate(node.output):
             if name == old:
                 node.output[i] = new
-    for coll in (g.input, g.output, g.value_info):
+    for coll in (graph_proto.input, graph_proto.output, graph_proto.value_info):
         for v in coll:
             if v.name == old:
                 v.name = new
@@ -45,8 +46,8 @@ def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
     real_inputs = [v for v in g.input if v.name not in initializers]
     if len(real_inputs) != 1 or len(g.output) != 1:
         raise RuntimeError(f"exported graph has {len(real_inputs)} inputs and {len(g.output)} outputs; expected 1 and 1")
-    _rename_value(model, real_inputs[0].name, "input")
-    _rename_value(model, g.output[0].name, "output")
+    rename_value(g, real_inputs[0].name, "input")
+    rename_value(g, g.output[0].name, "output")
     for value in (real_inputs[0], g.output[0]):
         dim0 = value.type.tensor_type.shape.dim[0]
         dim0.ClearField("dim_value")

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BackendUnavailable, InputError, UsageError
+from .images import IMAGE_MODES, load_image
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-IMAGE_MODES = {1: "L", 3: "RGB"}
-MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # more is refused as a possible decompression bomb
 MAX_NPY_BYTES = 2 * 1024 ** 3
 NPY_SUFFIXES = (".npy",)
 
@@ -161,55 +160,13 @@ def _load_npy(path: Path, chw):
 
 
 def _load_image(path: Path, chw):
-    import warnings
-
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
 
     c, h, w = chw
     if c not in IMAGE_MODES:
         raise InputError(f"{path}: the model takes {c} channels, and images give 1 (grey) or 3 (RGB); "
                          f"pass a .npy array instead")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()  # decode now: truncated or corrupt data fails here, inside the guard
-                pixels = _unit_pixels(ImageOps.exif_transpose(img), c, (w, h))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such input file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an input file") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: neither a .npy array nor an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: the image has more than {MAX_IMAGE_PIXELS} pixels; refused "
-                         f"(a possible decompression bomb)") from None
-    except Exception as exc:  # Pillow's decoders raise many types on malformed data; all mean "unusable"
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: the image cannot be decoded ({reason})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
-    chw_pixels = pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
-    return np.ascontiguousarray(chw_pixels[None]), [Sample(str(path), None)]
-
-
-def _unit_pixels(img, channels: int, size):
-    """[H, W] or [H, W, 3] float32 in [0, 1]; 16- and 32-bit greyscale scaled by their own range."""
-    import numpy as np
-    from PIL import Image
-
-    if img.mode.startswith("I") or img.mode == "F":  # high bit depth: scale before any 8-bit conversion
-        grey = np.asarray(img, dtype=np.float64)
-        full = 1.0 if img.mode == "F" else 65535.0 if img.mode.startswith("I;16") or grey.max() <= 65535 \
-            else 4294967295.0
-        grey = np.clip(grey / full, 0.0, 1.0).astype(np.float32)
-        resized = np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BILINEAR), np.float32)
-        return resized if channels == 1 else np.repeat(resized[:, :, None], 3, axis=2)
-    img = img.convert(IMAGE_MODES[channels]).resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.float32) / 255.0
+    return np.ascontiguousarray(load_image(path, c, h, w)[None]), [Sample(str(path), None)]
 
 
 def load_inputs(paths, chw):

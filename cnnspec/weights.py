@@ -35,51 +35,57 @@ def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def read_weights(path: str | Path, graph: Graph, strict: bool = True) -> dict:
+def read_weights(path: str | Path, graph: Graph) -> dict:
     """Read and check a safetensors file against the graph: missing, unexpected and misshapen keys
     are named, as is a file that is not safetensors at all. Returns float32 numpy arrays."""
-    import numpy as np
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
     p = Path(path)
+    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
+        raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
+                         f"convert it to .safetensors first")
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such weights file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
-        raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
-                         f"convert it to .safetensors first")
     try:
         tensors = load(raw)
     except (SafetensorError, ValueError, OverflowError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from None
-    expected = expected_weights(graph)
+    return check_tensors(tensors, expected_weights(graph), str(path), f"does not fit spec '{graph.name}'")
+
+
+def check_tensors(tensors: dict, expected: dict, source: str, misfit: str) -> dict:
+    """Every expected key present with its shape, nothing unexpected (PyTorch's
+    ``num_batches_tracked`` counters aside), finite floating-point numbers: float32 arrays out, in
+    the expected order. A misfit is one error: ``<source>: <misfit>: <what is wrong>``."""
+    import numpy as np
+
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected and not k.endswith("num_batches_tracked")]
     problems = []
-    if missing and strict:
+    if missing:
         problems.append(f"missing {len(missing)} tensors (first: {', '.join(missing[:3])})")
-    if unexpected and strict:
+    if unexpected:
         problems.append(f"{len(unexpected)} tensors the spec has no place for (first: {', '.join(unexpected[:3])})")
     for key, shape in expected.items():
-        if key in tensors and tuple(tensors[key].shape) != shape:
-            problems.append(f"'{key}' has shape {list(tensors[key].shape)} but the spec needs {list(shape)}")
+        if key in tensors and tuple(np.shape(tensors[key])) != tuple(shape):
+            problems.append(f"'{key}' has shape {list(np.shape(tensors[key]))} but the spec needs {list(shape)}")
             break
     if problems:
-        raise InputError(f"{path}: does not fit spec '{graph.name}': " + "; ".join(problems))
+        raise InputError(f"{source}: {misfit}: " + "; ".join(problems))
     out = {}
     for key in expected:
-        if key in tensors:
-            t = tensors[key]
-            if not np.issubdtype(t.dtype, np.floating):
-                raise InputError(f"{path}: '{key}' holds {t.dtype}, not floating-point numbers")
-            t = t.astype(np.float32)
-            if not np.isfinite(t).all():
-                raise InputError(f"{path}: '{key}' holds NaN or infinite values")
-            out[key] = t
+        t = np.asarray(tensors[key])
+        if not np.issubdtype(t.dtype, np.floating):
+            raise InputError(f"{source}: '{key}' holds {t.dtype}, not floating-point numbers")
+        t = t.astype(np.float32)
+        if not np.isfinite(t).all():
+            raise InputError(f"{source}: '{key}' holds NaN or infinite values")
+        out[key] = t
     return out
 
 

@@ -320,10 +320,10 @@ def test_image_folder_problems_name_the_file(tmp_path, problem, message):
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     from PIL import Image
 
-    import cnnspec.data as data_mod
+    import cnnspec.images
 
     Image.new("L", (100, 100)).save(tmp_path / "big.png")
-    monkeypatch.setattr(data_mod, "MAX_IMAGE_PIXELS", 5000)
+    monkeypatch.setattr(cnnspec.images, "MAX_IMAGE_PIXELS", 5000)
     with pytest.raises(InputError, match="big.png.*decompression bomb"):
         load_image(tmp_path / "big.png", 1, 8, 8)
 

@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
+import cnnspec.images
 from cnnspec import runner  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
 
@@ -190,7 +191,7 @@ def test_unusable_images(models, tmp_path, capsys, monkeypatch, case):
     elif case == "truncated":
         path.write_bytes(path.read_bytes()[:200])
     else:
-        monkeypatch.setattr(runner, "MAX_IMAGE_PIXELS", 1000)
+        monkeypatch.setattr(cnnspec.images, "MAX_IMAGE_PIXELS", 1000)
     err = fails_with(capsys, [models["probs"], "--input", path], "img.png")
     if case == "bomb":
         assert "decompression bomb" in err

@@ -87,30 +87,10 @@ def to_neutral(graph: Graph, keras_tensors: dict) -> dict:
 
 
 def check_tensors(tensors: dict, expected: dict, source: str, graph: Graph, layout: str) -> dict:
-    """Missing, unexpected and misshapen keys as one clear error; float32 arrays out."""
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected and not k.endswith("num_batches_tracked")]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors (first: {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} tensors the spec has no place for (first: {', '.join(unexpected[:3])})")
-    for key, shape in expected.items():
-        if key in tensors and tuple(np.shape(tensors[key])) != tuple(shape):
-            problems.append(f"'{key}' has shape {list(np.shape(tensors[key]))} but the spec needs {list(shape)}")
-            break
-    if problems:
-        raise InputError(f"{source}: {layout}-layout weights do not fit spec '{graph.name}': " + "; ".join(problems))
-    out = {}
-    for key in expected:
-        t = np.asarray(tensors[key])
-        if not np.issubdtype(t.dtype, np.floating):
-            raise InputError(f"{source}: '{key}' holds {t.dtype}, not floating-point numbers")
-        t = t.astype(np.float32)
-        if not np.isfinite(t).all():
-            raise InputError(f"{source}: '{key}' holds NaN or infinite values")
-        out[key] = t
-    return out
+    """The core's check (missing, unexpected, misshapen, non-finite), naming the layout."""
+    from cnnspec.weights import check_tensors as check
+
+    return check(tensors, expected, source, f"{layout}-layout weights do not fit spec '{graph.name}'")
 
 
 def detect_layout(tensors: dict, graph: Graph, meta: dict | None = None) -> str:

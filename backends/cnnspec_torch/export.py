@@ -11,7 +11,7 @@ import io
 import warnings
 from pathlib import Path
 
-from cnnspec.onnxio import BATCH_DIM, OPSET, finalize_and_save
+from cnnspec.onnxio import BATCH_DIM, OPSET, finalize_and_save, rename_value
 from cnnspec.weights import expected_weights
 
 from .model import INFERENCE_NO_OPS
@@ -44,20 +44,6 @@ def value_names(graph) -> dict[str, str]:
     return {layer: ("output" if value == final else value) for layer, value in names.items()}
 
 
-def _rename(graph_proto, old: str, new: str) -> None:
-    for node in graph_proto.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-    for coll in (graph_proto.output, graph_proto.value_info):
-        for v in coll:
-            if v.name == old:
-                v.name = new
-
-
 def _resolve_marks(model_proto, graph) -> None:
     """Drop the marker nodes, naming each marked value after its layer (see :func:`value_names`)."""
     import onnx
@@ -71,11 +57,11 @@ def _resolve_marks(model_proto, graph) -> None:
         layer = onnx.helper.get_attribute_value(mark.attribute[0]).decode()
         source, marked = mark.input[0], mark.output[0]
         g.node.remove(mark)
-        _rename(g, marked, source)
+        rename_value(g, marked, source)
         target = wanted[layer]
         if source in graph_inputs or source in named or target == "output":
             continue  # the graph input, an alias (dropout), or the output (finalize names it)
-        _rename(g, source, target)
+        rename_value(g, source, target)
         named.add(target)
     # the exporter's value_info carries dimension names from the removed markers; ONNX shape
     # inference recomputes it all from the input's `batch`
