@@ -80,3 +80,4 @@ def test_two_processes_match_one_and_only_rank_0_writes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(
         ["curves.png", "metrics.json", "model.onnx", "weights.safetensors"])
     assert proc.stderr.count("held-out images") == 1  # progress from rank 0 only
+    assert "Grad strides" not in proc.stderr and "Traceback" not in proc.stderr

@@ -62,7 +62,13 @@ class TorchTrainer:
         torch.manual_seed(config.seed * 1000 + world.rank)  # dropout masks: reproducible, distinct per rank
         self.net = self.model
         if self.distributed:
+            import warnings
+
             from torch.nn.parallel import DistributedDataParallel
+
+            # a conv over one input channel gets its gradient with another (equivalent) stride on
+            # the size-1 axis; DDP warns about the copy that costs, which is nothing at that size
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                if self.device.type == "cuda" else None)
