@@ -1,9 +1,13 @@
-"""Writing output without leaving anything half-written: temp file in the same folder, then rename."""
+"""Writing output without leaving anything half-written: temp file in the same folder, then rename;
+and for a command that writes several files, a staging folder published only when all are done."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import UsageError
 
@@ -47,3 +51,22 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def staged_output(outdir: str | Path) -> Iterator[Path]:
+    """A hidden folder inside ``outdir`` to write a command's files into. Only when the block ends
+    without an error are they moved into ``outdir`` (renames on one filesystem); on any error,
+    Ctrl-C included, the folder is removed and ``outdir`` keeps what it had, so a failed build
+    never leaves new weights beside an old model."""
+    out = ensure_dir(outdir)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".cnnspec-staging-", dir=out))
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import BackendUnavailable, UsageError
-from .fsutil import atomic_write_bytes, atomic_write_text, ensure_dir
+from .fsutil import atomic_write_bytes, atomic_write_text, ensure_dir, staged_output
 from .ir import Graph, frozen_attrs
 
 OPTIMIZERS = ("adam", "sgd")
@@ -350,7 +350,7 @@ def _has_tqdm() -> bool:
 
 def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics: dict, seed: int,
                   say: Progress) -> list[Path]:
-    """weights.safetensors, model.onnx (labels in its metadata), metrics.json and curves.png, each atomic."""
+    """weights.safetensors, model.onnx (labels in its metadata), metrics.json and curves.png, published together."""
     from .weights import expected_weights, write_weights
 
     export_graph = replace(graph, classes=export_labels(graph, data))
@@ -358,12 +358,14 @@ def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics
     if missing:  # layers outside the trained path (dead branches) keep their seeded initial values
         seeded = backend.get_weights(backend.compile(export_graph, weights=None, seed=seed), export_graph)
         weights = {**seeded, **weights}
+    with staged_output(out) as stage:  # the four files appear together, or none do
+        staged = [stage / name for name in OUTPUT_FILES]
+        write_weights(staged[0], weights, graph)
+        model = backend.compile(export_graph, weights=weights, seed=seed)
+        backend.export_onnx(model, export_graph, staged[1])
+        atomic_write_text(staged[2], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_bytes(staged[3], plot_curves(metrics))
     paths = [out / name for name in OUTPUT_FILES]
-    write_weights(paths[0], weights, graph)
-    model = backend.compile(export_graph, weights=weights, seed=seed)
-    backend.export_onnx(model, export_graph, paths[1])
-    atomic_write_text(paths[2], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_bytes(paths[3], plot_curves(metrics))
     say(f"wrote {', '.join(p.name for p in paths)} to {out}")
     return paths
 

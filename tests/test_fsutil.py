@@ -21,3 +21,38 @@ def test_output_under_a_file_is_a_usage_error(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(UsageError, match="not a directory"):
         atomic_write_bytes(tmp_path / "f" / "x.bin", b"x")
+
+
+def test_staged_output_publishes_all_files_or_none(tmp_path):
+    from cnnspec.fsutil import atomic_write_text, staged_output
+
+    out = tmp_path / "out"
+    atomic_write_text(out / "model.onnx", "old model")
+    with pytest.raises(RuntimeError):
+        with staged_output(out) as stage:
+            atomic_write_text(stage / "weights.safetensors", "new weights")
+            raise RuntimeError("export failed")
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx"]  # no new weights beside the old model
+    assert (out / "model.onnx").read_text() == "old model"
+    with staged_output(out) as stage:
+        atomic_write_text(stage / "weights.safetensors", "new weights")
+        atomic_write_text(stage / "model.onnx", "new model")
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "weights.safetensors"]
+    assert (out / "model.onnx").read_text() == "new model"
+
+
+def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from cnnspec.cli import main
+    from cnnspec_torch.backend import TorchBackend
+
+    def broken_export(self, model, graph, path):
+        raise RuntimeError("the exporter fell over")
+
+    monkeypatch.setattr(TorchBackend, "export_onnx", broken_export)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("cnnspec: 1\nname: s\ninput: [1, 4, 4]\nlayers:\n  - flatten\n  - dense: 2\n")
+    out = tmp_path / "out"
+    assert main(["build", str(spec), "--backend", "torch", "-o", str(out), "--quiet"]) == 1
+    assert "the exporter fell over" in capsys.readouterr().err
+    assert list(out.iterdir()) == []  # weights.safetensors and model.py were written, then withdrawn

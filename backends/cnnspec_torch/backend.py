@@ -86,11 +86,11 @@ class TorchBackend(Backend):
         progress(f"compiling '{graph.name}' to PyTorch ({graph.params:,} parameters, weights from {source})")
         model = self.compile(graph, weights=weights, seed=seed)
         paths = [outdir / WEIGHTS_FILE, outdir / CODE_FILE, outdir / ONNX_FILE]
-        progress(f"writing {paths[0]}")
+        progress(f"writing {paths[0].name}")
         write_weights(paths[0], self.get_weights(model, graph), graph)
-        progress(f"writing {paths[1]}")
+        progress(f"writing {paths[1].name}")
         atomic_write_text(paths[1], generate_model_py(graph))
-        progress(f"exporting {paths[2]} (ONNX opset {OPSET})")
+        progress(f"exporting {paths[2].name} (ONNX opset {OPSET})")
         self.export_onnx(model, graph, paths[2])
         return paths
 

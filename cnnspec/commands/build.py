@@ -21,6 +21,7 @@ def run(args) -> int:
     import time
 
     from ..api import load
+    from ..fsutil import staged_output
     from ..plugins import load_backend
     from ..weights import read_weights
 
@@ -35,8 +36,9 @@ def run(args) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr)
 
-    progress(f"{graph.name}: {len(graph.nodes)} layers, {graph.params:,} params, backend {args.backend}")
-    written = backend.build(graph, outdir, weights=weights, seed=args.seed, progress=progress)
+    progress(f"{graph.name}: {len(graph.nodes)} layers, {graph.params:,} params, backend {args.backend}, into {outdir}")
+    with staged_output(outdir) as stage:  # all files appear together, or none do
+        written = backend.build(graph, stage, weights=weights, seed=args.seed, progress=progress)
     for path in written:
-        print(path)
+        print(outdir / path.name)
     return 0
