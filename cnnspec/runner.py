@@ -275,7 +275,9 @@ def format_results(result: dict) -> str:
     lines.append(PROBABILITY_NOTES[result["probabilities"]])
     all_top = [t for r in result["results"] for t in r["top"]]
     index_width = max(len(str(t["class"])) for t in all_top)
-    label_width = max((len(t["label"]) for t in all_top if t["label"]), default=0)
+    # labels that only repeat the class index ("0".."9" for digits) are shown once
+    named = any(t["label"] and t["label"] != str(t["class"]) for t in all_top)
+    label_width = max((len(t["label"]) for t in all_top if t["label"]), default=0) if named else 0
     for r in result["results"]:
         lines.append(_where(r))
         for rank, t in enumerate(r["top"], 1):

@@ -239,3 +239,15 @@ def test_distribution_detection_reads_the_spec_in_the_metadata():
     assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": {"units": 3, "activation": "softmax"}}]})})
     assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": 3}, "sigmoid"]})}) is False
     assert ends({}) is None
+
+
+def test_labels_that_repeat_the_index_are_shown_once():
+    def result(labels):
+        top = [{"class": c, "label": labels[c], "probability": p} for c, p in ((8, 0.9), (6, 0.1))]
+        return {"model": "m.onnx", "name": "n", "provider": "cpu", "input_shape": [1, 8, 8], "output_shape": [10],
+                "probabilities": "model", "results": [{"input": "d.png", "index": None, "top": top}]}
+
+    digits = runner.format_results(result([str(i) for i in range(10)])).splitlines()
+    assert digits[-2:] == ["   1. 8  0.9000", "   2. 6  0.1000"]
+    named = runner.format_results(result([f"class-{i}" for i in range(10)])).splitlines()
+    assert named[-2:] == ["   1. 8  class-8  0.9000", "   2. 6  class-6  0.1000"]
