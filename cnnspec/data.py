@@ -313,6 +313,8 @@ def load_source(source: str, graph) -> Dataset:
         if not path.exists():
             raise InputError(f"{source}: no such data source (expected 'digits', an MNIST .npz, "
                              f"a folder of MNIST IDX files, or an image folder)")
+        if not path.is_file() and not path.is_dir():
+            raise InputError(f"{source}: not a regular file or folder (a device or pipe?)")
         if path.is_file():
             if path.suffix.lower() != ".npz":
                 raise InputError(f"{source}: a data file must be an MNIST-layout .npz; "

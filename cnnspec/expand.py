@@ -16,6 +16,7 @@ from .schema import RESERVED, suggest
 
 MAX_BLOCK_DEPTH = 16
 MAX_LAYERS = 20_000
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # the contract's layer-name pattern
 _REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _WHEN = re.compile(r"^(not\s+)?\$([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -164,6 +165,10 @@ class Expander:
         name = sub("name")
         if name is not None and not isinstance(name, str):
             self.error(f"'name' must be a string, got {name!r}", path + ("name",), scope)
+            name = None
+        elif name is not None and not _NAME.match(name):
+            self.error(f"layer name {name!r} is not allowed: a name starts with a letter or '_' and holds only "
+                       f"ASCII letters, digits, '_' and '.' (as in 'layer1.0.conv1')", path + ("name",), scope)
             name = None
         expect = sub("expect")
         inputs = self._inputs(raw, scope, path, prev, sub)

@@ -23,6 +23,23 @@ def ensure_dir(path: str | Path) -> Path:
     return p
 
 
+def check_can_create_dir(path: str | Path) -> Path:
+    """Fail now, before a long job, where ``path`` could not become an output folder later; create
+    nothing (a job that fails early leaves no empty folder behind)."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise UsageError(f"{path}: exists and is not a directory")
+        probe = p
+    else:
+        probe = next((a for a in p.absolute().parents if a.exists()), Path("/"))
+        if not probe.is_dir():
+            raise UsageError(f"{path}: cannot create directory: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: cannot create or write: {probe} is not writable")
+    return p
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     p = Path(path)
     ensure_dir(p.parent if str(p.parent) else ".")

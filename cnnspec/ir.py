@@ -55,7 +55,8 @@ class Graph:
 
     @property
     def output_shape(self) -> Shape | None:
-        return self.nodes[-1].shape
+        """None where unknown: no layer survived checking, or the last one's shape could not be inferred."""
+        return self.nodes[-1].shape if self.nodes else None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -63,7 +63,10 @@ def read_spec_text(path: str | Path) -> str:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
             raise UsageError(f"{path}: file is {size} bytes; a spec may be at most {MAX_FILE_BYTES} bytes")
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:  # a pipe or device has no size to check: read one byte past the limit
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise UsageError(f"{path}: more than {MAX_FILE_BYTES} bytes; a spec may be at most {MAX_FILE_BYTES} bytes")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except PermissionError:

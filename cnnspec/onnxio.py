@@ -90,6 +90,8 @@ def read_model(path: str | Path):
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if p.is_dir():
         raise InputError(f"{path}: is a directory, not an ONNX model")
+    if not p.is_file():
+        raise InputError(f"{path}: not a regular file (a device or pipe); give the model's .onnx file")
     if size > MAX_MODEL_BYTES:
         raise InputError(f"{path}: {size} bytes is larger than the {MAX_MODEL_BYTES} bytes cnnspec will load")
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import BackendUnavailable, UsageError
-from .fsutil import atomic_write_bytes, atomic_write_text, ensure_dir, staged_output
+from .fsutil import atomic_write_bytes, atomic_write_text, check_can_create_dir, staged_output
 from .ir import Graph, frozen_attrs
 
 OPTIMIZERS = ("adam", "sgd")
@@ -253,7 +253,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     graph = load(spec_path).graph
     out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
-        ensure_dir(out)
+        check_can_create_dir(out)  # created only when the outputs are written
     backend = load_backend(backend_name)
     module = trainer_module(backend)
     data = load_source(source, graph)

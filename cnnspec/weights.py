@@ -46,6 +46,8 @@ def read_weights(path: str | Path, graph: Graph) -> dict:
         raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
                          f"convert it to .safetensors first")
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():
+            raise InputError(f"{path}: not a regular file (a device or pipe); weights are read from files")
         raw = p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such weights file") from None

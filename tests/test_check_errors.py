@@ -53,6 +53,16 @@ layers:
      "4:1: 'classes' has 2 labels but the output is [3]"),
     ("yaml11-bool", "  - {conv2d: {filters: 3, kernel: 3, bias: no}}\n", "5:44: 'no' is a boolean in YAML 1.1 but a string in YAML 1.2; write true or false, or quote it"),
     ("dropout-rate", "  - dropout: 1.5\n", "5:14: dropout_1: 'rate' must be less than 1, got 1.5"),
+    ("name-digit-first", "  - {relu: null, name: 1abc}\n",
+     "5:24: layer name '1abc' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
+     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+    ("name-space", "  - {relu: null, name: 'a b'}\n", "5:24: layer name 'a b' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
+     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+    ("name-non-ascii", "  - {relu: null, name: \u5377\u79ef}\n", "5:24: layer name '\u5377\u79ef' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
+     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+    ("name-empty", "  - {relu: null, name: ''}\n", "5:24: layer name '' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
+     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+    ("in-not-a-name", "  - {relu: null, in: 5}\n", "5:22: 'in' must name layers, got 5"),
     ("flatten-then-conv", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n",
      "6:5: conv2d_1: needs a [C, H, W] input but gets [784]; a 1-D vector has no height and width (was there a 'flatten' too early?)"),
 ]

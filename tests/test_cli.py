@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,24 @@ def test_python_dash_m_works(specs):
     result = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(good)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "conv2d_1" in result.stdout
+
+
+DIGITS = str(Path(__file__).resolve().parent.parent / "specs" / "digits.yaml")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("argv, message", [
+    (["check", "/dev/zero"], "a spec may be at most"),
+    (["build", DIGITS, "--weights", "/dev/zero", "-o", "{tmp}/out"], "not a regular file"),
+    (["convert", DIGITS, "--weights", "/dev/zero", "--to", "keras", "-o", "{tmp}/w.safetensors"], "not a regular file"),
+    (["run", "/dev/zero", "--input", "{tmp}/x.npy"], "not a regular file"),
+    (["train", DIGITS, "--data", "/dev/zero", "-o", "{tmp}/out", "--quiet"], "not a regular file or folder"),
+], ids=["check", "build", "convert", "run", "train"])
+def test_endless_files_are_refused_not_read_forever(tmp_path, argv, message):
+    """/dev/zero has no end and reports size 0: reading it whole would hang and fill memory."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "cnnspec", *argv], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and message in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

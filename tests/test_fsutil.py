@@ -56,3 +56,15 @@ def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
     assert main(["build", str(spec), "--backend", "torch", "-o", str(out), "--quiet"]) == 1
     assert "the exporter fell over" in capsys.readouterr().err
     assert list(out.iterdir()) == []  # weights.safetensors and model.py were written, then withdrawn
+
+
+def test_output_folder_is_checked_early_but_created_late(tmp_path):
+    from cnnspec.fsutil import check_can_create_dir
+
+    assert check_can_create_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UsageError, match="exists and is not a directory"):
+        check_can_create_dir(tmp_path / "f")
+    with pytest.raises(UsageError, match="is not a directory"):
+        check_can_create_dir(tmp_path / "f" / "sub")

@@ -117,8 +117,10 @@ def read_tensors(path) -> tuple[dict, dict]:
     p = Path(path)
     if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
         raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files)")
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"{path}: no such weights file")
+    if not p.is_file():
+        raise InputError(f"{path}: not a regular file; weights are read from safetensors files")
     try:
         with safe_open(str(p), framework="numpy") as fh:
             meta = dict(fh.metadata() or {})

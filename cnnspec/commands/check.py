@@ -36,7 +36,8 @@ def run(args) -> int:
             print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
         elif not args.json:
             tables.append(table(graph))
-        documents.append(to_json(path, graph, diagnostics))
+        if args.json:
+            documents.append(to_json(path, graph, diagnostics))
     if args.json:
         print(json.dumps(documents[0] if len(args.specs) == 1 else documents, indent=2, ensure_ascii=False))
     elif tables:
