@@ -10,6 +10,7 @@ from cnnspec.api import check_path
 from cnnspec.compiler import compile_document
 from cnnspec.errors import SpecError
 from cnnspec.loader import decode_spec_bytes, parse_yaml
+from cnnspec.report import table, to_json
 from strategies import spec_dicts
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=list(HealthCheck))
@@ -27,6 +28,9 @@ def _check_text(text: str):
         rendered = d.render()
         assert rendered.startswith("fuzz.yaml:") and "\n" not in rendered
     assert graph is not None or diagnostics
+    json.dumps(to_json("fuzz.yaml", graph, diagnostics))  # what --json prints, for valid and invalid specs
+    if graph is not None and not diagnostics:
+        assert table(graph)
 
 
 @FUZZ
