@@ -270,6 +270,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if len(val_idx):
         say(f"validation: {len(val_idx)} of the {len(data.y_train)} training images (stratified) choose the "
             f"best epoch; the {len(data.y_test)} test images only report it")
+    elif config.val_fraction > 0:
+        say("too few training images per class for a validation split: the last epoch is kept")
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = module.make_trainer(backend, head.train_graph, initial, config, world)
