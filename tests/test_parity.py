@@ -147,6 +147,11 @@ EDGE_CASES = {
     "depthwise-multiplier": ([3, 8, 8], [{"conv2d": {"filters": 6, "kernel": 3, "groups": 3, "stride": 2,
                                                      "padding": "same", "activation": "relu6"}}]),
     "grouped": ([6, 8, 8], [{"conv2d": {"filters": 4, "kernel": [3, 1], "groups": 2, "bias": False}}]),
+    # Keras trains these through depthwise_conv2d or one convolution per group (layers.GroupedConv2D)
+    "depthwise-dilated": ([4, 9, 8], [{"conv2d": {"filters": 8, "kernel": [3, 2], "groups": 4, "dilation": [1, 2],
+                                                  "padding": "same"}}]),
+    "depthwise-unequal-strides": ([4, 9, 8], [{"conv2d": {"filters": 4, "kernel": 3, "groups": 4, "stride": [2, 1],
+                                                          "padding": "same"}}]),
     "dilation": ([2, 11, 11], [{"conv2d": {"filters": 3, "kernel": 3, "dilation": [2, 3], "padding": "same"}}]),
     "dilation-with-stride": ([2, 11, 10], [{"conv2d": {"filters": 3, "kernel": 3, "dilation": 2, "stride": 2,
                                                        "padding": "same", "groups": 1}},
