@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import Diagnostic
 from .ops import OPS
-from .schema import RESERVED, suggest
+from .schema import RESERVED, describe, suggest
 
 MAX_BLOCK_DEPTH = 16
 MAX_LAYERS = 20_000
@@ -179,17 +179,16 @@ class Expander:
             self.error("'first' only makes sense with 'repeat'", path + ("first",), scope, key=True)
         times, start = 1, 0
         if repeat is not None:
-            if isinstance(repeat, dict):
-                times, start = repeat.get("times", 1), repeat.get("start", 0)
-            else:
-                times = repeat
-            if not isinstance(times, int) or not isinstance(start, int) or isinstance(times, bool):
-                self.error(f"'repeat' must be a count or {{times, start}}, got {repeat!r}", path + ("repeat",), scope)
+            times, start = self._repeat_counts(repeat, path + ("repeat",), scope)
+            if times is None:
                 return None
         base = name or self._default_name(op, scope)
         out = None
         chained = inputs
         for copy in range(times):
+            if len(self.items) > MAX_LAYERS:
+                self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + ("repeat",), scope)
+                return None
             local = f"{base}.{start + copy}" if repeat is not None else base
             args = sub(op)
             if copy == 0 and isinstance(raw.get("first"), dict):
@@ -221,6 +220,37 @@ class Expander:
         if repeat is not None:
             scope.local[base] = out
         return out
+
+    def _repeat_counts(self, repeat, path, scope):
+        """(times, start) of ``repeat: N`` or ``repeat: {times: N, start: K}``; (None, None) after an error.
+        N is 1 to MAX_LAYERS (a bigger count could never check, and would take long to say so)."""
+        def count(value):
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if isinstance(repeat, dict):
+            unknown = [k for k in repeat if k not in ("times", "start")]
+            if unknown:
+                self.error(f"'repeat' takes 'times' and 'start', not '{unknown[0]}'" + suggest(unknown[0], ["times", "start"]),
+                           path + (unknown[0],), scope, key=True)
+                return None, None
+            if "times" not in repeat:
+                self.error("'repeat' needs 'times' (how many copies) beside 'start'", path, scope)
+                return None, None
+            times, start = repeat["times"], repeat.get("start", 0)
+        else:
+            times, start = repeat, 0
+        if not count(times) or not count(start):
+            bad = times if not count(times) else start
+            self.error(f"'repeat' must be a count or {{times: N, start: K}} with whole numbers, got {describe(bad)}",
+                       path, scope)
+            return None, None
+        if not 1 <= times <= MAX_LAYERS:
+            self.error(f"'repeat' must be between 1 and {MAX_LAYERS}, got {times}", path, scope)
+            return None, None
+        if start < 0:
+            self.error(f"'repeat' numbers copies from 'start', which must be 0 or more, got {start}", path, scope)
+            return None, None
+        return times, start
 
     def _inputs(self, raw, scope, path, prev, sub):
         if "in" not in raw:

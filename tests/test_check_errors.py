@@ -63,6 +63,17 @@ layers:
     ("name-empty", "  - {relu: null, name: ''}\n", "5:24: layer name '' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
      "digits, '_' and '.' (as in 'layer1.0.conv1')"),
     ("in-not-a-name", "  - {relu: null, in: 5}\n", "5:22: 'in' must name layers, got 5"),
+    ("repeat-zero", "  - {relu: null, repeat: 0}\n", "5:26: 'repeat' must be between 1 and 20000, got 0"),
+    ("repeat-huge", "  - {relu: null, repeat: 100000000}\n", "5:26: 'repeat' must be between 1 and 20000, got 100000000"),
+    ("repeat-bool", "  - {relu: null, repeat: true}\n",
+     "5:26: 'repeat' must be a count or {times: N, start: K} with whole numbers, got true"),
+    ("repeat-negative-start", "  - {relu: null, repeat: {times: 2, start: -1}}\n",
+     "5:26: 'repeat' numbers copies from 'start', which must be 0 or more, got -1"),
+    ("repeat-typo", "  - {relu: null, repeat: {times: 2, strat: 1}}\n",
+     "5:37: 'repeat' takes 'times' and 'start', not 'strat'; did you mean 'start'?"),
+    ("repeat-no-times", "  - {relu: null, repeat: {start: 2}}\n", "5:26: 'repeat' needs 'times' (how many copies) beside 'start'"),
+    ("too-many-layers", "  - {relu: null, repeat: 20000}\n  - {relu: null, repeat: 20000}\n",
+     "6:26: the spec expands to more than 20000 layers"),
     ("flatten-then-conv", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n",
      "6:5: conv2d_1: needs a [C, H, W] input but gets [784]; a 1-D vector has no height and width (was there a 'flatten' too early?)"),
 ]
