@@ -28,7 +28,9 @@ class Spec:
         weights are initialised from ``seed``.
         """
         from .plugins import load_backend
+        from .resources import require_memory
 
+        require_memory(self.graph)
         backend_obj = load_backend(backend)
         if isinstance(weights, (str, Path)):
             from .weights import read_weights

@@ -245,12 +245,15 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     from .api import load
     from .data import load_source
     from .plugins import load_backend
+    from .resources import require_memory, require_onnx_size
     from .weights import read_weights
 
     world = world_from_env(env)
     config.validate(world)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     graph = load(spec_path).graph
+    require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
+    require_memory(graph)
     out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
         check_can_create_dir(out)  # created only when the outputs are written

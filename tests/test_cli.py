@@ -122,3 +122,25 @@ def test_endless_files_are_refused_not_read_forever(tmp_path, argv, message):
     err = proc.stderr.strip()
     assert proc.returncode == 2 and message in err and len(err.splitlines()) == 1, err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["build", "train"])
+def test_a_spec_too_big_to_export_is_refused_before_any_work(tmp_path, capsys, command):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("cnnspec: 1\nname: huge\ninput: [3, 224, 224]\nlayers:\n  - flatten\n  - dense: 4096\n")
+    extra = ["--data", "digits"] if command == "train" else []
+    assert main([command, str(spec), "-o", str(tmp_path / "out"), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "616,566,784 parameters (2.30 GiB as float32)" in err and "at most 2 GiB" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_weights_bigger_than_memory_are_refused_before_allocating():
+    import cnnspec
+    from cnnspec.errors import UsageError
+    from cnnspec.resources import require_memory
+
+    graph = cnnspec.loads("cnnspec: 1\nname: big\ninput: [1, 100, 100]\nlayers: [flatten, {dense: 100000}]\n").graph
+    require_memory(graph, memory=64 * 2 ** 30)  # 4 GB of weights fit in 64 GiB
+    with pytest.raises(UsageError, match=r"1,000,100,000 parameters \(3.73 GiB as float32\), more than half"):
+        require_memory(graph, memory=4 * 2 ** 30)

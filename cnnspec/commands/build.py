@@ -22,11 +22,14 @@ def run(args) -> int:
 
     from ..api import load
     from ..fsutil import staged_output
+    from ..resources import require_memory, require_onnx_size
     from ..plugins import load_backend
     from ..weights import read_weights
 
     spec = load(args.spec)
     graph = spec.graph
+    require_onnx_size(graph)  # before minutes of compiling: model.onnx could not hold it
+    require_memory(graph)
     backend = load_backend(args.backend)
     weights = read_weights(args.weights, graph) if args.weights else None
     outdir = Path(args.output or Path("build") / graph.name)
