@@ -35,28 +35,35 @@ def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def read_weights(path: str | Path, graph: Graph) -> dict:
-    """Read and check a safetensors file against the graph: missing, unexpected and misshapen keys
-    are named, as is a file that is not safetensors at all. Returns float32 numpy arrays."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
+def read_safetensors(path: str | Path) -> tuple[dict, dict]:
+    """A safetensors file's arrays and metadata, memory-mapped (a 550 MB VGG file is not read twice).
+    Never a pickle or a framework file: those are refused by name, before anything is opened."""
+    from safetensors import SafetensorError, safe_open
 
     p = Path(path)
     if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
         raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
                          f"convert it to .safetensors first")
+    if not p.exists():
+        raise InputError(f"{path}: no such weights file")
+    if not p.is_file():
+        raise InputError(f"{path}: not a regular file (a folder, device or pipe); weights are read from "
+                         f"safetensors files")
     try:
-        if p.exists() and not p.is_dir() and not p.is_file():
-            raise InputError(f"{path}: not a regular file (a device or pipe); weights are read from files")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such weights file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        tensors = load(raw)
-    except (SafetensorError, ValueError, OverflowError, KeyError, TypeError) as exc:
+        with safe_open(str(p), framework="numpy") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except (SafetensorError, ValueError, OverflowError, KeyError, TypeError, OSError) as exc:
         raise InputError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    return tensors, meta
+
+
+def read_weights(path: str | Path, graph: Graph) -> dict:
+    """Read and check a safetensors file against the graph: missing, unexpected and misshapen keys
+    are named, as is a file that is not safetensors at all. Returns float32 numpy arrays."""
+    tensors, _meta = read_safetensors(path)
     return check_tensors(tensors, expected_weights(graph), str(path), f"does not fit spec '{graph.name}'")
 
 

@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 
-from cnnspec.errors import InputError
 from cnnspec.ir import Graph
 from cnnspec.weights import expected_weights
 
@@ -109,25 +108,10 @@ FORMATS = {"neutral": "cnnspec", "keras": KERAS_FORMAT}
 
 
 def read_tensors(path) -> tuple[dict, dict]:
-    """A safetensors file's arrays and metadata; never a pickle or a framework file."""
-    from pathlib import Path
+    """A safetensors file's arrays and metadata (the core's reader: never a pickle)."""
+    from cnnspec.weights import read_safetensors
 
-    from safetensors import SafetensorError, safe_open
-
-    p = Path(path)
-    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
-        raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files)")
-    if not p.exists():
-        raise InputError(f"{path}: no such weights file")
-    if not p.is_file():
-        raise InputError(f"{path}: not a regular file; weights are read from safetensors files")
-    try:
-        with safe_open(str(p), framework="numpy") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    except (SafetensorError, ValueError, OverflowError, KeyError, TypeError, OSError) as exc:
-        raise InputError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from None
-    return tensors, meta
+    return read_safetensors(path)
 
 
 def expected_for(layout: str, graph: Graph) -> dict:
