@@ -30,10 +30,11 @@ class Diagnostic:
     via: tuple[tuple[str, Location], ...] = ()
     # lower sorts first when several errors are shown ("best first")
     rank: int = 50
+    severity: str = "error"  # or "warning" (cnnspec.lint): reported, but the spec still checks
 
     def render(self) -> str:
         where = str(self.location) if self.location else "<spec>"
-        text = f"{where}: error: {self.message}"
+        text = f"{where}: {self.severity}: {self.message}"
         for block, call in self.via:
             text += f" (in block '{block}' called at line {call.line})"
         return text

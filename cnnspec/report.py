@@ -68,7 +68,7 @@ def table(graph: Graph) -> str:
     return "\n".join(out)
 
 
-def to_json(path: str, graph: Graph | None, diagnostics) -> dict:
+def to_json(path: str, graph: Graph | None, diagnostics, warnings=()) -> dict:
     valid = graph is not None and not diagnostics
     doc = {
         "spec": str(path),
@@ -86,5 +86,6 @@ def to_json(path: str, graph: Graph | None, diagnostics) -> dict:
             for n in (graph.nodes if graph else ())
         ],
         "errors": [d.to_json() for d in diagnostics],
+        "warnings": [w.to_json() for w in warnings],  # cnnspec's extension: see cnnspec.lint
     }
     return doc

@@ -10,6 +10,7 @@ from cnnspec.api import check_path
 from cnnspec.compiler import compile_document
 from cnnspec.errors import SpecError
 from cnnspec.loader import decode_spec_bytes, parse_yaml
+from cnnspec.lint import lint
 from cnnspec.report import table, to_json
 from strategies import spec_dicts
 
@@ -31,6 +32,7 @@ def _check_text(text: str):
     json.dumps(to_json("fuzz.yaml", graph, diagnostics))  # what --json prints, for valid and invalid specs
     if graph is not None and not diagnostics:
         assert table(graph)
+        assert all(w.severity == "warning" and "\n" not in w.render() for w in lint(graph))
 
 
 @FUZZ

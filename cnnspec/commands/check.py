@@ -16,6 +16,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..api import check_path
     from ..errors import UsageError
+    from ..lint import lint
     from ..report import table, to_json
 
     documents, tables, failed, usage_failed = [], [], 0, 0
@@ -26,7 +27,7 @@ def run(args) -> int:
             print(f"cnnspec: error: {exc}", file=sys.stderr)
             usage_failed += 1
             documents.append({"spec": path, "valid": False, "errors": [{"line": None, "column": None,
-                                                                        "message": str(exc)}]})
+                                                                        "message": str(exc)}], "warnings": []})
             continue
         if diagnostics or graph is None:
             failed += 1
@@ -34,10 +35,13 @@ def run(args) -> int:
                 print(d.render(), file=sys.stderr)
             n = len(diagnostics)
             print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        elif not args.json:
+        warnings = [] if diagnostics or graph is None else lint(graph)
+        for w in warnings:
+            print(w.render(), file=sys.stderr)
+        if not diagnostics and graph is not None and not args.json:
             tables.append(table(graph))
         if args.json:
-            documents.append(to_json(path, graph, diagnostics))
+            documents.append(to_json(path, graph, diagnostics, warnings))
     if args.json:
         print(json.dumps(documents[0] if len(args.specs) == 1 else documents, indent=2, ensure_ascii=False))
     elif tables:
