@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 from .errors import Diagnostic
 from .ops import OPS
-from .schema import RESERVED, describe, suggest
+from .schema import MAX_LAYERS, RESERVED, describe, suggest
 
 MAX_BLOCK_DEPTH = 16
-MAX_LAYERS = 20_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # the contract's layer-name pattern
 _REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _WHEN = re.compile(r"^(not\s+)?\$([A-Za-z_][A-Za-z0-9_]*)$")

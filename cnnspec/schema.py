@@ -24,6 +24,8 @@ PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
              "description": "a block parameter, replaced at expansion"}
 RESERVED = ("name", "in", "expect", "when", "repeat", "first")
 SHAPE = {"type": "array", "items": POS_INT, "minItems": 1, "maxItems": 3}
+MAX_LAYERS = 20_000  # a spec expands to at most this many layers (blocks and repeats included)
+REPEAT_COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_LAYERS}
 
 
 def op_args_schema(op_name: str, allow_refs: bool = False) -> dict:
@@ -56,7 +58,7 @@ def layer_item_schema(block_names=()) -> dict:
         "in": ref_or({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
         "expect": ref_or(SHAPE),
         "when": {"type": ["string", "boolean"], "description": "'$param' or 'not $param': keep the layer only then"},
-        "repeat": {"anyOf": [POS_INT, {"type": "object", "properties": {"times": POS_INT, "start": {"type": "integer", "minimum": 0}},
+        "repeat": {"anyOf": [REPEAT_COUNT, {"type": "object", "properties": {"times": REPEAT_COUNT, "start": {"type": "integer", "minimum": 0}},
                                         "required": ["times"], "additionalProperties": False}],
                    "description": "a block call repeated; copies are named <name>.<start + i>"},
         "first": {"type": "object", "description": "arguments that override the call's for the first copy"},
