@@ -19,17 +19,16 @@ def _warn(node: Node, message: str) -> Diagnostic:
     return Diagnostic(message, node.location, node.via, severity="warning")
 
 
-def _softmax_axis(graph: Graph, node: Node) -> int | None:
+def _softmax_axis(node: Node) -> int | None:
     """The size softmax normalises over at this node: channels of a map, features of a vector."""
-    shape = node.shape
-    return shape[0] if shape else None
+    return node.shape[0] if node.shape else None
 
 
 def softmax_over_one_value(graph: Graph) -> Iterator[Diagnostic]:
     """A softmax over one value always gives 1: the author wanted sigmoid, or more outputs."""
     for node in graph.nodes:
         if node.op == "softmax" or node.attrs.get("activation") == "softmax":
-            if _softmax_axis(graph, node) == 1:
+            if _softmax_axis(node) == 1:
                 what = "channel" if len(node.shape) == 3 else "value"
                 yield _warn(node, f"{node.name}: softmax over a single {what} always gives 1; for one "
                                   f"yes/no output use sigmoid, for k classes give the layer before it k outputs")

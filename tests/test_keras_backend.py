@@ -18,7 +18,7 @@ import cnnspec  # noqa: E402
 from cnnspec.commands import convert as convert_cmd  # noqa: E402
 from cnnspec.errors import InputError, UsageError  # noqa: E402
 from cnnspec.onnxio import OPSET, metadata  # noqa: E402
-from cnnspec.weights import expected_weights, read_weights  # noqa: E402
+from cnnspec.weights import expected_weights, read_safetensors, read_weights  # noqa: E402
 from cnnspec_keras import KerasBackend, layout  # noqa: E402
 from cnnspec_keras.plan import make_plan  # noqa: E402
 
@@ -216,7 +216,7 @@ def test_convert_there_and_back_is_bit_identical(built, tmp_path, capsys):
     source = built[0] / "weights.safetensors"
     assert convert_cmd.run(convert_args(spec_path, source, "keras", tmp_path / "w.keras.safetensors")) == 0
     keras_file = tmp_path / "w.keras.safetensors"
-    tensors, meta = layout.read_tensors(keras_file)
+    tensors, meta = read_safetensors(keras_file)
     assert meta["format"] == "cnnspec-keras" and tensors["stem.conv.kernel"].shape == (3, 3, 3, 6)
     assert convert_cmd.run(convert_args(spec_path, keras_file, "torch")) == 0  # default name: w.safetensors
     assert capsys.readouterr().out.split()[-1] == str(tmp_path / "w.safetensors")

@@ -107,13 +107,6 @@ LAYOUTS = ("neutral", "keras")
 FORMATS = {"neutral": "cnnspec", "keras": KERAS_FORMAT}
 
 
-def read_tensors(path) -> tuple[dict, dict]:
-    """A safetensors file's arrays and metadata (the core's reader: never a pickle)."""
-    from cnnspec.weights import read_safetensors
-
-    return read_safetensors(path)
-
-
 def expected_for(layout: str, graph: Graph) -> dict:
     return expected_keras_weights(graph) if layout == "keras" else expected_weights(graph)
 

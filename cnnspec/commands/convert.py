@@ -41,6 +41,7 @@ def run(args) -> int:
 
     from ..api import load
     from ..errors import UsageError
+    from ..weights import read_safetensors
 
     graph = load(args.spec).graph
     source = Path(args.weights)
@@ -48,7 +49,7 @@ def run(args) -> int:
     out = Path(args.output) if args.output else default_output(source, target)
     if out.resolve() == source.resolve():
         raise UsageError(f"{out}: would overwrite the input weights; name another file with -o")
-    tensors, meta = layout.read_tensors(source)
+    tensors, meta = read_safetensors(source)
     source_layout = layout.detect_layout(tensors, graph, meta)
     converted = layout.convert(tensors, graph, source_layout, target, str(source))
     layout.write_tensors(out, converted, graph, target)
