@@ -96,3 +96,18 @@ def sort_diagnostics(diagnostics) -> list[Diagnostic]:
             seen.add(d.render())
             out.append(d)
     return out
+
+
+class LoweringMissing(CnnspecError):
+    """A target (torch, keras, onnx, or a generated file) has no lowering for an op the core knows.
+
+    One type for every target, so a new op that is not yet lowered everywhere fails the same way
+    wherever it is used first; the completeness test walks ``cnnspec.ops.OPS`` against every table.
+    """
+
+    exit_code = 1
+
+    def __init__(self, op: str, target: str, layer: str | None = None):
+        self.op, self.target, self.layer = op, target, layer
+        where = f" (layer '{layer}')" if layer else ""
+        super().__init__(f"the {target} target has no lowering for op '{op}'{where}")
