@@ -7,7 +7,6 @@ external data), checked with ``onnx.checker`` full checks, deterministic bytes.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -38,9 +37,9 @@ def rename_value(graph_proto, old: str, new: str) -> None:
 
 
 def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
-    """Apply the contract's names, batch dimension and metadata, check, and write atomically."""
-    import onnx
-
+    """For a framework exporter's model (the cross-checks in tests): the contract's names, batch
+    dimension and metadata, checked and written atomically. cnnspec's own files come from
+    :mod:`cnnspec.onnx_writer`, which needs none of this fixing up."""
     g = model.graph
     initializers = {t.name for t in g.initializer}
     real_inputs = [v for v in g.input if v.name not in initializers]
@@ -56,12 +55,34 @@ def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
     dims = real_inputs[0].type.tensor_type.shape.dim
     for d, size in zip(list(dims)[1:], (c, h, w)):
         d.dim_value = size
-    for t in g.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise RuntimeError("exported model has external data; cnnspec writes self-contained files")
+    apply_metadata(model, graph, backend)
+    check_and_save(model, path)
+
+
+def output_node(graph):
+    """The node whose numbers leave the model: the last one, past any that compute nothing at
+    inference (dropout). None when only such nodes are left (the output is the input)."""
+    from .onnx_lowering import ALIAS, LOWERINGS
+
+    by_name = {n.name: n for n in graph.nodes}
+    node = graph.output
+    while node is not None and LOWERINGS.get(node.op) is ALIAS:
+        node = by_name.get(node.inputs[0])
+    return node
+
+
+def apply_metadata(model, graph, backend: str) -> None:
+    """The contract's metadata, plus what ``run`` needs without re-parsing the spec: the expanded
+    graph's output op and its fused activation."""
+    import json
+
+    last = output_node(graph)
     del model.metadata_props[:]
     meta = {"cnnspec.spec": graph.canonical_spec, "cnnspec.backend": backend, "cnnspec.name": graph.name,
-            "cnnspec.input_shape": json.dumps(list(graph.input_shape))}
+            "cnnspec.input_shape": json.dumps(list(graph.input_shape)),
+            "cnnspec.output_shape": json.dumps(list(graph.output_shape or ())),
+            "cnnspec.output_op": last.op if last is not None else "",
+            "cnnspec.output_activation": (last.attrs.get("activation") or "") if last is not None else ""}
     if graph.classes:
         meta["cnnspec.classes"] = json.dumps(list(graph.classes), ensure_ascii=False)
     for key in sorted(meta):
@@ -71,9 +92,31 @@ def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
     from . import __version__
     model.producer_version = __version__
     model.doc_string = graph.description or ""
-    g.name = graph.name or "cnnspec"
-    onnx.checker.check_model(model, full_check=True)
-    atomic_write_bytes(path, model.SerializeToString(deterministic=True))
+    model.graph.name = graph.name or "cnnspec"
+
+
+def _refuse_external_data(model) -> None:
+    import onnx
+
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise RuntimeError("exported model has external data; cnnspec writes self-contained files")
+
+
+def check_model(model) -> bytes:
+    """``onnx.checker`` with full checks (strict shape inference included) on the deterministic
+    bytes, which it returns: a large model is serialised once, not once more for the checker."""
+    import onnx
+
+    _refuse_external_data(model)
+    blob = model.SerializeToString(deterministic=True)
+    onnx.checker.check_model(blob, full_check=True)
+    return blob
+
+
+def check_and_save(model, path: str | Path) -> None:
+    """The one serialisation boundary: checked, deterministic bytes, written atomically."""
+    atomic_write_bytes(path, check_model(model))
 
 
 def read_model(path: str | Path):

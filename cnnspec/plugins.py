@@ -13,8 +13,8 @@ from .errors import BackendUnavailable, UsageError
 
 GROUP = "cnnspec.backends"
 # what each known backend needs importable; a third-party plugin may declare REQUIRES on its class
-REQUIREMENTS = {"torch": ("torch", "onnx"), "keras": ("keras", "tensorflow", "tf2onnx", "onnx")}
-EXTRAS = {"torch": "torch", "keras": "keras"}
+REQUIREMENTS = {"torch": ("torch", "onnx"), "keras": ("keras", "tensorflow", "onnx"), "onnx": ("onnx", "onnxruntime")}
+EXTRAS = {"torch": "torch", "keras": "keras", "onnx": "onnx"}
 
 
 @dataclass(frozen=True)

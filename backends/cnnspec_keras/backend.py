@@ -9,10 +9,10 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from cnnspec.backend_api import Backend, Progress
+from cnnspec.backend_api import Backend
 from cnnspec.errors import InputError
-from cnnspec.fsutil import atomic_write_text, ensure_dir
-from cnnspec.weights import expected_weights, write_weights
+from cnnspec.fsutil import atomic_write_text
+from cnnspec.weights import expected_weights
 
 from . import layout
 from .plan import make_plan
@@ -91,7 +91,8 @@ class KerasBackend(Backend):
         return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
     def onnx_proto(self, model, graph):
-        """The tf2onnx conversion of ``model(x, training=False)`` at the contract's opset, with stable names."""
+        """tf2onnx's conversion of ``model(x, training=False)``: a cross-check of the core writer in
+        tests, not the product's path."""
         _quiet_tensorflow()
         from cnnspec.onnxio import OPSET
 
@@ -99,7 +100,7 @@ class KerasBackend(Backend):
 
         return convert(model, graph.input_shape, OPSET)
 
-    def export_onnx(self, model, graph, path) -> None:
+    def export_onnx_native(self, model, graph, path) -> None:
         from cnnspec.onnxio import finalize_and_save
 
         finalize_and_save(self.onnx_proto(model, graph), graph, self.name, path)
@@ -115,20 +116,8 @@ class KerasBackend(Backend):
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
-    def build(self, graph, outdir: Path, weights: dict | None = None, seed: int | None = 0,
-              progress: Progress = lambda _msg: None) -> list[Path]:
+    def native_files(self, graph, model):
         from .codegen import render
 
-        outdir = ensure_dir(outdir)
-        progress(f"compiling '{graph.name}' with Keras ({len(graph.nodes)} layers)")
-        model = self.compile(graph, weights=weights, seed=seed)
-        paths = {name: outdir / name for name in ("model.keras", "weights.safetensors", "model_keras.py", "model.onnx")}
-        progress("writing weights.safetensors")
-        write_weights(paths["weights.safetensors"], self.get_weights(model, graph), graph)
-        progress("writing model.keras")
-        self.save_keras(model, paths["model.keras"])
-        progress("writing model_keras.py")
-        atomic_write_text(paths["model_keras.py"], render(graph, make_plan(graph)))
-        progress("exporting model.onnx (tf2onnx)")
-        self.export_onnx(model, graph, paths["model.onnx"])
-        return list(paths.values())
+        return [("model.keras", lambda path: self.save_keras(model, path)),
+                ("model_keras.py", lambda path: atomic_write_text(path, render(graph, make_plan(graph))))]

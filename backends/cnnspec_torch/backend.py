@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnspec.backend_api import Backend, Progress
+from cnnspec.backend_api import Backend
 from cnnspec.errors import BackendUnavailable, InputError
-from cnnspec.fsutil import atomic_write_text, ensure_dir
-from cnnspec.onnxio import OPSET
-from cnnspec.weights import expected_weights, write_weights
+from cnnspec.fsutil import atomic_write_text
+from cnnspec.weights import expected_weights
 
-ONNX_FILE, WEIGHTS_FILE, CODE_FILE = "model.onnx", "weights.safetensors", "model.py"
+CODE_FILE = "model.py"
 
 
 class TorchBackend(Backend):
@@ -72,27 +71,16 @@ class TorchBackend(Backend):
         finally:
             model.train(was_training)
 
-    def export_onnx(self, model, graph, path: str | Path) -> None:
+    def export_onnx_native(self, model, graph, path: str | Path) -> None:
+        """PyTorch's own (TorchScript) exporter: a cross-check of the core writer in tests, not the product's path."""
         from .export import export_module
 
         export_module(model, graph, path, backend=self.name)
 
-    def build(self, graph, outdir: Path, weights: dict | None = None, seed: int | None = 0,
-              progress: Progress = lambda _msg: None) -> list[Path]:
+    def native_files(self, graph, model):
         from .codegen import generate_model_py
 
-        outdir = ensure_dir(outdir)
-        source = "the weights file" if weights is not None else f"seed {0 if seed is None else seed}"
-        progress(f"compiling '{graph.name}' to PyTorch ({graph.params:,} parameters, weights from {source})")
-        model = self.compile(graph, weights=weights, seed=seed)
-        paths = [outdir / WEIGHTS_FILE, outdir / CODE_FILE, outdir / ONNX_FILE]
-        progress(f"writing {paths[0].name}")
-        write_weights(paths[0], self.get_weights(model, graph), graph)
-        progress(f"writing {paths[1].name}")
-        atomic_write_text(paths[1], generate_model_py(graph))
-        progress(f"exporting {paths[2].name} (ONNX opset {OPSET})")
-        self.export_onnx(model, graph, paths[2])
-        return paths
+        return [(CODE_FILE, lambda path: atomic_write_text(path, generate_model_py(graph)))]
 
 
 def require_cuda():

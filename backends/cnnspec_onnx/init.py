@@ -1,0 +1,33 @@
+"""Initial weights drawn with numpy, by PyTorch's default rules, so a spec builds without a framework.
+
+PyTorch initialises conv and dense weights with ``kaiming_uniform_(a=sqrt(5))`` and their biases
+uniformly, both within +-1/sqrt(fan_in); batchnorm starts at scale 1, shift 0, mean 0, variance 1.
+The same rules give a trainable start of the same scale; the numbers are numpy's, not torch's.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnnspec.ir import Graph
+from cnnspec.weights import expected_weights
+
+BATCHNORM_START = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
+
+
+def initial_weights(graph: Graph, seed: int | None = 0) -> dict:
+    """Every neutral key of the graph, float32, deterministic for a seed."""
+    rng = np.random.default_rng(0 if seed is None else int(seed))
+    kinds = {n.name: n.op for n in graph.nodes}
+    out, fan_in = {}, {}
+    for key, shape in expected_weights(graph).items():
+        layer, part = key.rsplit(".", 1)
+        if kinds[layer] == "batchnorm":
+            out[key] = np.full(shape, BATCHNORM_START[part], np.float32)
+            continue
+        if part == "weight":
+            fan_in[layer] = int(np.prod(shape[1:]))
+        bound = 1.0 / math.sqrt(fan_in[layer]) if fan_in.get(layer) else 0.0
+        out[key] = rng.uniform(-bound, bound, shape).astype(np.float32)
+    return out
