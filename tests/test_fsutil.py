@@ -44,12 +44,12 @@ def test_staged_output_publishes_all_files_or_none(tmp_path):
 def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
     from cnnspec.cli import main
-    from cnnspec_torch.backend import TorchBackend
+    import cnnspec.onnx_writer
 
-    def broken_export(self, model, graph, path):
+    def broken_export(graph, weights, path, backend="onnx"):
         raise RuntimeError("the exporter fell over")
 
-    monkeypatch.setattr(TorchBackend, "export_onnx", broken_export)
+    monkeypatch.setattr(cnnspec.onnx_writer, "write_onnx", broken_export)
     spec = tmp_path / "s.yaml"
     spec.write_text("cnnspec: 1\nname: s\ninput: [1, 4, 4]\nlayers:\n  - flatten\n  - dense: 2\n")
     out = tmp_path / "out"

@@ -114,10 +114,11 @@ def test_same_spec_and_weights_give_the_same_onnx_bytes(built, graph, weights, t
     assert (tmp_path / "again.onnx").read_bytes() == first
 
 
-def test_onnx_node_names_follow_the_spec_layers(built):
+def test_onnx_node_names_are_the_spec_layers(built, graph):
     names = [n.name for n in onnx.load(str(built[0] / "model.onnx")).graph.node]
-    assert any(n.startswith("stem.conv/Conv") for n in names), names
-    assert any(n.startswith("pool_pad/Pad") for n in names), names
+    layers = {n.name for n in graph.nodes}
+    assert "stem.conv" in names
+    assert all(n in layers or n.split("/")[0] in layers for n in names), names
 
 
 def test_weights_file_is_the_neutral_layout_and_round_trips(built, graph, weights):

@@ -1,7 +1,8 @@
-"""One spec, the same numbers everywhere: with the same weights, Keras, PyTorch and both exported ONNX
-files (under ONNX Runtime) agree within 1e-4 relative at batch 1 and 3, and every output shape is
-the checker's. "Relative" is to the output's scale: |a - b| <= 1e-4 * (|b| + max|b|), so outputs
-near zero (after a relu, a softmax tail) are not held to an impossible standard.
+"""One spec, the same numbers everywhere: with the same weights, the Keras and PyTorch eager models and
+the core's ONNX file (under ONNX Runtime) agree within 1e-5 of the output's scale at batch 1 and 3,
+and every output shape is the checker's. Where a deep net's numbers grow large and float32 rounding
+alone exceeds that, each result must stay within the float32 noise floor measured against a float64
+PyTorch reference (a few times PyTorch's own float32 error).
 
 Weights are drawn once in the neutral layout with batchnorm statistics off 0 and 1, so a wrong
 transposition, flatten order, epsilon or momentum shows up as a mismatch.
@@ -29,7 +30,7 @@ from cnnspec_torch import TorchBackend  # noqa: E402
 
 pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.xdist_group("keras")]
 KERAS, TORCH = KerasBackend(), TorchBackend()
-RTOL = 1e-4
+RTOL = 1e-5
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 # zoo nets that end in global pooling are checked at this input size (same layers, same weights);
 # the ones with a fixed flatten -> dense head (VGG-16, AlexNet) at their own size, marked slow
@@ -55,34 +56,54 @@ def neutral_weights(graph, seed=1) -> dict:
     return out
 
 
-def assert_close(got, expected, what):
+def assert_close(got, expected, what, rtol=RTOL):
     assert got.shape == expected.shape, (what, got.shape, expected.shape)
-    scale = float(np.abs(expected).max())
-    err = np.abs(got - expected)
-    bad = err > RTOL * (np.abs(expected) + scale)
-    assert not bad.any(), f"{what}: max abs error {err.max():.3g} (output scale {scale:.3g})"
+    scale = max(float(np.abs(expected).max()), 1e-30)
+    err = float(np.abs(got - expected).max())
+    assert err <= rtol * max(scale, 1.0), f"{what}: max abs error {err:.3g} (output scale {scale:.3g})"
+
+
+FLOOR_FACTOR = 4  # how far above PyTorch's own float32 error another float32 result may be
+
+
+def float64_reference(graph, weights, x):
+    import torch
+
+    model = TORCH.compile(graph, weights=weights).double()
+    with torch.inference_mode():
+        return model(torch.from_numpy(x).double()).numpy()
 
 
 def check_parity(graph, tmp_path, batches=(1, 3), seed=1):
-    """Keras, PyTorch and both ONNX files on the same weights; returns the worst relative error."""
+    """Keras eager, the core's ONNX file and the ONNX backend against PyTorch eager, on the same
+    weights; returns the worst relative error."""
+    from cnnspec.onnx_writer import write_onnx
+
     weights = neutral_weights(graph, seed)
     keras_model = KERAS.compile(graph, weights=weights)
     torch_model = TORCH.compile(graph, weights=weights)
-    KERAS.export_onnx(keras_model, graph, tmp_path / "keras.onnx")
-    TORCH.export_onnx(torch_model, graph, tmp_path / "torch.onnx")
-    sessions = {name: ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-                for name in ("keras", "torch")}
+    write_onnx(graph, weights, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     worst = 0.0
     for batch in batches:
         x = rng.standard_normal((batch, *graph.input_shape)).astype(np.float32)
         expected = TORCH.predict(torch_model, x)
         assert expected.shape == (batch, *graph.output_shape)
-        results = {"keras": KERAS.predict(keras_model, x)}
-        results.update({f"onnx-{name}": s.run(None, {"input": x})[0] for name, s in sessions.items()})
+        results = {"keras": KERAS.predict(keras_model, x), "onnx": session.run(None, {"input": x})[0]}
+        scale = max(float(np.abs(expected).max()), 1.0)
+        reference = None
         for name, got in results.items():
-            assert_close(got, expected, f"{graph.name} {name} vs torch, batch {batch}")
-            worst = max(worst, float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30)))
+            what = f"{graph.name} {name} vs torch, batch {batch}"
+            if float(np.abs(got - expected).max()) > RTOL * scale:  # float32 rounding of a deep net?
+                reference = float64_reference(graph, weights, x) if reference is None else reference
+                floor = float(np.abs(expected - reference).max())
+                err = float(np.abs(got - reference).max())
+                assert err <= FLOOR_FACTOR * floor + 1e-6 * scale, \
+                    f"{what}: {err:.3g} from float64, torch float32 is {floor:.3g} from it"
+            else:
+                assert_close(got, expected, what)
+            worst = max(worst, float(np.abs(got - expected).max() / scale))
     return worst
 
 
@@ -117,14 +138,14 @@ def _zoo_param(path):
 
 
 @pytest.mark.parametrize("path", [_zoo_param(p) for p in SPECS])
-def test_zoo_keras_torch_and_both_onnx_agree(path, tmp_path):
+def test_zoo_keras_torch_and_onnx_agree(path, tmp_path):
     check_parity(graph_at_test_size(path), tmp_path)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(spec_dicts())
-def test_random_specs_keras_torch_and_both_onnx_agree(tmp_path, doc):
+def test_random_specs_keras_torch_and_onnx_agree(tmp_path, doc):
     check_parity(to_spec(doc).graph, tmp_path)
 
 
@@ -173,7 +194,7 @@ EDGE_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(EDGE_CASES))
-def test_edge_case_keras_torch_and_both_onnx_agree(case, tmp_path):
+def test_edge_case_keras_torch_and_onnx_agree(case, tmp_path):
     check_parity(graph_of(*EDGE_CASES[case]), tmp_path)
 
 
@@ -229,4 +250,20 @@ def test_torch_build_weights_feed_keras_build(tmp_path):
     x = np.random.default_rng(0).standard_normal((2, *graph.input_shape)).astype(np.float32)
     outs = [ort.InferenceSession(str(tmp_path / b / "model.onnx")).run(None, {"input": x})[0] for b in ("torch", "keras")]
     assert_close(outs[1], outs[0], "keras build vs torch build")
+    core = [(tmp_path / b / "model.onnx").read_bytes() for b in ("torch", "keras")]
+    assert len(core[0]) == len(core[1])  # the same writer: only the backend's name in the metadata differs
     assert (tmp_path / "keras" / "weights.safetensors").read_bytes() == (tmp_path / "torch" / "weights.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("case", ["depthwise-dilated", "dilation-with-stride", "flatten-before-dense", "residual-add"])
+def test_tf2onnx_cross_check_agrees_with_the_writer(case, tmp_path):
+    """tf2onnx (no longer the product's path) and the core writer compute the same numbers."""
+    from cnnspec.onnx_writer import write_onnx
+
+    graph = graph_of(*EDGE_CASES[case])
+    weights = neutral_weights(graph)
+    KERAS.export_onnx_native(KERAS.compile(graph, weights=weights), graph, tmp_path / "tf2onnx.onnx")
+    write_onnx(graph, weights, tmp_path / "core.onnx")
+    x = np.random.default_rng(0).standard_normal((3, *graph.input_shape)).astype(np.float32)
+    run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]  # noqa: E731
+    assert_close(run(tmp_path / "tf2onnx.onnx"), run(tmp_path / "core.onnx"), f"{case}: tf2onnx vs writer")

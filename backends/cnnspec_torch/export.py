@@ -1,4 +1,5 @@
-"""ONNX export with the TorchScript exporter, then ``cnnspec.onnxio.finalize_and_save``.
+"""ONNX export with the TorchScript exporter, then ``cnnspec.onnxio.finalize_and_save``: a cross-check
+of the core writer (:mod:`cnnspec.onnx_writer`) in tests, no longer the product's path.
 
 Each layer's output value in the file is named after the spec layer (``layer1.0.conv1``), so the
 file reads like the spec in Netron and a test can match ONNX's shape inference to cnnspec's:
@@ -11,37 +12,12 @@ import io
 import warnings
 from pathlib import Path
 
+from cnnspec.onnx_writer import value_names
 from cnnspec.onnxio import BATCH_DIM, OPSET, finalize_and_save, rename_value
-from cnnspec.weights import expected_weights
-
-from .model import INFERENCE_NO_OPS
 
 MARK_DOMAIN = "cnnspec"
 MARK_OP = "Mark"
 TRACE_BATCH = 1  # the tests run every export at batch 1 and 3, so nothing batch-sized is baked in
-
-
-def value_names(graph) -> dict[str, str]:
-    """Spec layer name -> name of the ONNX value holding its output in an exported file.
-
-    A layer's value is named after it; a layer that computes nothing at inference (dropout) shares
-    its input's value; the last layer's value is ``output``. A name already taken by a weight or
-    by ``input``/``output`` gets ``_value`` appended.
-    """
-    taken = set(expected_weights(graph)) | {"input", "output"}
-    names: dict[str, str] = {"input": "input"}
-    for node in graph.nodes:
-        if node.op in INFERENCE_NO_OPS:
-            names[node.name] = names[node.inputs[0]]
-            continue
-        name = node.name
-        while name in taken:
-            name += "_value"
-        taken.add(name)
-        names[node.name] = name
-    final = names[graph.output.name]
-    del names["input"]
-    return {layer: ("output" if value == final else value) for layer, value in names.items()}
 
 
 def _resolve_marks(model_proto, graph) -> None:
