@@ -7,6 +7,7 @@ inference fills ``shape``, ``pads``, ``params`` and ``macs``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Mapping
 
@@ -58,11 +59,13 @@ class Graph:
         """None where unknown: no layer survived checking, or the last one's shape could not be inferred."""
         return self.nodes[-1].shape if self.nodes else None
 
+    @cached_property
+    def _by_name(self) -> Mapping[str, Node]:
+        """Name -> node, built once: lookups by name stay O(1), so passes stay linear in the spec."""
+        return MappingProxyType({n.name: n for n in self.nodes})
+
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        return self._by_name[name]
 
     def shape_of(self, name: str) -> Shape | None:
         return self.input_shape if name == INPUT else self.node(name).shape
