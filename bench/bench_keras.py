@@ -4,7 +4,8 @@
 1. images/s of Keras ``Model.predict``, a compiled call (``KerasBackend.predict``: one traced
    ``model(x, training=False)``), PyTorch eager, and ONNX Runtime on each backend's ``model.onnx``,
    for the Keras-MNIST CNN and ResNet-18, at batch 1 and 32, all with the same weights;
-2. seconds to compile each model in Keras and to export it to ONNX (tf2onnx), ResNet-50 included.
+2. seconds to compile each model in Keras and to export it with tf2onnx (no longer the product's path:
+   ``bench_onnx_writer.py`` compares it with the core writer), ResNet-50 included.
 
 Usage: python bench/bench_keras.py [--seconds S]
 """
@@ -85,7 +86,7 @@ def bench_build_export():
             model = backend.compile(graph, seed=0)
             compiled = time.perf_counter() - start
             start = time.perf_counter()
-            backend.export_onnx(model, graph, Path(tmp) / f"{name}.onnx")
+            backend.export_onnx_native(model, graph, Path(tmp) / f"{name}.onnx")  # tf2onnx, the cross-check
             exported = time.perf_counter() - start
             size = (Path(tmp) / f"{name}.onnx").stat().st_size
             rows.append((name, graph.params, compiled, exported, size))

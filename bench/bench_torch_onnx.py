@@ -4,7 +4,7 @@ export time.
 
 1. images/s of ``torch`` eager (inference_mode) and of the exported ``model.onnx`` in an ONNX Runtime
    CPU session with the same thread count, for the Keras-MNIST CNN and ResNet-18, at batch 1 and 32;
-2. seconds to compile ResNet-50 and to export it to ONNX (``TorchBackend.export_onnx``).
+2. seconds to compile ResNet-50 and to write its ONNX file (``TorchBackend.export_onnx``: the core writer).
 
 Usage: python bench/bench_torch_onnx.py [--seconds S] [--threads N]
 """
