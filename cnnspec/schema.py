@@ -9,13 +9,13 @@ valid spec is checked without importing jsonschema at all.
 """
 from __future__ import annotations
 
-import difflib
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import Diagnostic
 from .ops import OPS, POS_INT
+from .suggest import close_match, suggest  # noqa: F401  (suggest: expand imports it from here)
 
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
 SCHEMA_ID = "https://cnnspec.dev/schema/spec-v1.json"
@@ -175,11 +175,6 @@ _TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a strin
                "array": "a list", "object": "a mapping", "null": "empty"}
 
 
-def suggest(word: str, options) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
 def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 10) -> Diagnostic:
     """A jsonschema error as a located, plain-English diagnostic ("what is wrong, then what was received")."""
     path = tuple(base_path) + tuple(error.absolute_path)
@@ -266,7 +261,7 @@ def _misspelt_required(errors) -> set:
         if e.validator == "required" and isinstance(e.instance, dict):
             typos = unknown.get(tuple(e.absolute_path), [])
             missing = [k for k in e.validator_value if k not in e.instance]
-            if missing and all(difflib.get_close_matches(m, typos, n=1, cutoff=0.6) for m in missing):
+            if missing and all(close_match(m, typos) for m in missing):
                 explained.add(id(e))
     return explained
 

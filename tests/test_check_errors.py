@@ -20,7 +20,7 @@ layers:
 """, "7:5: conv2d_2: kernel 3 does not fit its 1x1 input: (1 - 3 + 2*0)/1 + 1 = -1"),
     ("expect-wrong", "  - conv2d: {filters: 64, kernel: 3}\n  - maxpool2d: 3\n    name: pool2\n    expect: [64, 5, 5]\n",
      "6:5: pool2: output is [64, 8, 8], but expect says [64, 5, 5]"),
-    ("unknown-op", "  - convolution2d: {filters: 3, kernel: 3}\n", "5:5: unknown op 'convolution2d'; did you mean 'conv2d'?"),
+    ("unknown-op", "  - conv2: {filters: 3, kernel: 3}\n", "5:5: unknown op 'conv2'; did you mean 'conv2d'?"),
     ("unknown-bare-op", "  - flaten\n", "5:5: unknown op 'flaten'; did you mean 'flatten'?"),
     ("dense-on-map", "  - conv2d: {filters: 8, kernel: 3}\n  - dense: 10\n",
      "6:5: dense_1: needs a 1-D input but gets [8, 26, 26]; add 'flatten' before it"),
@@ -161,3 +161,41 @@ def test_unknown_block_parameter_and_missing_required(tmp_path):
     messages = [d.message for d in diagnostics]
     assert "block 'b' has no parameter 'widht'; did you mean 'width'?" in messages
     assert "block 'b' needs parameter 'width'" in messages
+
+
+# ---------------------------------------------------------------- "did you mean": near spellings only
+
+from cnnspec.ops import OPS  # noqa: E402
+from cnnspec.suggest import close_match  # noqa: E402
+
+ARG_NAMES = ["filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "activation"]
+NEAR = [  # (typed, known names, suggestion): real typos keep their suggestion
+    ("rleu", OPS, "relu"), ("conv2", OPS, "conv2d"), ("maxpool", OPS, "maxpool2d"), ("flaten", OPS, "flatten"),
+    ("tahn", OPS, "tanh"), ("ReLU", OPS, "relu"), ("leakyrelu", OPS, "leaky_relu"),
+    ("kernal", ARG_NAMES, "kernel"), ("filter", ARG_NAMES, "filters"), ("strides", ARG_NAMES, "stride"),
+    ("strat", ["times", "start"], "start"), ("aa", ["a", "input"], "a"),
+]
+FAR = [  # (typed, known names): another real name, or a different word, gets no suggestion
+    ("gelu", OPS), ("elu", OPS), ("selu", OPS), ("prelu", OPS), ("swish", OPS), ("hard_sigmoid", OPS),
+    ("global_maxpool2d", OPS), ("cropping2d", OPS), ("conv1d", OPS), ("conv3d", OPS), ("convolution2d", OPS),
+    ("frobnicate", OPS), ("conv2d_9", ["conv2d_1"]), ("layer2", ["layer1"]),
+]
+
+
+@pytest.mark.parametrize("word, known, expected", NEAR, ids=[c[0] for c in NEAR])
+def test_a_near_spelling_is_suggested(word, known, expected):
+    assert close_match(word, known) == expected
+
+
+@pytest.mark.parametrize("word, known", FAR, ids=[c[0] for c in FAR])
+def test_a_different_name_is_not_suggested(word, known):
+    assert close_match(word, known) is None
+
+
+@pytest.mark.parametrize("layer", ["gelu", "hard_sigmoid", "global_maxpool2d", "cropping2d: 2"])
+def test_unknown_op_without_a_near_spelling_lists_the_ops_instead(tmp_path, layer):
+    path = tmp_path / "far.yaml"
+    path.write_text(HEAD + f"  - {layer}\n")
+    _, diagnostics = check_path(path)
+    message = diagnostics[0].message
+    assert "did you mean" not in message and message.startswith(f"unknown op '{layer.split(':')[0]}' (ops: ")
