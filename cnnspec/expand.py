@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from .errors import Diagnostic
 from .ops import OPS
-from .schema import MAX_LAYERS, RESERVED, describe, suggest
+from .schema import MAX_LAYERS, RESERVED
+from .schema_errors import describe
+from .suggest import suggest
 
 MAX_BLOCK_DEPTH = 16
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # the contract's layer-name pattern

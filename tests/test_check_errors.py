@@ -74,6 +74,12 @@ layers:
     ("repeat-no-times", "  - {relu: null, repeat: {start: 2}}\n", "5:26: 'repeat' needs 'times' (how many copies) beside 'start'"),
     ("too-many-layers", "  - {relu: null, repeat: 20000}\n  - {relu: null, repeat: 20000}\n",
      "6:26: the spec expands to more than 20000 layers"),
+    ("pool-four-sided-padding", "  - maxpool2d: {kernel: 2, padding: [1, 0, 1, 0]}\n",
+     "5:37: maxpool2d_1: 'padding' must be zero or more, a pair [height, width], 'same' or 'valid', got [1, 0, 1, 0]"),
+    ("pool-stride-not-its-doc", "  - avgpool2d: {kernel: 2, stride: [1, 2, 3]}\n",
+     "5:36: avgpool2d_1: 'stride' must be a positive integer or a pair [height, width], got [1, 2, 3]"),
+    ("name-too-long", "cnnspec: 1\nname: " + "x" * 201 + "\ninput: [1, 2, 2]\nlayers: [relu]\n",
+     "2:7: 'name' must be at most 200 characters, got 201"),
     ("flatten-then-conv", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n",
      "6:5: conv2d_1: needs a [C, H, W] input but gets [784]; a 1-D vector has no height and width (was there a 'flatten' too early?)"),
 ]
@@ -199,3 +205,64 @@ def test_unknown_op_without_a_near_spelling_lists_the_ops_instead(tmp_path, laye
     _, diagnostics = check_path(path)
     message = diagnostics[0].message
     assert "did you mean" not in message and message.startswith(f"unknown op '{layer.split(':')[0]}' (ops: ")
+
+
+# ---------------------------------------------------------------- an unknown activation (was: internal error)
+
+import json  # noqa: E402
+
+from cnnspec.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("value, hint", [("rleu", "; did you mean 'relu'?"), ("banana", "")])
+@pytest.mark.parametrize("op, line", [("conv2d: {filters: 3, kernel: 3, activation: %s}", 5),
+                                      ("dense: {units: 3, activation: %s}", 6)])
+def test_unknown_activation_is_a_located_error_in_text_and_json(tmp_path, capsys, value, hint, op, line):
+    path = tmp_path / "act.yaml"
+    layers = ("" if line == 5 else "  - flatten\n") + f"  - {op % value}\n    name: layer\n"
+    path.write_text(HEAD + layers)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    first = err.splitlines()[0]
+    assert first.startswith(f"{path}:{line}:") and ": error: layer: 'activation' must be one of 'relu', " in first
+    assert first.endswith(f", got '{value}'{hint}") and "null" not in first
+    assert main(["check", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False and doc["errors"][0]["line"] == line
+    assert doc["errors"][0]["message"] == first.split(": error: ", 1)[1]
+
+
+# ---------------------------------------------------------------- messages say what is allowed, never a description
+
+from cnnspec.schema import schema_for  # noqa: E402
+from cnnspec.schema_errors import MESSAGES, allowed_words, join_or  # noqa: E402
+
+
+def test_allowed_comes_from_allowed_text_or_branches_never_description():
+    branches = [{"type": "integer", "minimum": 0}, {"type": "array", "items": {"type": "integer"},
+                                                    "minItems": 2, "maxItems": 2}, {"enum": ["same", None]}]
+    assert join_or(allowed_words({"anyOf": branches, "description": "how it pads"})) == \
+        "zero or more, a pair [height, width] or 'same'"
+    assert allowed_words({"anyOf": branches, "allowed": "a padding", "description": "how it pads"}) == ["a padding"]
+
+
+def _keywords(schema, found):
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            _keywords(list(value.values()) if key in ("properties", "$defs") else value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _keywords(value, found)
+    return found
+
+
+STRUCTURAL = {"properties", "items", "$ref", "$defs", "$id", "$schema", "title", "description", "default", "allowed"}
+
+
+def test_every_keyword_the_checker_validates_has_its_own_message():
+    used = set()
+    for kind in ["document"] + [f"op:{name}" for name in OPS]:
+        _keywords(schema_for(kind), used)
+    assert used - STRUCTURAL - set(MESSAGES) == set()
