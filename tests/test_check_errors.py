@@ -266,3 +266,49 @@ def test_every_keyword_the_checker_validates_has_its_own_message():
     for kind in ["document"] + [f"op:{name}" for name in OPS]:
         _keywords(schema_for(kind), used)
     assert used - STRUCTURAL - set(MESSAGES) == set()
+
+
+# ---------------------------------------------------------------- a failed layer: no invented follow-on errors
+
+FOLLOW_ON = [
+    # (id, spec body after HEAD, every message expected: the layers that read the failed one stay quiet)
+    ("in-names-unknown-op", "  - {frobnicate: 3, name: f}\n  - {relu: null, in: f}\n  - dense: 3\n",
+     ["unknown op 'frobnicate'"]),
+    ("default-input-after-unknown-op", "  - flatten\n  - unflatten: [1, 28, 28]\n  - conv2d: {filters: 3, kernel: 3}\n",
+     ["unknown op 'unflatten'"]),
+    ("in-names-unknown-op-by-default-name", "  - frobnicate\n  - {relu: null, in: frobnicate_1}\n  - dense: 3\n",
+     ["unknown op 'frobnicate'"]),
+    ("after-a-bad-in", "  - flatten\n  - {relu: null, in: nope}\n  - conv2d: {filters: 3, kernel: 3}\n",
+     ["'in' names 'nope', which is no earlier layer"]),
+    ("after-a-bad-argument", "  - conv2d: {filters: 0, kernel: 3}\n  - dense: 3\n",
+     ["conv2d_1: 'filters' must be at least 1, got 0"]),
+    ("add-of-a-failed-layer", "  - {frobnicate: 3, name: f}\n  - {relu: null, name: r, in: input}\n  - {add: null, in: [f, r]}\n",
+     ["unknown op 'frobnicate'"]),
+    ("own-argument-errors-still-reported", "  - frobnicate\n  - conv2d: {filters: 0, kernel: 3}\n",
+     ["unknown op 'frobnicate'", "conv2d_1: 'filters' must be at least 1, got 0"]),
+    ("a-failed-layer-still-counts-for-names", "  - {conv2d: {filters: 3, kernel: 3}, in: nope}\n"
+     "  - {conv2d: {filters: 3, kernel: 99}, in: input}\n",
+     ["'in' names 'nope', which is no earlier layer", "conv2d_2: kernel 99 does not fit its 28x28 input"]),
+    ("block-call-fails", "  - {b: null, name: call}\n  - {relu: null, in: call}\n  - dense: 3\n",
+     ["unknown op 'rleu'; did you mean 'relu'?"]),
+]
+BLOCK_B = "blocks:\n  b:\n    layers: [rleu]\n"
+
+
+@pytest.mark.parametrize("case_id, body, expected", FOLLOW_ON, ids=[c[0] for c in FOLLOW_ON])
+def test_layers_reading_a_failed_layer_get_no_invented_errors(tmp_path, case_id, body, expected):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(HEAD.replace("layers:\n", BLOCK_B + "layers:\n") + body)
+    _, diagnostics = check_path(path)
+    messages = [d.message for d in diagnostics]
+    assert len(messages) == len(expected), messages
+    for message, start in zip(messages, expected):
+        assert message.startswith(start), messages
+
+
+def test_expect_on_a_call_whose_last_layer_failed_is_not_moved_to_an_earlier_layer(tmp_path):
+    path = tmp_path / "expect.yaml"
+    path.write_text(HEAD.replace("layers:\n", "blocks:\n  b:\n    layers: [flatten, rleu]\n" + "layers:\n")
+                    + "  - {b: null, expect: [10]}\n")
+    _, diagnostics = check_path(path)
+    assert [d.message for d in diagnostics] == ["unknown op 'rleu'; did you mean 'relu'?"]
