@@ -8,7 +8,7 @@ document path of its source line and the chain of calls, so errors can name both
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import Diagnostic
 from .ir import INPUT
@@ -35,6 +35,7 @@ class Item:
     path: tuple           # document path of the layer item (for positions)
     via: tuple = ()       # ((block name, call Location), ...), innermost first
     explicit_name: bool = False
+    scope: str = ""       # the name prefix of the innermost call ('layer1.0.'): tells calls apart
 
 
 @dataclass
@@ -69,7 +70,8 @@ class Expander:
 
     # -- helpers -------------------------------------------------------------------------------
     def error(self, message, path, scope, key=False, rank=20):
-        self.diagnostics.append(Diagnostic(message, self.doc.loc(path, key=key), scope.via, rank=rank))
+        self.diagnostics.append(Diagnostic(message, self.doc.loc(path, key=key), scope.via, rank=rank,
+                                           call=scope.prefix))
 
     def substitute(self, value, scope, path):
         """Replace whole-value ``$param`` strings; an unknown parameter is an error."""
@@ -248,8 +250,7 @@ class Expander:
                 if out and expect is not None and copy == times - 1:
                     last = self.items[-1]
                     if last.expect is None and last.name == out:  # not where the block's last layer failed
-                        self.items[-1] = Item(last.name, last.op, last.args, last.inputs, expect, path, last.via,
-                                              last.explicit_name)
+                        self.items[-1] = replace(last, expect=expect, path=path)
             if out is None:
                 return None
             chained = (out,)
@@ -318,7 +319,7 @@ class Expander:
             return None
         self.full_names[full] = path
         scope.local[local] = full
-        self.items.append(Item(full, op, args, inputs, expect, path, scope.via, explicit))
+        self.items.append(Item(full, op, args, inputs, expect, path, scope.via, explicit, scope.prefix))
         return full
 
     def _call_block(self, block, local, args, inputs, path, scope):

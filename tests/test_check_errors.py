@@ -312,3 +312,71 @@ def test_expect_on_a_call_whose_last_layer_failed_is_not_moved_to_an_earlier_lay
                     + "  - {b: null, expect: [10]}\n")
     _, diagnostics = check_path(path)
     assert [d.message for d in diagnostics] == ["unknown op 'rleu'; did you mean 'relu'?"]
+
+
+# ---------------------------------------------------------------- an error in a block: said once, with its calls
+
+from pathlib import Path  # noqa: E402
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def test_typos_in_a_resnet50_block_are_said_once_each(tmp_path):
+    text = (SPECS / "resnet50.yaml").read_text()
+    text = text.replace("      - relu\n", "      - rleu\n", 1).replace("{batchnorm: {}, name: bn3}", "{batchnrm: {}, name: bn3}")
+    path = tmp_path / "r50.yaml"
+    path.write_text(text)
+    _, diagnostics = check_path(path)
+    assert [d.render().split(": error: ")[1] for d in diagnostics] == [
+        "unknown op 'rleu'; did you mean 'relu'? (in block 'bottleneck', reached by 16 calls, first at line 35)",
+        "unknown op 'batchnrm'; did you mean 'batchnorm'? (in block 'bottleneck', reached by 16 calls, "
+        "first at line 35)"]
+    assert [d.location.line for d in diagnostics] == [17, 22]  # the block's lines
+
+
+BLOCKY = """\
+cnnspec: 1
+name: blocky
+input: [3, 8, 8]
+blocks:
+  inner:
+    params: {k: 1}
+    layers:
+      - {conv2d: {filters: 4, kernel: $k, %s}, name: conv}
+  outer:
+    params: {k: 1}
+    layers:
+      - {inner: {k: $k}, name: a}
+layers:
+%s"""
+BLOCK_CASES = [
+    # (id, extra conv2d argument, calls, every error expected)
+    ("argument-typo-three-calls", "kernal: 3", "  - {inner: null, name: s, repeat: 3}\n",
+     ["8:43: s.0.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner', reached by 3 calls, "
+      "first at line 14)"]),
+    ("one-call-keeps-its-wording", "kernal: 3", "  - {inner: null, name: s}\n",
+     ["8:43: s.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner' called at line 14)"]),
+    ("same-shape-error-two-calls", "stride: 1", "  - {inner: {k: 9}, name: s1}\n  - {inner: {k: 9}, name: s2, in: input}\n",
+     ["8:9: s1.conv: kernel 9 does not fit its 8x8 input: (8 - 9 + 2*0)/1 + 1 = 0 (in block 'inner', "
+      "reached by 2 calls, first at line 14)"]),
+    ("shape-error-per-call-argument", "stride: 1", "  - {inner: {k: 9}, name: s1}\n  - {inner: {k: 10}, name: s2, in: input}\n",
+     ["8:9: s1.conv: kernel 9 does not fit its 8x8 input: (8 - 9 + 2*0)/1 + 1 = 0 (in block 'inner' called at line 14)",
+      "8:9: s2.conv: kernel 10 does not fit its 8x8 input: (8 - 10 + 2*0)/1 + 1 = -1 (in block 'inner' called at "
+      "line 15)"]),
+    ("argument-value-per-call", "stride: 1", "  - {inner: {k: 0}, name: s1}\n  - {inner: {k: -1}, name: s2, in: input}\n",
+     ["8:39: s1.conv: 'kernel' must be a positive integer or a pair [height, width], got 0 (in block 'inner' called "
+      "at line 14)",
+      "8:39: s2.conv: 'kernel' must be a positive integer or a pair [height, width], got -1 (in block 'inner' called "
+      "at line 15)"]),
+    ("nested-calls", "kernal: 3", "  - {outer: null, name: o1}\n  - {outer: null, name: o2}\n",
+     ["8:43: o1.a.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner', reached by 2 calls, "
+      "first at line 12)"]),
+]
+
+
+@pytest.mark.parametrize("case_id, extra, calls, expected", BLOCK_CASES, ids=[c[0] for c in BLOCK_CASES])
+def test_an_error_in_a_block_is_said_once_unless_it_differs_per_call(tmp_path, case_id, extra, calls, expected):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(BLOCKY % (extra, calls))
+    _, diagnostics = check_path(path)
+    assert [d.render().split(f"{path}:", 1)[1].replace(": error:", ":") for d in diagnostics] == expected
