@@ -380,3 +380,35 @@ def test_an_error_in_a_block_is_said_once_unless_it_differs_per_call(tmp_path, c
     path.write_text(BLOCKY % (extra, calls))
     _, diagnostics = check_path(path)
     assert [d.render().split(f"{path}:", 1)[1].replace(": error:", ":") for d in diagnostics] == expected
+
+
+# ---------------------------------------------------------------- --json of an invalid spec: no figures as if real
+
+JSON_CASES = [
+    # (id, spec body after HEAD, layers whose figures are real: their output shapes)
+    ("unknown-op", "  - conv2d: {filters: 4, kernel: 3}\n  - {frobnicate: 3, name: f}\n  - {relu: null, in: f}\n"
+     "  - {conv2d: {filters: 2, kernel: 1}, in: input}\n",
+     {"conv2d_1": [4, 26, 26], "relu_1": None, "conv2d_2": [2, 28, 28]}),
+    ("wrong-expect", "  - conv2d: {filters: 4, kernel: 3}\n  - {maxpool2d: 2, expect: [4, 12, 12]}\n  - flatten\n"
+     "  - dense: 10\n",
+     {"conv2d_1": [4, 26, 26], "maxpool2d_1": [4, 13, 13], "flatten_1": None, "dense_1": None}),
+    ("shape-error", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n  - relu\n",
+     {"flatten_1": [784], "conv2d_1": None, "relu_1": None}),
+    ("classes", "  - flatten\n  - dense: 3\nclasses: [a, b]\n", {"flatten_1": [784], "dense_1": [3]}),
+]
+
+
+@pytest.mark.parametrize("case_id, body, real", JSON_CASES, ids=[c[0] for c in JSON_CASES])
+def test_json_of_an_invalid_spec_has_null_figures_where_they_are_not_real(tmp_path, capsys, case_id, body, real):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(HEAD + body)
+    assert main(["check", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False and doc["errors"]
+    assert doc["params"] is None and doc["macs"] is None and doc["output_shape"] is None
+    assert doc["input_shape"] == [1, 28, 28] and doc["name"] == "t"
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    assert {name: layers[name]["output_shape"] for name in real} == real
+    for name, shape in real.items():
+        figures = (layers[name]["params"], layers[name]["macs"])
+        assert (None in figures) == (shape is None), (name, figures)
