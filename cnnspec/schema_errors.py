@@ -57,23 +57,32 @@ def _array_words(schema: dict) -> str:
     return "a list"
 
 
+def _type_words(schema: dict) -> list[str]:
+    types = schema["type"]
+    return [_TYPE_ALLOWED.get(t, lambda _s, t=t: TYPE_WORDS.get(t, t))(schema)
+            for t in ([types] if isinstance(types, str) else types)]
+
+
+def _branch_words(schema: dict) -> list[str]:
+    return [w for branch in schema.get("anyOf", schema.get("oneOf")) for w in allowed_words(branch)]
+
+
 _TYPE_ALLOWED: dict[str, Callable[[dict], str]] = {"integer": _integer_words, "array": _array_words}
+# the first of these keywords a schema has says what it allows; 'description' is never one of them
+_ALLOWED_FROM: tuple[tuple[str, Callable[[dict], list[str]]], ...] = (
+    ("allowed", lambda s: [s["allowed"]]),
+    ("enum", lambda s: [describe(v) for v in s["enum"] if v is not None]),  # null: "none", the default
+    ("const", lambda s: [describe(s["const"])]),
+    ("anyOf", _branch_words),
+    ("oneOf", _branch_words),
+    ("type", _type_words),
+)
 
 
 def allowed_words(schema: dict) -> list[str]:
     """What a schema allows, one phrase per option: its explicit ``allowed`` text, else from its
     ``enum``, ``const``, ``anyOf`` branches or ``type`` (never its ``description``)."""
-    if "allowed" in schema:
-        return [schema["allowed"]]
-    if "enum" in schema:
-        return [describe(v) for v in schema["enum"] if v is not None]
-    if "const" in schema:
-        return [describe(schema["const"])]
-    if "anyOf" in schema or "oneOf" in schema:
-        return [w for branch in schema.get("anyOf", schema.get("oneOf")) for w in allowed_words(branch)]
-    types = schema.get("type", [])
-    return [_TYPE_ALLOWED.get(t, lambda _s, t=t: TYPE_WORDS.get(t, t))(schema)
-            for t in ([types] if isinstance(types, str) else types)]
+    return next((words(schema) for key, words in _ALLOWED_FROM if key in schema), [])
 
 
 # -- one message function per keyword ------------------------------------------------------------------
@@ -160,13 +169,14 @@ def _item_count(e: _Error) -> Diagnostic:
 
 
 def _enum(e: _Error) -> Diagnostic:
-    options = ", ".join(allowed_words(e.error.schema))
+    options = ", ".join(allowed_words(e.error.schema)) or "null"
     return e.say(f"{e.prefix}'{e.name}' must be one of {options}, got {describe(e.value)}"
                  + suggest(e.value, e.want))
 
 
 def _any_of(e: _Error) -> Diagnostic:
-    return e.must(join_or(allowed_words(e.error.schema)))
+    words = allowed_words(e.error.schema)
+    return e.must(join_or(words)) if words else _fallback(e)  # a branch with no words: jsonschema's own
 
 
 def _empty(e: _Error) -> Diagnostic:
