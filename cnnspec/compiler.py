@@ -7,6 +7,7 @@ only repeat them.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from .errors import Diagnostic, SpecError
 from .expand import Item, expand
@@ -31,7 +32,7 @@ def _args_as_mapping(op_def, item: Item, doc, diags) -> dict | None:
     if op_def.primary:
         return {op_def.primary: args}
     diags.append(Diagnostic(f"{item.name}: {item.op} takes no arguments; write '- {item.op}'",
-                            doc.loc(item.path + (item.op,)), item.via, rank=RANK_LAYER))
+                            doc.loc(item.path + (item.op,)), rank=RANK_LAYER))
     return None
 
 
@@ -43,42 +44,52 @@ def _check_expect(item: Item, doc, diags):
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in e)):
         return tuple(e)
     diags.append(Diagnostic(f"{item.name}: 'expect' must be a shape such as [64, 8, 8] or [10], got {e!r}",
-                            doc.loc(item.path + ("expect",)), item.via, rank=RANK_LAYER))
+                            doc.loc(item.path + ("expect",)), rank=RANK_LAYER))
     return None
+
+
+def _build_node(item: Item, doc, diags) -> Node | None:
+    """One item's node, or None after the errors (added to diags) that keep it from being one."""
+    op_def = OPS[item.op]
+    args = _args_as_mapping(op_def, item, doc, diags)
+    if args is None:
+        return None
+    base = item.path + (item.op,)  # for a scalar primary argument, positions fall back to the scalar
+    problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
+    diags += problems
+    if problems:
+        return None
+    n_in = len(item.inputs)
+    if n_in < op_def.min_inputs:
+        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {op_def.min_inputs} layers, "
+                                f"got {n_in}", doc.loc(item.path), rank=RANK_LAYER))
+        return None
+    if op_def.max_inputs is not None and n_in > op_def.max_inputs:
+        diags.append(Diagnostic(f"{item.name}: {item.op} takes one input but 'in' names {n_in}",
+                                doc.loc(item.path + ("in",)), rank=RANK_LAYER))
+        return None
+    attrs = op_def.normalize(args)
+    return Node(item.name, item.op, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
+                doc.loc(item.path), item.via)
 
 
 def build_nodes(items: list[Item], doc) -> tuple[list[Node], list[Diagnostic]]:
     diags: list[Diagnostic] = []
     nodes = []
     for item in items:
-        op_def = OPS[item.op]
-        args = _args_as_mapping(op_def, item, doc, diags)
-        if args is None:
-            continue
-        base = item.path + (item.op,)  # for a scalar primary argument, positions fall back to the scalar
-        problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
-        for p in problems:
-            diags.append(Diagnostic(p.message, p.location, item.via, p.rank))
-        if problems:
-            continue
-        n_in = len(item.inputs)
-        if n_in < op_def.min_inputs:
-            diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {op_def.min_inputs} layers, "
-                                    f"got {n_in}", doc.loc(item.path), item.via, rank=RANK_LAYER))
-            continue
-        if op_def.max_inputs is not None and n_in > op_def.max_inputs:
-            diags.append(Diagnostic(f"{item.name}: {item.op} takes one input but 'in' names {n_in}",
-                                    doc.loc(item.path + ("in",)), item.via, rank=RANK_LAYER))
-            continue
-        attrs = op_def.normalize(args)
-        nodes.append(Node(item.name, item.op, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
-                          doc.loc(item.path), item.via))
+        found: list[Diagnostic] = []
+        node = _build_node(item, doc, found)
+        diags += [replace(d, via=item.via, call=item.scope) for d in found]  # the call that led here
+        if node is not None:
+            nodes.append(node)
     return nodes, diags
 
 
-def infer_shapes(input_shape, nodes: list[Node]) -> tuple[list[Node], list[Diagnostic]]:
+def infer_shapes(input_shape, nodes: list[Node], calls=None) -> tuple[list[Node], list[Diagnostic]]:
     """The shape pass. After a wrong ``expect`` it goes on with the author's shape, so the error is
-    reported where the author's belief first goes wrong and not again at every later layer."""
+    reported where the author's belief first goes wrong and not again at every later layer.
+    ``calls`` maps a layer to the name prefix of the block call that made it (see ``said_once``)."""
+    calls = calls or {}
     shapes = {INPUT: tuple(input_shape)}
     out, diags = [], []
     for node in nodes:
@@ -88,14 +99,16 @@ def infer_shapes(input_shape, nodes: list[Node]) -> tuple[list[Node], list[Diagn
         try:
             result: Inferred = OPS[node.op].infer(node.attrs, [shapes[i] for i in node.inputs])
         except ShapeProblem as problem:
-            diags.append(Diagnostic(f"{node.name}: {problem}", node.location, node.via, rank=RANK_SHAPE))
+            diags.append(Diagnostic(f"{node.name}: {problem}", node.location, node.via, rank=RANK_SHAPE,
+                                    call=calls.get(node.name, "")))
             out.append(node)
             continue
         node = node.with_(shape=result.shape, pads=result.pads, params=result.params, macs=result.macs)
         shapes[node.name] = result.shape
         if node.expect is not None and node.expect != result.shape:
             diags.append(Diagnostic(f"{node.name}: output is {fmt_shape(result.shape)}, but expect says "
-                                    f"{fmt_shape(node.expect)}", node.location, node.via, rank=RANK_EXPECT))
+                                    f"{fmt_shape(node.expect)}", node.location, node.via, rank=RANK_EXPECT,
+                                    call=calls.get(node.name, "")))
             shapes[node.name] = node.expect
         out.append(node)
     return out, diags
@@ -113,7 +126,7 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     items, expand_diags = expand(doc)
     nodes, build_diags = build_nodes(items, doc)
     diags += expand_diags + build_diags
-    nodes, shape_diags = infer_shapes(data["input"], nodes)
+    nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
     diags += shape_diags
     classes = data.get("classes")
     last = nodes[-1] if nodes else None
@@ -130,7 +143,23 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
         canonical_spec=canonical_json(data),
         file=doc.file,
     )
-    return graph, diags
+    return graph, said_once(diags)
+
+
+def said_once(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """An error in a block's text that several calls reach, said once, with how many calls reach it.
+    Errors that differ per call (a shape that depends on the call's arguments) stay one per call: the
+    key is the message with the call's name prefix taken out, at the same place."""
+    groups: dict = {}
+    for d in diags:
+        key = (d.location, d.rank, d.severity, d.message.replace(d.call, "\0")) if d.call else id(d)
+        groups.setdefault(key, []).append(d)
+    return [_merged(group) for group in groups.values()]
+
+
+def _merged(group: list[Diagnostic]) -> Diagnostic:
+    calls = len({d.call for d in group})
+    return group[0] if calls == 1 else replace(group[0], calls=calls)
 
 
 def _valid_input(value) -> bool:

@@ -31,13 +31,21 @@ class Diagnostic:
     # lower sorts first when several errors are shown ("best first")
     rank: int = 50
     severity: str = "error"  # or "warning" (cnnspec.lint): reported, but the spec still checks
+    # the name prefix of the innermost block call ('layer1.0.'), which tells one call from another
+    call: str = ""
+    # how many calls reach this same error in a block's text (said once: see compiler.said_once)
+    calls: int = 1
 
     def render(self) -> str:
         where = str(self.location) if self.location else "<spec>"
-        text = f"{where}: {self.severity}: {self.message}"
-        for block, call in self.via:
-            text += f" (in block '{block}' called at line {call.line})"
-        return text
+        return f"{where}: {self.severity}: {self.message}{self._context()}"
+
+    def _context(self) -> str:
+        """Which block call led here: every call of the chain, or for an error many calls reach, how many."""
+        if self.calls > 1:
+            block, first = self.via[0]
+            return f" (in block '{block}', reached by {self.calls} calls, first at line {first.line})"
+        return "".join(f" (in block '{block}' called at line {call.line})" for block, call in self.via)
 
     def to_json(self) -> dict:
         return {

@@ -8,11 +8,14 @@ document path of its source line and the chain of calls, so errors can name both
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import Diagnostic
+from .ir import INPUT
 from .ops import OPS
-from .schema import MAX_LAYERS, RESERVED, describe, suggest
+from .schema import MAX_LAYERS, RESERVED
+from .schema_errors import describe
+from .suggest import suggest
 
 MAX_BLOCK_DEPTH = 16
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # the contract's layer-name pattern
@@ -32,6 +35,7 @@ class Item:
     path: tuple           # document path of the layer item (for positions)
     via: tuple = ()       # ((block name, call Location), ...), innermost first
     explicit_name: bool = False
+    scope: str = ""       # the name prefix of the innermost call ('layer1.0.'): tells calls apart
 
 
 @dataclass
@@ -46,6 +50,12 @@ class _Scope:
     declared: set = field(default_factory=set)  # names written in this list, to spot forward references
 
 
+def _plain_name(raw: dict) -> str | None:
+    """A layer's literal name where it is a valid one (a '$param' is not substituted here)."""
+    name = raw.get("name")
+    return name if isinstance(name, str) and _NAME.match(name) else None
+
+
 class Expander:
     def __init__(self, doc):
         self.doc = doc
@@ -56,10 +66,12 @@ class Expander:
         self.full_names: dict[str, tuple] = {}  # full name -> path, for duplicates and top-level lookups
         self.diagnostics: list[Diagnostic] = []
         self.stack: list[str] = []
+        self.failures = 0  # layers that failed without a name of their own (see _failed)
 
     # -- helpers -------------------------------------------------------------------------------
     def error(self, message, path, scope, key=False, rank=20):
-        self.diagnostics.append(Diagnostic(message, self.doc.loc(path, key=key), scope.via, rank=rank))
+        self.diagnostics.append(Diagnostic(message, self.doc.loc(path, key=key), scope.via, rank=rank,
+                                           call=scope.prefix))
 
     def substitute(self, value, scope, path):
         """Replace whole-value ``$param`` strings; an unknown parameter is an error."""
@@ -129,23 +141,37 @@ class Expander:
             if len(self.items) > MAX_LAYERS:
                 self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + (i,), scope)
                 return prev
-            out = self.expand_item(raw, path + (i,), scope, prev)
-            if out is not None:
-                prev = out
+            prev = self.expand_item(raw, path + (i,), scope, prev)
         return prev
 
     def expand_item(self, raw, path, scope, prev):
-        if isinstance(raw, str):
+        """The full name of the item's output: ``prev`` where ``when`` leaves the layer out, and a
+        failed name (see ``_failed``) after an error, so that the layers after it read no older layer."""
+        bare = isinstance(raw, str)
+        if bare:
             raw = {raw: None}
-            bare = True
-        elif isinstance(raw, dict):
-            bare = False
-        else:
+        elif not isinstance(raw, dict):
             self.error(f"a layer must be an op name or a mapping, got {raw!r}", path, scope)
-            return None
+            return self._failed(scope)
         if "when" in raw and not self.when_holds(raw["when"], scope, path + ("when",)):
-            return None
+            return prev
+        op = self._op_key(raw, path, scope)
+        if op is None:
+            return self._failed(scope, _plain_name(raw))
+        if op not in OPS and op not in self.blocks:
+            known = list(OPS) + list(self.blocks)
+            self.error(f"unknown op '{op}'" + (suggest(op, known) or f" (ops: {', '.join(sorted(OPS))})"),
+                       path if bare else path + (op,), scope, key=not bare)
+            return self._failed(scope, _plain_name(raw) or self._default_name(op, scope))
         problems_before = len(self.diagnostics)
+        sub = lambda key: self.substitute(raw.get(key), scope, path + (key,))  # noqa: E731
+        name = self._layer_name(sub("name"), path, scope)
+        base = name or self._default_name(op, scope)
+        out = self._expand_op(raw, op, name, base, path, scope, prev, sub, problems_before)
+        return out if out is not None else self._failed(scope, base)
+
+    def _op_key(self, raw, path, scope):
+        """The one key of a layer item that is not reserved; None (and an error) for none or several."""
         op_keys = [k for k in raw if k not in RESERVED]
         if not op_keys:
             self.error("layer has no op (its keys are " + ", ".join(f"'{k}'" for k in raw) + ")", path, scope)
@@ -154,21 +180,32 @@ class Expander:
             self.error(f"layer has several ops ({', '.join(repr(k) for k in op_keys)}); put each op in its own "
                        f"list item", path + (op_keys[1],), scope, key=True)
             return None
-        op = op_keys[0]
-        if op not in OPS and op not in self.blocks:
-            known = list(OPS) + list(self.blocks)
-            self.error(f"unknown op '{op}'" + (suggest(op, known) or f" (ops: {', '.join(sorted(OPS))})"),
-                       path if bare else path + (op,), scope, key=not bare)
-            return None
-        sub = lambda key: self.substitute(raw.get(key), scope, path + (key,))  # noqa: E731
-        name = sub("name")
+        return op_keys[0]
+
+    def _layer_name(self, name, path, scope):
+        """The layer's own name where it gives a valid one; None (after an error where it is not)."""
         if name is not None and not isinstance(name, str):
             self.error(f"'name' must be a string, got {name!r}", path + ("name",), scope)
-            name = None
-        elif name is not None and not _NAME.match(name):
+            return None
+        if name is not None and not _NAME.match(name):
             self.error(f"layer name {name!r} is not allowed: a name starts with a letter or '_' and holds only "
                        f"ASCII letters, digits, '_' and '.' (as in 'layer1.0.conv1')", path + ("name",), scope)
-            name = None
+            return None
+        return name
+
+    def _failed(self, scope, local=None) -> str:
+        """The name of a layer that failed, registered like a layer's but given no node: the layers that
+        read it, by 'in' or by default, find it (no invented "comes later"), and the shape pass, which
+        knows no shape for it, leaves them unchecked instead of inventing follow-on errors."""
+        full = scope.prefix + local if local else None
+        if full is None or local in scope.local or full in self.full_names or full == INPUT:
+            self.failures += 1
+            return f"{scope.prefix}<failed {self.failures}>"  # never a valid layer name, so never a clash
+        scope.local[local] = full
+        return full
+
+    def _expand_op(self, raw, op, name, base, path, scope, prev, sub, problems_before):
+        """An op or block call with its repeats; the last copy's full name, or None after an error."""
         expect = sub("expect")
         inputs = self._inputs(raw, scope, path, prev, sub)
         if inputs is None:
@@ -181,7 +218,8 @@ class Expander:
             times, start = self._repeat_counts(repeat, path + ("repeat",), scope)
             if times is None:
                 return None
-        base = name or self._default_name(op, scope)
+        if len(self.diagnostics) > problems_before:
+            return None  # a bad name or substitution: checking the item further would only repeat it
         out = None
         chained = inputs
         for copy in range(times):
@@ -189,6 +227,7 @@ class Expander:
                 self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + ("repeat",), scope)
                 return None
             local = f"{base}.{start + copy}" if repeat is not None else base
+            problems_before = len(self.diagnostics)  # errors inside an earlier copy's block are not this one's
             args = sub(op)
             if copy == 0 and isinstance(raw.get("first"), dict):
                 declared = (self.blocks[op].get("params") or {}) if op in self.blocks else OPS[op].args
@@ -210,9 +249,8 @@ class Expander:
                 out = self._call_block(op, local, args, chained, path, scope)
                 if out and expect is not None and copy == times - 1:
                     last = self.items[-1]
-                    if last.expect is None:
-                        self.items[-1] = Item(last.name, last.op, last.args, last.inputs, expect, path, last.via,
-                                              last.explicit_name)
+                    if last.expect is None and last.name == out:  # not where the block's last layer failed
+                        self.items[-1] = replace(last, expect=expect, path=path)
             if out is None:
                 return None
             chained = (out,)
@@ -281,7 +319,7 @@ class Expander:
             return None
         self.full_names[full] = path
         scope.local[local] = full
-        self.items.append(Item(full, op, args, inputs, expect, path, scope.via, explicit))
+        self.items.append(Item(full, op, args, inputs, expect, path, scope.via, explicit, scope.prefix))
         return full
 
     def _call_block(self, block, local, args, inputs, path, scope):
@@ -320,10 +358,10 @@ class Expander:
         inner = _Scope(scope.prefix + local + ".", inputs[0], params, ((block, call_loc),) + scope.via,
                        scope.depth + 1)
         self.stack.append(block)
-        before = len(self.items)
+        before, problems_before = len(self.items), len(self.diagnostics)
         out = self.expand_list(definition["layers"], ("blocks", block, "layers"), inner)
         self.stack.pop()
-        if len(self.items) == before:
+        if len(self.items) == before and len(self.diagnostics) == problems_before:  # else its layers' errors say why
             self.error(f"block '{block}' expands to no layers here", path, scope)
             return None
         scope.local[local] = out

@@ -27,9 +27,9 @@ _TYPES: dict[str, Callable[[object], bool]] = {
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
 }
-# keywords that only annotate: no effect on validity
+# keywords that only annotate: no effect on validity ("allowed" is cnnspec's: see schema_errors)
 _ANNOTATIONS = {"description", "default", "title", "$schema", "$id", "$comment", "examples", "$defs",
-                "definitions", "markdownDescription", "deprecated"}
+                "definitions", "markdownDescription", "deprecated", "allowed"}
 
 
 def _is_number(v) -> bool:

@@ -68,23 +68,41 @@ def table(graph: Graph) -> str:
     return "\n".join(out)
 
 
+def trusted_layers(graph: Graph) -> set[str]:
+    """Layers whose figures come from real shapes: inferred, from inputs whose shapes were too. After
+    an 'expect' that disagrees the shape pass goes on with the author's shape, so what follows is not."""
+    handed_on, trusted = {INPUT}, set()
+    for n in graph.nodes:
+        if n.shape is not None and all(i in handed_on for i in n.inputs):
+            trusted.add(n.name)
+            if n.expect is None or tuple(n.expect) == tuple(n.shape):
+                handed_on.add(n.name)
+    return trusted
+
+
+def _layer_json(node, trusted: bool) -> dict:
+    """One layer; its figures are null where they cannot be trusted (an invalid spec's partial graph)."""
+    return {"name": node.name, "op": node.op, "inputs": list(node.inputs),
+            "output_shape": list(node.shape) if trusted else None,
+            "params": node.params if trusted else None, "macs": node.macs if trusted else None}
+
+
 def to_json(path: str, graph: Graph | None, diagnostics, warnings=()) -> dict:
+    """The contract's document. An invalid spec's totals and output shape are null: the graph is partial
+    (failed layers are missing), so its sums would read as real figures of a net that does not check."""
     valid = graph is not None and not diagnostics
+    trusted = trusted_layers(graph) if graph else set()
     doc = {
         "spec": str(path),
         "valid": valid,
         "name": graph.name if graph else None,
         "input_shape": list(graph.input_shape) if graph else None,
-        "output_shape": list(graph.output_shape) if graph and graph.output_shape else None,
-        "params": graph.params if graph else None,
-        "macs": graph.macs if graph else None,
-        "activation_bytes": graph.activation_bytes if graph and valid else None,
+        "output_shape": list(graph.output_shape) if valid and graph.output_shape else None,
+        "params": graph.params if valid else None,
+        "macs": graph.macs if valid else None,
+        "activation_bytes": graph.activation_bytes if valid else None,
         "classes": list(graph.classes) if graph and graph.classes else None,
-        "layers": [
-            {"name": n.name, "op": n.op, "inputs": list(n.inputs),
-             "output_shape": list(n.shape) if n.shape else None, "params": n.params, "macs": n.macs}
-            for n in (graph.nodes if graph else ())
-        ],
+        "layers": [_layer_json(n, valid or n.name in trusted) for n in (graph.nodes if graph else ())],
         "errors": [d.to_json() for d in diagnostics],
         "warnings": [w.to_json() for w in warnings],  # cnnspec's extension: see cnnspec.lint
     }

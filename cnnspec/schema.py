@@ -1,21 +1,22 @@
-"""The JSON Schema of the spec language, generated from the op table, and its error translation.
+"""The JSON Schema of the spec language, generated from the op table, and validation against it.
 
 Two schemas come from one source: the editor schema (``cnnspec schema``, shipped as
 ``spec.schema.json``) describes every op's arguments for completion; the checker validates the
 document shape with jsonschema and each layer's arguments against that op's own sub-schema, so
-an error says "conv2d: 'kernel' must be ..." rather than "not valid under any of the schemas".
+an error says "conv2d: 'kernel' must be ..." rather than "not valid under any of the schemas"
+(the words come from ``schema_errors``, a table of one message function per keyword).
 Valid input is first answered by the same schemas compiled to predicates (``fastschema``), so a
 valid spec is checked without importing jsonschema at all.
 """
 from __future__ import annotations
 
-import difflib
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import Diagnostic
 from .ops import OPS, POS_INT
+from .schema_errors import explain
 
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
 SCHEMA_ID = "https://cnnspec.dev/schema/spec-v1.json"
@@ -149,126 +150,12 @@ def is_valid_for(kind: str):
     return compile_schema(schema_for(kind))
 
 
-def describe(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"'{value}'" if len(value) < 40 else f"'{value[:37]}...'"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        text = json.dumps(value)
-        return text if len(text) < 40 else "a list"
-    return "a mapping"
-
-
-def _field(path) -> str:
-    for p in reversed(path):
-        if isinstance(p, str):
-            return p
-    return "value"
-
-
-_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-               "array": "a list", "object": "a mapping", "null": "empty"}
-
-
-def suggest(word: str, options) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
-def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 10) -> Diagnostic:
-    """A jsonschema error as a located, plain-English diagnostic ("what is wrong, then what was received")."""
-    path = tuple(base_path) + tuple(error.absolute_path)
-    prefix = f"{subject}: " if subject else ""
-    name = _field(path)
-    kw = error.validator
-    value = error.instance
-    location = doc.loc(path)
-    if kw == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extras = [k for k in value if k not in allowed]
-        key = extras[0] if extras else "?"
-        location = doc.loc(path + (key,), key=True)
-        where = f"{subject} has" if subject else "spec has"
-        msg = f"{where} no argument '{key}'" if subject else f"unknown key '{key}'"
-        if not subject and path:
-            msg = f"unknown key '{key}' in '{_field(path)}'"
-        msg += suggest(key, allowed) or (f" (it takes: {', '.join(allowed)})" if allowed else " (it takes no arguments)")
-        return Diagnostic(msg, location, rank=rank)
-    if kw == "required":
-        missing = [k for k in error.validator_value if k not in value]
-        owner = subject or ("the spec" if not path else f"'{name}'")
-        return Diagnostic(f"{owner} needs '{missing[0]}'", location, rank=rank)
-    if kw == "const" and path == ("cnnspec",):
-        return Diagnostic(f"unsupported language version cnnspec: {describe(value)}; this cnnspec reads version 1",
-                          location, rank=0)
-    if kw == "type":
-        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        want = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
-        return Diagnostic(f"{prefix}'{name}' must be {want}, got {describe(value)}", location, rank=rank)
-    if kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        words = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
-                 "exclusiveMaximum": "less than"}[kw]
-        return Diagnostic(f"{prefix}'{name}' must be {words} {error.validator_value}, got {describe(value)}",
-                          location, rank=rank)
-    if kw in ("minItems", "maxItems"):
-        if name == "input" and len(path) == 1:
-            return Diagnostic(f"'input' must be [channels, height, width], got {describe(value)}", location, rank=rank)
-        if name == "layers":
-            return Diagnostic("'layers' must hold at least one layer", location, rank=rank)
-        words = "at least" if kw == "minItems" else "at most"
-        return Diagnostic(f"{prefix}'{name}' must have {words} {error.validator_value} items, got {len(value)}",
-                          location, rank=rank)
-    if kw == "enum":
-        options = ", ".join(describe(v) for v in error.validator_value)
-        return Diagnostic(f"{prefix}'{name}' must be one of {options}, got {describe(value)}"
-                          + (suggest(value, error.validator_value) if isinstance(value, str) else ""),
-                          location, rank=rank)
-    if kw in ("anyOf", "oneOf"):
-        desc = error.schema.get("description")
-        if desc:
-            return Diagnostic(f"{prefix}'{name}' must be {desc}, got {describe(value)}", location, rank=rank)
-    if kw == "minLength":
-        return Diagnostic(f"{prefix}'{name}' must not be empty", location, rank=rank)
-    if kw == "uniqueItems":
-        return Diagnostic(f"{prefix}'{name}' has repeated items", location, rank=rank)
-    if kw == "pattern":
-        return Diagnostic(f"{prefix}'{name}' {describe(value)} is not a valid name (letters, digits, '_' and '.', "
-                          f"not starting with a digit)", location, rank=rank)
-    if kw == "propertyNames":
-        return Diagnostic(f"{prefix}'{name}' has a key that is not a valid name", location, rank=rank)
-    return Diagnostic(f"{prefix}'{name}': {error.message}", location, rank=rank)
-
-
 def validate(instance, kind: str, doc, base_path=(), subject=None, rank=10) -> list[Diagnostic]:
     """Every schema error as a located diagnostic. Valid input (the common case) is answered by the
     compiled predicate; jsonschema finds and explains the errors of the rest."""
     if is_valid_for(kind)(instance):
         return []
-    errors = list(validator_for(kind).iter_errors(instance))
-    explained = _misspelt_required(errors)
-    return [translate(e, doc, base_path, subject, rank) for e in errors if id(e) not in explained]
-
-
-def _misspelt_required(errors) -> set:
-    """'needs kernel' errors that a misspelt 'kernal' in the same mapping already explains."""
-    unknown = {}
-    for e in errors:
-        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
-            allowed = e.schema.get("properties", {})
-            unknown.setdefault(tuple(e.absolute_path), []).extend(k for k in e.instance if k not in allowed)
-    explained = set()
-    for e in errors:
-        if e.validator == "required" and isinstance(e.instance, dict):
-            typos = unknown.get(tuple(e.absolute_path), [])
-            missing = [k for k in e.validator_value if k not in e.instance]
-            if missing and all(difflib.get_close_matches(m, typos, n=1, cutoff=0.6) for m in missing):
-                explained.add(id(e))
-    return explained
+    return explain(list(validator_for(kind).iter_errors(instance)), doc, base_path, subject, rank)
 
 
 def write_schema_file(path: Path = SCHEMA_FILE) -> None:

@@ -92,4 +92,5 @@ def test_typo_in_first_points_inside_first():
     with pytest.raises(SpecError) as info:
         cnnspec.loads(text)
     assert "'first' sets 'strid', which 'basic' does not take; did you mean 'stride'?" in info.value.render()
-    assert ":22:" in info.value.render()
+    assert ":21:35:" in info.value.render()  # the 'strid' key, inside 'first'
+    assert len(info.value.diagnostics) == 1  # no follow-on errors from the layers that read layer2

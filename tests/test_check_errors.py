@@ -20,7 +20,7 @@ layers:
 """, "7:5: conv2d_2: kernel 3 does not fit its 1x1 input: (1 - 3 + 2*0)/1 + 1 = -1"),
     ("expect-wrong", "  - conv2d: {filters: 64, kernel: 3}\n  - maxpool2d: 3\n    name: pool2\n    expect: [64, 5, 5]\n",
      "6:5: pool2: output is [64, 8, 8], but expect says [64, 5, 5]"),
-    ("unknown-op", "  - convolution2d: {filters: 3, kernel: 3}\n", "5:5: unknown op 'convolution2d'; did you mean 'conv2d'?"),
+    ("unknown-op", "  - conv2: {filters: 3, kernel: 3}\n", "5:5: unknown op 'conv2'; did you mean 'conv2d'?"),
     ("unknown-bare-op", "  - flaten\n", "5:5: unknown op 'flaten'; did you mean 'flatten'?"),
     ("dense-on-map", "  - conv2d: {filters: 8, kernel: 3}\n  - dense: 10\n",
      "6:5: dense_1: needs a 1-D input but gets [8, 26, 26]; add 'flatten' before it"),
@@ -74,6 +74,12 @@ layers:
     ("repeat-no-times", "  - {relu: null, repeat: {start: 2}}\n", "5:26: 'repeat' needs 'times' (how many copies) beside 'start'"),
     ("too-many-layers", "  - {relu: null, repeat: 20000}\n  - {relu: null, repeat: 20000}\n",
      "6:26: the spec expands to more than 20000 layers"),
+    ("pool-four-sided-padding", "  - maxpool2d: {kernel: 2, padding: [1, 0, 1, 0]}\n",
+     "5:37: maxpool2d_1: 'padding' must be zero or more, a pair [height, width], 'same' or 'valid', got [1, 0, 1, 0]"),
+    ("pool-stride-not-its-doc", "  - avgpool2d: {kernel: 2, stride: [1, 2, 3]}\n",
+     "5:36: avgpool2d_1: 'stride' must be a positive integer or a pair [height, width], got [1, 2, 3]"),
+    ("name-too-long", "cnnspec: 1\nname: " + "x" * 201 + "\ninput: [1, 2, 2]\nlayers: [relu]\n",
+     "2:7: 'name' must be at most 200 characters, got 201"),
     ("flatten-then-conv", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n",
      "6:5: conv2d_1: needs a [C, H, W] input but gets [784]; a 1-D vector has no height and width (was there a 'flatten' too early?)"),
 ]
@@ -161,3 +167,248 @@ def test_unknown_block_parameter_and_missing_required(tmp_path):
     messages = [d.message for d in diagnostics]
     assert "block 'b' has no parameter 'widht'; did you mean 'width'?" in messages
     assert "block 'b' needs parameter 'width'" in messages
+
+
+# ---------------------------------------------------------------- "did you mean": near spellings only
+
+from cnnspec.ops import OPS  # noqa: E402
+from cnnspec.suggest import close_match  # noqa: E402
+
+ARG_NAMES = ["filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "activation"]
+NEAR = [  # (typed, known names, suggestion): real typos keep their suggestion
+    ("rleu", OPS, "relu"), ("conv2", OPS, "conv2d"), ("maxpool", OPS, "maxpool2d"), ("flaten", OPS, "flatten"),
+    ("tahn", OPS, "tanh"), ("ReLU", OPS, "relu"), ("leakyrelu", OPS, "leaky_relu"),
+    ("kernal", ARG_NAMES, "kernel"), ("filter", ARG_NAMES, "filters"), ("strides", ARG_NAMES, "stride"),
+    ("strat", ["times", "start"], "start"), ("aa", ["a", "input"], "a"),
+]
+FAR = [  # (typed, known names): another real name, or a different word, gets no suggestion
+    ("gelu", OPS), ("elu", OPS), ("selu", OPS), ("prelu", OPS), ("swish", OPS), ("hard_sigmoid", OPS),
+    ("global_maxpool2d", OPS), ("cropping2d", OPS), ("conv1d", OPS), ("conv3d", OPS), ("convolution2d", OPS),
+    ("frobnicate", OPS), ("conv2d_9", ["conv2d_1"]), ("layer2", ["layer1"]),
+]
+
+
+@pytest.mark.parametrize("word, known, expected", NEAR, ids=[c[0] for c in NEAR])
+def test_a_near_spelling_is_suggested(word, known, expected):
+    assert close_match(word, known) == expected
+
+
+@pytest.mark.parametrize("word, known", FAR, ids=[c[0] for c in FAR])
+def test_a_different_name_is_not_suggested(word, known):
+    assert close_match(word, known) is None
+
+
+@pytest.mark.parametrize("layer", ["gelu", "hard_sigmoid", "global_maxpool2d", "cropping2d: 2"])
+def test_unknown_op_without_a_near_spelling_lists_the_ops_instead(tmp_path, layer):
+    path = tmp_path / "far.yaml"
+    path.write_text(HEAD + f"  - {layer}\n")
+    _, diagnostics = check_path(path)
+    message = diagnostics[0].message
+    assert "did you mean" not in message and message.startswith(f"unknown op '{layer.split(':')[0]}' (ops: ")
+
+
+# ---------------------------------------------------------------- an unknown activation (was: internal error)
+
+import json  # noqa: E402
+
+from cnnspec.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("value, hint", [("rleu", "; did you mean 'relu'?"), ("banana", "")])
+@pytest.mark.parametrize("op, line", [("conv2d: {filters: 3, kernel: 3, activation: %s}", 5),
+                                      ("dense: {units: 3, activation: %s}", 6)])
+def test_unknown_activation_is_a_located_error_in_text_and_json(tmp_path, capsys, value, hint, op, line):
+    path = tmp_path / "act.yaml"
+    layers = ("" if line == 5 else "  - flatten\n") + f"  - {op % value}\n    name: layer\n"
+    path.write_text(HEAD + layers)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" not in err
+    first = err.splitlines()[0]
+    assert first.startswith(f"{path}:{line}:") and ": error: layer: 'activation' must be one of 'relu', " in first
+    assert first.endswith(f", got '{value}'{hint}") and "null" not in first
+    assert main(["check", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False and doc["errors"][0]["line"] == line
+    assert doc["errors"][0]["message"] == first.split(": error: ", 1)[1]
+
+
+# ---------------------------------------------------------------- messages say what is allowed, never a description
+
+from cnnspec.schema import schema_for  # noqa: E402
+from cnnspec.schema_errors import MESSAGES, allowed_words, join_or  # noqa: E402
+
+
+def test_allowed_comes_from_allowed_text_or_branches_never_description():
+    branches = [{"type": "integer", "minimum": 0}, {"type": "array", "items": {"type": "integer"},
+                                                    "minItems": 2, "maxItems": 2}, {"enum": ["same", None]}]
+    assert join_or(allowed_words({"anyOf": branches, "description": "how it pads"})) == \
+        "zero or more, a pair [height, width] or 'same'"
+    assert allowed_words({"anyOf": branches, "allowed": "a padding", "description": "how it pads"}) == ["a padding"]
+
+
+def _keywords(schema, found):
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            _keywords(list(value.values()) if key in ("properties", "$defs") else value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _keywords(value, found)
+    return found
+
+
+STRUCTURAL = {"properties", "items", "$ref", "$defs", "$id", "$schema", "title", "description", "default", "allowed"}
+
+
+def test_every_keyword_the_checker_validates_has_its_own_message():
+    used = set()
+    for kind in ["document"] + [f"op:{name}" for name in OPS]:
+        _keywords(schema_for(kind), used)
+    assert used - STRUCTURAL - set(MESSAGES) == set()
+
+
+# ---------------------------------------------------------------- a failed layer: no invented follow-on errors
+
+FOLLOW_ON = [
+    # (id, spec body after HEAD, every message expected: the layers that read the failed one stay quiet)
+    ("in-names-unknown-op", "  - {frobnicate: 3, name: f}\n  - {relu: null, in: f}\n  - dense: 3\n",
+     ["unknown op 'frobnicate'"]),
+    ("default-input-after-unknown-op", "  - flatten\n  - unflatten: [1, 28, 28]\n  - conv2d: {filters: 3, kernel: 3}\n",
+     ["unknown op 'unflatten'"]),
+    ("in-names-unknown-op-by-default-name", "  - frobnicate\n  - {relu: null, in: frobnicate_1}\n  - dense: 3\n",
+     ["unknown op 'frobnicate'"]),
+    ("after-a-bad-in", "  - flatten\n  - {relu: null, in: nope}\n  - conv2d: {filters: 3, kernel: 3}\n",
+     ["'in' names 'nope', which is no earlier layer"]),
+    ("after-a-bad-argument", "  - conv2d: {filters: 0, kernel: 3}\n  - dense: 3\n",
+     ["conv2d_1: 'filters' must be at least 1, got 0"]),
+    ("add-of-a-failed-layer", "  - {frobnicate: 3, name: f}\n  - {relu: null, name: r, in: input}\n  - {add: null, in: [f, r]}\n",
+     ["unknown op 'frobnicate'"]),
+    ("own-argument-errors-still-reported", "  - frobnicate\n  - conv2d: {filters: 0, kernel: 3}\n",
+     ["unknown op 'frobnicate'", "conv2d_1: 'filters' must be at least 1, got 0"]),
+    ("a-failed-layer-still-counts-for-names", "  - {conv2d: {filters: 3, kernel: 3}, in: nope}\n"
+     "  - {conv2d: {filters: 3, kernel: 99}, in: input}\n",
+     ["'in' names 'nope', which is no earlier layer", "conv2d_2: kernel 99 does not fit its 28x28 input"]),
+    ("block-call-fails", "  - {b: null, name: call}\n  - {relu: null, in: call}\n  - dense: 3\n",
+     ["unknown op 'rleu'; did you mean 'relu'?"]),
+]
+BLOCK_B = "blocks:\n  b:\n    layers: [rleu]\n"
+
+
+@pytest.mark.parametrize("case_id, body, expected", FOLLOW_ON, ids=[c[0] for c in FOLLOW_ON])
+def test_layers_reading_a_failed_layer_get_no_invented_errors(tmp_path, case_id, body, expected):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(HEAD.replace("layers:\n", BLOCK_B + "layers:\n") + body)
+    _, diagnostics = check_path(path)
+    messages = [d.message for d in diagnostics]
+    assert len(messages) == len(expected), messages
+    for message, start in zip(messages, expected):
+        assert message.startswith(start), messages
+
+
+def test_expect_on_a_call_whose_last_layer_failed_is_not_moved_to_an_earlier_layer(tmp_path):
+    path = tmp_path / "expect.yaml"
+    path.write_text(HEAD.replace("layers:\n", "blocks:\n  b:\n    layers: [flatten, rleu]\n" + "layers:\n")
+                    + "  - {b: null, expect: [10]}\n")
+    _, diagnostics = check_path(path)
+    assert [d.message for d in diagnostics] == ["unknown op 'rleu'; did you mean 'relu'?"]
+
+
+# ---------------------------------------------------------------- an error in a block: said once, with its calls
+
+from pathlib import Path  # noqa: E402
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def test_typos_in_a_resnet50_block_are_said_once_each(tmp_path):
+    text = (SPECS / "resnet50.yaml").read_text()
+    text = text.replace("      - relu\n", "      - rleu\n", 1).replace("{batchnorm: {}, name: bn3}", "{batchnrm: {}, name: bn3}")
+    path = tmp_path / "r50.yaml"
+    path.write_text(text)
+    _, diagnostics = check_path(path)
+    assert [d.render().split(": error: ")[1] for d in diagnostics] == [
+        "unknown op 'rleu'; did you mean 'relu'? (in block 'bottleneck', reached by 16 calls, first at line 35)",
+        "unknown op 'batchnrm'; did you mean 'batchnorm'? (in block 'bottleneck', reached by 16 calls, "
+        "first at line 35)"]
+    assert [d.location.line for d in diagnostics] == [17, 22]  # the block's lines
+
+
+BLOCKY = """\
+cnnspec: 1
+name: blocky
+input: [3, 8, 8]
+blocks:
+  inner:
+    params: {k: 1}
+    layers:
+      - {conv2d: {filters: 4, kernel: $k, %s}, name: conv}
+  outer:
+    params: {k: 1}
+    layers:
+      - {inner: {k: $k}, name: a}
+layers:
+%s"""
+BLOCK_CASES = [
+    # (id, extra conv2d argument, calls, every error expected)
+    ("argument-typo-three-calls", "kernal: 3", "  - {inner: null, name: s, repeat: 3}\n",
+     ["8:43: s.0.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner', reached by 3 calls, "
+      "first at line 14)"]),
+    ("one-call-keeps-its-wording", "kernal: 3", "  - {inner: null, name: s}\n",
+     ["8:43: s.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner' called at line 14)"]),
+    ("same-shape-error-two-calls", "stride: 1", "  - {inner: {k: 9}, name: s1}\n  - {inner: {k: 9}, name: s2, in: input}\n",
+     ["8:9: s1.conv: kernel 9 does not fit its 8x8 input: (8 - 9 + 2*0)/1 + 1 = 0 (in block 'inner', "
+      "reached by 2 calls, first at line 14)"]),
+    ("shape-error-per-call-argument", "stride: 1", "  - {inner: {k: 9}, name: s1}\n  - {inner: {k: 10}, name: s2, in: input}\n",
+     ["8:9: s1.conv: kernel 9 does not fit its 8x8 input: (8 - 9 + 2*0)/1 + 1 = 0 (in block 'inner' called at line 14)",
+      "8:9: s2.conv: kernel 10 does not fit its 8x8 input: (8 - 10 + 2*0)/1 + 1 = -1 (in block 'inner' called at "
+      "line 15)"]),
+    ("argument-value-per-call", "stride: 1", "  - {inner: {k: 0}, name: s1}\n  - {inner: {k: -1}, name: s2, in: input}\n",
+     ["8:39: s1.conv: 'kernel' must be a positive integer or a pair [height, width], got 0 (in block 'inner' called "
+      "at line 14)",
+      "8:39: s2.conv: 'kernel' must be a positive integer or a pair [height, width], got -1 (in block 'inner' called "
+      "at line 15)"]),
+    ("nested-calls", "kernal: 3", "  - {outer: null, name: o1}\n  - {outer: null, name: o2}\n",
+     ["8:43: o1.a.conv has no argument 'kernal'; did you mean 'kernel'? (in block 'inner', reached by 2 calls, "
+      "first at line 12)"]),
+]
+
+
+@pytest.mark.parametrize("case_id, extra, calls, expected", BLOCK_CASES, ids=[c[0] for c in BLOCK_CASES])
+def test_an_error_in_a_block_is_said_once_unless_it_differs_per_call(tmp_path, case_id, extra, calls, expected):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(BLOCKY % (extra, calls))
+    _, diagnostics = check_path(path)
+    assert [d.render().split(f"{path}:", 1)[1].replace(": error:", ":") for d in diagnostics] == expected
+
+
+# ---------------------------------------------------------------- --json of an invalid spec: no figures as if real
+
+JSON_CASES = [
+    # (id, spec body after HEAD, layers whose figures are real: their output shapes)
+    ("unknown-op", "  - conv2d: {filters: 4, kernel: 3}\n  - {frobnicate: 3, name: f}\n  - {relu: null, in: f}\n"
+     "  - {conv2d: {filters: 2, kernel: 1}, in: input}\n",
+     {"conv2d_1": [4, 26, 26], "relu_1": None, "conv2d_2": [2, 28, 28]}),
+    ("wrong-expect", "  - conv2d: {filters: 4, kernel: 3}\n  - {maxpool2d: 2, expect: [4, 12, 12]}\n  - flatten\n"
+     "  - dense: 10\n",
+     {"conv2d_1": [4, 26, 26], "maxpool2d_1": [4, 13, 13], "flatten_1": None, "dense_1": None}),
+    ("shape-error", "  - flatten\n  - conv2d: {filters: 3, kernel: 1}\n  - relu\n",
+     {"flatten_1": [784], "conv2d_1": None, "relu_1": None}),
+    ("classes", "  - flatten\n  - dense: 3\nclasses: [a, b]\n", {"flatten_1": [784], "dense_1": [3]}),
+]
+
+
+@pytest.mark.parametrize("case_id, body, real", JSON_CASES, ids=[c[0] for c in JSON_CASES])
+def test_json_of_an_invalid_spec_has_null_figures_where_they_are_not_real(tmp_path, capsys, case_id, body, real):
+    path = tmp_path / f"{case_id}.yaml"
+    path.write_text(HEAD + body)
+    assert main(["check", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False and doc["errors"]
+    assert doc["params"] is None and doc["macs"] is None and doc["output_shape"] is None
+    assert doc["input_shape"] == [1, 28, 28] and doc["name"] == "t"
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    assert {name: layers[name]["output_shape"] for name in real} == real
+    for name, shape in real.items():
+        figures = (layers[name]["params"], layers[name]["macs"])
+        assert (None in figures) == (shape is None), (name, figures)

@@ -1,0 +1,64 @@
+"""Suggestions ("did you mean ...?") only for a near spelling of a known name.
+
+A suggestion that names a different thing misleads more than none at all (``gelu`` is not a
+typo of ``relu``, nor ``conv1d`` of ``conv2d``), so the rule is strict: a small typo distance
+(Damerau-Levenshtein, a swap of two neighbours counting one), a matching first letter for short
+words, and no aligned part of the name replaced whole (``max``/``avg``, ``1``/``2``).
+"""
+from __future__ import annotations
+
+import re
+
+SHORT = 6  # words shorter than this allow one edit; longer ones two
+_TOKENS = re.compile(r"[a-z]+|[0-9]+")
+
+
+def typo_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap neighbours) from a to b: optimal string alignment."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def _replaces_a_whole_part(a: str, b: str) -> bool:
+    """True where an aligned part differs in full: a number (conv1d/conv2d, conv2d_9/conv2d_1) or
+    a word whose every letter changed (max_pool/avg_pool). Parts are runs of letters or digits."""
+    digits_a, digits_b = re.findall(r"[0-9]+", a), re.findall(r"[0-9]+", b)
+    if any(x != y for x, y in zip(digits_a, digits_b)):
+        return True
+    parts_a, parts_b = _TOKENS.findall(a), _TOKENS.findall(b)
+    if len(parts_a) != len(parts_b):
+        return False
+    return any(x != y and typo_distance(x, y) >= max(len(x), len(y)) for x, y in zip(parts_a, parts_b))
+
+
+def is_near(word: str, option: str) -> bool:
+    """Whether ``option`` is a plausible intended spelling of ``word`` (case ignored)."""
+    a, b = word.lower(), option.lower()
+    if not a or not b:
+        return False
+    if len(a) < SHORT and a[0] != b[0]:
+        return False
+    limit = 1 if len(a) < SHORT else 2
+    return typo_distance(a, b) <= limit and not _replaces_a_whole_part(a, b)
+
+
+def close_match(word, options) -> str | None:
+    """The nearest option that ``is_near`` the word (first listed on a tie), or None."""
+    if not isinstance(word, str):
+        return None
+    near = [o for o in options if isinstance(o, str) and o != word and is_near(word, o)]
+    return min(near, key=lambda o: typo_distance(word.lower(), o.lower()), default=None)
+
+
+def suggest(word, options) -> str:
+    """'; did you mean 'x'?' for a near spelling, else an empty string (for appending to a message)."""
+    match = close_match(word, options)
+    return f"; did you mean '{match}'?" if match else ""
