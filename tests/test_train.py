@@ -108,6 +108,37 @@ def test_export_labels_prefer_the_spec_then_the_data():
     assert export_labels(bare, data) == tuple(str(i) for i in range(10))
 
 
+def test_training_reaches_a_backend_through_make_trainer(monkeypatch):
+    """Backend.make_trainer's default calls ``<backend package>.training.make_trainer``; a backend
+    without that module says it cannot train, in one line."""
+    import sys
+    import types
+
+    import cnnspec.training
+    from cnnspec.backend_api import Backend, EpochStats
+    from cnnspec.errors import BackendUnavailable
+
+    assert cnnspec.training.EpochStats is EpochStats  # the old import still works
+
+    class Plugin(Backend):
+        __module__ = "cnnspec_fake_plugin.backend"
+        name = "fake-plugin"
+        compile = get_weights = set_weights = predict = export_onnx = build = None
+
+    package = types.ModuleType("cnnspec_fake_plugin")
+    package.__path__ = []  # a package with no submodules on disk
+    monkeypatch.setitem(sys.modules, "cnnspec_fake_plugin", package)
+    with pytest.raises(BackendUnavailable, match="backend 'fake-plugin' does not support training"):
+        Plugin().make_trainer(None, None, TrainConfig(), World())
+
+    made = []
+    module = types.SimpleNamespace(make_trainer=lambda *args: made.append(args) or "trainer")
+    monkeypatch.setitem(sys.modules, "cnnspec_fake_plugin.training", module)
+    backend = Plugin()
+    assert backend.make_trainer("graph", None, "config", "world") == "trainer"
+    assert made == [(backend, "graph", None, "config", "world")]
+
+
 # ---------------------------------------------------------------- the epoch loop, with a scripted fake backend
 
 class FakeBackend:
@@ -164,21 +195,17 @@ class ScriptedTrainer:
 
 @pytest.fixture
 def fake(monkeypatch):
-    import types
-
     import cnnspec.plugins
-    import cnnspec.training
 
     made = []
 
-    def make_trainer(backend, graph, weights, config, world):
+    def make_trainer(backend, graph, weights, config, world):  # Backend.make_trainer's signature
         made.append(ScriptedTrainer(graph, fake.script))
         return made[-1]
 
     fake.made = made
     monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
-    monkeypatch.setattr(cnnspec.training, "trainer_module", lambda backend: types.SimpleNamespace(
-        make_trainer=make_trainer))
+    monkeypatch.setattr(FakeBackend, "make_trainer", make_trainer, raising=False)
     return fake
 
 
