@@ -4,19 +4,67 @@ The CLI and the trainer speak only this interface; a backend translates the froz
 framework, and the neutral weights layout (``cnnspec.weights``) into its own tensors. ``model.onnx``
 is never a backend's job: the core writes it from the graph and the neutral weights
 (:mod:`cnnspec.onnx_writer`), so every backend exports the same file.
+
+A plugin declares what it needs on its class (``requires``, ``extra``), so ``cnnspec backends``
+can say what is missing by importing the plugin package alone, never its framework: a plugin
+package must import its framework only inside its methods.
 """
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from .errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from .training import TrainConfig, World
 
 Progress = Callable[[str], None]
 ONNX_FILE, WEIGHTS_FILE = "model.onnx", "weights.safetensors"
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch of training: mean loss and accuracy over ``images`` images, already summed over
+    every process of a distributed run, so every rank takes the same decisions."""
+
+    loss: float
+    accuracy: float
+    images: int
+
+
+class BatchBar(Protocol):
+    """The progress bar a trainer advances once per batch (``cnnspec.training.progress.EpochBar``)."""
+
+    def update(self, loss: float, accuracy: float) -> None: ...
+
+
+class Trainer(Protocol):
+    """A backend's inner training loop. The framework-free orchestrator (``cnnspec.training``) owns
+    the data, the batches, the epochs and the choice of the best epoch; a trainer only steps."""
+
+    def train_epoch(self, x, y, batches, bar: BatchBar) -> EpochStats:
+        """One pass over ``batches`` (index arrays into ``x``, ``y``), advancing ``bar`` per batch."""
+
+    def evaluate(self, x, y, indices) -> tuple[float, float]:
+        """(loss, accuracy) on ``x[indices]``, summed over every process."""
+
+    def weights(self) -> dict:
+        """The current weights as float32 numpy arrays in the neutral layout."""
+
+    def close(self) -> None:
+        """Release what the trainer holds (threads, process groups); called once, even after an error."""
+
+
 class Backend(ABC):
     name: str = ""
+    # importable modules the backend needs, checked (without importing them) before it is used
+    requires: tuple[str, ...] = ()
+    # the pip extra that installs them: ``pip install 'cnnspec[<extra>]'``; "" when there is none
+    extra: str = ""
 
     @abstractmethod
     def compile(self, graph, weights: dict | None = None, seed: int | None = 0):
@@ -70,3 +118,24 @@ class Backend(ABC):
         write_onnx(graph, neutral, outdir / ONNX_FILE, backend=self.name)
         written.append(outdir / ONNX_FILE)
         return written
+
+    def make_trainer(self, graph, weights: dict | None, config: "TrainConfig", world: "World") -> Trainer:
+        """The one way training reaches a backend: a :class:`Trainer` for ``graph`` (the graph the
+        loss sees), starting from neutral-layout ``weights`` or from ``config.seed``.
+
+        By default the loop lives apart from the backend class, in ``<backend package>.training``
+        as ``make_trainer(backend, graph, weights, config, world)``, so importing the backend never
+        pays for it; a backend may override this instead.
+        """
+        return training_module(self).make_trainer(self, graph, weights, config, world)
+
+
+def training_module(backend):
+    """``<backend package>.training``, where a backend keeps its training loop."""
+    package = type(backend).__module__.partition(".")[0]
+    try:
+        return importlib.import_module(f"{package}.training")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.training":
+            raise
+        raise BackendUnavailable(f"backend '{backend.name or package}' does not support training") from None

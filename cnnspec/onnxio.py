@@ -59,30 +59,17 @@ def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
     check_and_save(model, path)
 
 
-def output_node(graph):
-    """The node whose numbers leave the model: the last one, past any that compute nothing at
-    inference (dropout). None when only such nodes are left (the output is the input)."""
-    from .onnx_lowering import ALIAS, LOWERINGS
-
-    by_name = {n.name: n for n in graph.nodes}
-    node = graph.output
-    while node is not None and LOWERINGS.get(node.op) is ALIAS:
-        node = by_name.get(node.inputs[0])
-    return node
-
-
 def apply_metadata(model, graph, backend: str) -> None:
     """The contract's metadata, plus what ``run`` needs without re-parsing the spec: the expanded
     graph's output op and its fused activation."""
     import json
 
-    last = output_node(graph)
+    from .outputmeta import output_metadata
+
     del model.metadata_props[:]
     meta = {"cnnspec.spec": graph.canonical_spec, "cnnspec.backend": backend, "cnnspec.name": graph.name,
             "cnnspec.input_shape": json.dumps(list(graph.input_shape)),
-            "cnnspec.output_shape": json.dumps(list(graph.output_shape or ())),
-            "cnnspec.output_op": last.op if last is not None else "",
-            "cnnspec.output_activation": (last.attrs.get("activation") or "") if last is not None else ""}
+            "cnnspec.output_shape": json.dumps(list(graph.output_shape or ())), **output_metadata(graph)}
     if graph.classes:
         meta["cnnspec.classes"] = json.dumps(list(graph.classes), ensure_ascii=False)
     for key in sorted(meta):

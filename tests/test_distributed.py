@@ -46,7 +46,8 @@ ARGS = ["--data", "digits", "--epochs", "3", "--batch-size", "32", "--lr", "0.00
 
 
 def _run(cmd, tmp_path):
-    env = {**os.environ, "SPY_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SPY_DIR": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")])}  # this checkout, backends too
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

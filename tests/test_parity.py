@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("keras")
-pytest.importorskip("tf2onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import yaml  # noqa: E402
@@ -258,6 +257,7 @@ def test_torch_build_weights_feed_keras_build(tmp_path):
 @pytest.mark.parametrize("case", ["depthwise-dilated", "dilation-with-stride", "flatten-before-dense", "residual-add"])
 def test_tf2onnx_cross_check_agrees_with_the_writer(case, tmp_path):
     """tf2onnx (no longer the product's path) and the core writer compute the same numbers."""
+    pytest.importorskip("tf2onnx")
     from cnnspec.onnx_writer import write_onnx
 
     graph = graph_of(*EDGE_CASES[case])

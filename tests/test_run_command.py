@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
+import cnnspec
 import cnnspec.images
 from cnnspec import runner  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
@@ -233,12 +234,140 @@ def test_bad_numbers(models, tmp_path, capsys, flag, value):
     fails_with(capsys, [models["probs"], "--input", tmp_path / "x.npy", flag, value], flag)
 
 
+def spec_meta(layers, blocks=None) -> dict:
+    """Metadata as an export before ``cnnspec.output_op`` wrote it: the spec as JSON."""
+    spec = {"cnnspec": 1, "name": "m", "input": [1, 4, 4], "layers": layers, **({"blocks": blocks} if blocks else {})}
+    return {"cnnspec.spec": json.dumps(spec)}
+
+
+HEAD_BLOCK = {"head": {"params": {"units": None}, "layers": ["flatten", {"dense": "$units"}, "softmax"]}}
+
+
 def test_distribution_detection_reads_the_spec_in_the_metadata():
     ends = runner._ends_in_softmax
-    assert ends({"cnnspec.spec": json.dumps({"layers": ["flatten", "softmax", {"dropout": 0.5}]})}) is True
-    assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": {"units": 3, "activation": "softmax"}}]})})
-    assert ends({"cnnspec.spec": json.dumps({"layers": [{"dense": 3}, "sigmoid"]})}) is False
+    assert ends(spec_meta(["flatten", "softmax", {"dropout": 0.5}])) is True
+    assert ends(spec_meta(["flatten", {"dense": {"units": 3, "activation": "softmax"}}])) is True
+    assert ends(spec_meta(["flatten", {"dense": 3}, "sigmoid"])) is False
+    assert ends(spec_meta([{"head": {"units": 3}}, {"dropout": 0.2}], HEAD_BLOCK)) is True  # softmax inside a block
     assert ends({}) is None
+    assert ends({"cnnspec.spec": json.dumps({"layers": ["softmax"]})}) is None  # not a spec: the numbers decide
+
+
+def test_output_keys_come_before_the_spec():
+    ends = runner._ends_in_softmax
+    logits_spec = spec_meta(["flatten", {"dense": 3}])
+    assert ends({**logits_spec, "cnnspec.output_op": "softmax", "cnnspec.output_activation": ""}) is True
+    assert ends({**logits_spec, "cnnspec.output_op": "dense", "cnnspec.output_activation": "softmax"}) is True
+    assert ends({**spec_meta(["flatten", "softmax"]), "cnnspec.output_op": "dense",
+                 "cnnspec.output_activation": ""}) is False
+    assert ends({"cnnspec.output_op": "softmax"}) is True  # no activation key: none
+
+
+@pytest.mark.parametrize("value", ["[" * 1_000_000, "{" * 100_000, "[1, " * 300_000, "x" * (3 * 1024 ** 2), "\ud800",
+                                   "cnnspec: 1\nlayers: *a"])
+def test_hostile_metadata_means_not_said(value):
+    meta = {"cnnspec.spec": value, "cnnspec.classes": value, "cnnspec.input_shape": value}
+    assert runner._ends_in_softmax(meta) is None
+    assert runner.classes(meta, 3) is None
+
+
+def test_output_metadata_of_the_expanded_graph():
+    from cnnspec.outputmeta import output_metadata
+
+    def meta(layers, blocks=None):
+        return output_metadata(cnnspec.loads(spec_meta(layers, blocks)["cnnspec.spec"]).graph)
+
+    assert meta([{"head": {"units": 3}}, {"dropout": 0.2}], HEAD_BLOCK) == {
+        "cnnspec.output_op": "softmax", "cnnspec.output_activation": ""}
+    assert meta(["flatten", {"dense": {"units": 3, "activation": "softmax"}}, {"dropout": 0.5}]) == {
+        "cnnspec.output_op": "dense", "cnnspec.output_activation": "softmax"}
+    assert meta(["flatten", {"dense": 3}]) == {"cnnspec.output_op": "dense", "cnnspec.output_activation": ""}
+
+
+BLOCK_SOFTMAX_SPEC = """cnnspec: 1
+name: tiny-block-softmax
+input: [1, 6, 5]
+blocks:
+  head:
+    params: {units: null}
+    layers:
+      - flatten
+      - dense: $units
+      - softmax
+layers:
+  - conv2d: {filters: 2, kernel: 3, padding: same, activation: relu}
+  - {head: {units: 3}, name: classifier}
+  - dropout: 0.5
+"""
+
+
+def with_metadata(src, dst, **changes):
+    """A copy of the model at ``src`` with metadata keys (dots as '__') set, or removed where None."""
+    import onnx
+
+    model = onnx.load(str(src))
+    meta = {p.key: p.value for p in model.metadata_props}
+    for key, value in changes.items():
+        key = key.replace("__", ".")
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(dst))
+    return dst
+
+
+def probabilities(doc):
+    """Each sample's probabilities by class (needs --top covering every class)."""
+    return np.array([[t["probability"] for t in sorted(r["top"], key=lambda t: t["class"])] for r in doc["results"]])
+
+
+def test_softmax_inside_a_block_is_not_applied_twice(tmp_path, capsys):
+    (tmp_path / "spec.yaml").write_text(BLOCK_SOFTMAX_SPEC)
+    assert main(["build", str(tmp_path / "spec.yaml"), "--backend", "torch", "--seed", "2", "-o", str(tmp_path / "m"),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    model = tmp_path / "m" / "model.onnx"
+    x = np.random.default_rng(5).random((4, 1, 6, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    raw = reference(model, x)
+    doc = run_json(capsys, model, "--input", tmp_path / "x.npy", "--top", "3")
+    assert doc["probabilities"] == "model"
+    probs = probabilities(doc)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probs, raw, rtol=1e-6)
+    twice = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
+    assert not np.allclose(probs, twice, atol=1e-3)
+
+
+def test_metadata_saying_softmax_is_believed(models, tmp_path, capsys):
+    x = np.random.default_rng(6).random((3, 1, 6, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    raw = reference(models["probs"], x)
+    # the keys win over a spec that (wrongly) ends in a plain dense, and over a missing one
+    logits_spec = spec_meta(["flatten", {"dense": 3}])["cnnspec.spec"]
+    for name, spec in (("misleading", logits_spec), ("none", None)):
+        model = with_metadata(models["probs"], tmp_path / name / "model.onnx", cnnspec__spec=spec,
+                              cnnspec__output_op="softmax", cnnspec__output_activation="")
+        doc = run_json(capsys, model, "--input", tmp_path / "x.npy", "--top", "3")
+        assert doc["probabilities"] == "model"
+        np.testing.assert_allclose(probabilities(doc), raw, rtol=1e-6)
+    said_logits = with_metadata(models["probs"], tmp_path / "logits" / "model.onnx", cnnspec__output_op="dense",
+                                cnnspec__output_activation="")
+    assert run_json(capsys, said_logits, "--input", tmp_path / "x.npy")["probabilities"] == "softmax"
+
+
+def test_hostile_metadata_in_a_model_falls_back_to_the_numbers(models, tmp_path, capsys):
+    deep = "[" * 1_000_000
+    model = with_metadata(models["logits"], tmp_path / "m" / "model.onnx", cnnspec__spec=deep, cnnspec__classes=deep)
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 4, 4), np.float32))
+    doc = run_json(capsys, model, "--input", tmp_path / "x.npy")
+    assert doc["probabilities"] == "softmax" and doc["results"][0]["top"][0]["label"] is None
 
 
 def test_labels_that_repeat_the_index_are_shown_once():

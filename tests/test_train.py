@@ -108,6 +108,37 @@ def test_export_labels_prefer_the_spec_then_the_data():
     assert export_labels(bare, data) == tuple(str(i) for i in range(10))
 
 
+def test_training_reaches_a_backend_through_make_trainer(monkeypatch):
+    """Backend.make_trainer's default calls ``<backend package>.training.make_trainer``; a backend
+    without that module says it cannot train, in one line."""
+    import sys
+    import types
+
+    import cnnspec.training
+    from cnnspec.backend_api import Backend, EpochStats
+    from cnnspec.errors import BackendUnavailable
+
+    assert cnnspec.training.EpochStats is EpochStats  # the old import still works
+
+    class Plugin(Backend):
+        __module__ = "cnnspec_fake_plugin.backend"
+        name = "fake-plugin"
+        compile = get_weights = set_weights = predict = export_onnx = build = None
+
+    package = types.ModuleType("cnnspec_fake_plugin")
+    package.__path__ = []  # a package with no submodules on disk
+    monkeypatch.setitem(sys.modules, "cnnspec_fake_plugin", package)
+    with pytest.raises(BackendUnavailable, match="backend 'fake-plugin' does not support training"):
+        Plugin().make_trainer(None, None, TrainConfig(), World())
+
+    made = []
+    module = types.SimpleNamespace(make_trainer=lambda *args: made.append(args) or "trainer")
+    monkeypatch.setitem(sys.modules, "cnnspec_fake_plugin.training", module)
+    backend = Plugin()
+    assert backend.make_trainer("graph", None, "config", "world") == "trainer"
+    assert made == [(backend, "graph", None, "config", "world")]
+
+
 # ---------------------------------------------------------------- the epoch loop, with a scripted fake backend
 
 class FakeBackend:
@@ -120,11 +151,6 @@ class FakeBackend:
 
     def get_weights(self, model, graph):
         return model["weights"]
-
-    def export_onnx(self, model, graph, path):
-        from cnnspec.fsutil import atomic_write_bytes
-
-        atomic_write_bytes(path, json.dumps({"classes": list(graph.classes)}).encode())
 
 
 class ScriptedTrainer:
@@ -164,21 +190,17 @@ class ScriptedTrainer:
 
 @pytest.fixture
 def fake(monkeypatch):
-    import types
-
     import cnnspec.plugins
-    import cnnspec.training
 
     made = []
 
-    def make_trainer(backend, graph, weights, config, world):
+    def make_trainer(backend, graph, weights, config, world):  # Backend.make_trainer's signature
         made.append(ScriptedTrainer(graph, fake.script))
         return made[-1]
 
     fake.made = made
     monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
-    monkeypatch.setattr(cnnspec.training, "trainer_module", lambda backend: types.SimpleNamespace(
-        make_trainer=make_trainer))
+    monkeypatch.setattr(FakeBackend, "make_trainer", make_trainer, raising=False)
     return fake
 
 
@@ -197,7 +219,9 @@ def test_best_epoch_by_validation_accuracy_is_what_gets_written(tmp_path, fake):
     assert [h["train_loss"] for h in metrics["history"]] == [2.0, 1.0, 0.5, 0.4]
     weights = read_weights(tmp_path / "o" / "weights.safetensors", cnnspec.load(spec).graph)
     assert all((w == 2.0).all() for w in weights.values())  # epoch 2's weights, not the last epoch's
-    assert json.loads((tmp_path / "o" / "model.onnx").read_text())["classes"] == [str(i) for i in range(10)]
+    onnx = pytest.importorskip("onnx")
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "o" / "model.onnx")).metadata_props}
+    assert json.loads(meta["cnnspec.classes"]) == [str(i) for i in range(10)]  # the core writer, labels from the data
     assert result.written and fake.made[0].closed
 
 

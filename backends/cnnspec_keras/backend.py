@@ -45,6 +45,8 @@ def _compiled_call(model):
 
 class KerasBackend(Backend):
     name = "keras"
+    requires = ("keras", "tensorflow", "onnx")
+    extra = "keras"
 
     def compile(self, graph, weights: dict | None = None, seed: int | None = 0):
         """A functional keras.Model taking NCHW input; trainable (dropout and batchnorm follow

@@ -1,4 +1,4 @@
-"""The Keras training loop behind ``cnnspec train --backend keras`` (see ``cnnspec.training``).
+"""The Keras training loop behind ``cnnspec train --backend keras`` (a ``cnnspec.backend_api.Trainer``).
 
 A custom loop (a compiled ``tf.function`` step with a gradient tape) rather than ``model.fit``: the
 batches come from the framework-free orchestrator, so both backends see the same shuffling for the
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
+from cnnspec.backend_api import EpochStats
 from cnnspec.errors import BackendUnavailable, UsageError
-from cnnspec.training import EpochStats
 
 EVAL_BATCH = 1024
 

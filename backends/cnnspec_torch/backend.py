@@ -13,6 +13,8 @@ CODE_FILE = "model.py"
 
 class TorchBackend(Backend):
     name = "torch"
+    requires = ("torch", "onnx")
+    extra = "torch"
 
     def compile(self, graph, weights: dict | None = None, seed: int | None = 0):
         """An ``nn.Module`` in eval mode (call ``.train()`` to train it; dropout and batchnorm are real).

@@ -1,4 +1,4 @@
-"""The PyTorch training loop behind ``cnnspec train --backend torch`` (see ``cnnspec.training``).
+"""The PyTorch training loop behind ``cnnspec train --backend torch`` (a ``cnnspec.backend_api.Trainer``).
 
 A plain loop over in-memory tensors (no DataLoader: the data already sits in one array, and index
 batches come from the framework-free orchestrator). Under ``torchrun`` it joins the process group
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
+from cnnspec.backend_api import EpochStats
 from cnnspec.errors import BackendUnavailable
-from cnnspec.training import EpochStats
 
 EVAL_BATCH = 1024
 # Below this many multiply-accumulates per batch, one intra-op thread is faster than several: the

@@ -1,4 +1,4 @@
-"""``cnnspec backends``: which backend plugins are installed, checked without importing them."""
+"""``cnnspec backends``: which backend plugins are installed, checked without importing their frameworks."""
 from __future__ import annotations
 
 NAME = "backends"
@@ -10,7 +10,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..plugins import EXTRAS, discover
+    from ..plugins import discover
 
     found = discover()
     if not found:
@@ -18,7 +18,13 @@ def run(args) -> int:
         return 0
     width = max(len(n) for n in found)
     for name, info in found.items():
-        state = "installed" if info.installed else (f"missing {', '.join(info.missing)} "
-                                                    f"(pip install 'cnnspec[{EXTRAS.get(name, name)}]')")
-        print(f"{name.ljust(width)}  {state}  [{info.target}]")
+        print(f"{name.ljust(width)}  {_state(info)}  [{info.target}]")
     return 0
+
+
+def _state(info) -> str:
+    if info.broken:
+        return f"broken: {info.broken}"
+    if info.missing:
+        return f"missing {', '.join(info.missing)} ({info.install_hint})"
+    return "installed"

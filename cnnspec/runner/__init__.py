@@ -1,0 +1,21 @@
+"""``cnnspec run``: an exported model, ONNX Runtime and the user's files (.npy arrays or images).
+
+One job per module: ``session`` (the model and its provider), ``inputs`` (the user's files),
+``metadata`` (labels, and whether the model ends in softmax), ``predict`` (run_model), ``output``
+(text and JSON). The names below are the package's public face.
+"""
+from __future__ import annotations
+
+from .inputs import MAX_NPY_BYTES, NPY_SUFFIXES, Sample, _load_image, _load_npy, load_inputs
+from .metadata import classes, output_is_softmax
+from .output import PROBABILITY_NOTES, format_results, to_json
+from .predict import looks_like_probabilities, run_model, softmax
+from .session import PROVIDERS, input_layout, open_session, run_batches
+
+_ends_in_softmax = output_is_softmax  # the name tests and older callers use
+
+__all__ = [
+    "MAX_NPY_BYTES", "NPY_SUFFIXES", "PROBABILITY_NOTES", "PROVIDERS", "Sample", "classes", "format_results",
+    "input_layout", "load_inputs", "looks_like_probabilities", "open_session", "output_is_softmax",
+    "run_batches", "run_model", "softmax", "to_json",
+]

@@ -1,0 +1,40 @@
+"""How ``cnnspec run`` shows its result: aligned lines for people, or one JSON document."""
+from __future__ import annotations
+
+import json
+
+PROBABILITY_NOTES = {
+    "model": "probabilities as the model outputs them (it ends in softmax)",
+    "softmax": "probabilities: softmax applied to the model's outputs (it does not end in softmax)",
+}
+
+
+def format_results(result: dict) -> str:
+    """The human-readable report: per sample, the top classes with labels and probabilities, aligned."""
+    lines = [f"{result['model']} ({result['name']}) on {result['provider']}, input {result['input_shape']}, "
+             f"output {result['output_shape']}"]
+    if result["probabilities"] is None:
+        width = max(len(_where(r)) for r in result["results"])
+        for r in result["results"]:
+            lines.append(f"{_where(r):<{width}}  min {r['min']:.6g}  max {r['max']:.6g}  mean {r['mean']:.6g}")
+        return "\n".join(lines)
+    lines.append(PROBABILITY_NOTES[result["probabilities"]])
+    all_top = [t for r in result["results"] for t in r["top"]]
+    index_width = max(len(str(t["class"])) for t in all_top)
+    # labels that only repeat the class index ("0".."9" for digits) are shown once
+    named = any(t["label"] and t["label"] != str(t["class"]) for t in all_top)
+    label_width = max((len(t["label"]) for t in all_top if t["label"]), default=0) if named else 0
+    for r in result["results"]:
+        lines.append(_where(r))
+        for rank, t in enumerate(r["top"], 1):
+            label = f"  {t['label']:<{label_width}}" if label_width else ""
+            lines.append(f"  {rank:>2}. {t['class']:>{index_width}}{label}  {t['probability']:.4f}")
+    return "\n".join(lines)
+
+
+def _where(entry: dict) -> str:
+    return entry["input"] if entry["index"] is None else f"{entry['input']}[{entry['index']}]"
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, ensure_ascii=False)

@@ -1,0 +1,74 @@
+"""``cnnspec run`` end to end: the model on every sample, then class probabilities.
+
+No framework at import time; onnxruntime and numpy are imported inside the functions that need
+them. Softmax is applied only where the model does not already end in it: the metadata decides
+(:func:`cnnspec.runner.metadata.output_is_softmax`), and only where it cannot, the numbers do.
+"""
+from __future__ import annotations
+
+from ..errors import UsageError
+from .inputs import load_inputs
+from .metadata import classes, output_is_softmax
+from .session import input_layout, open_session, run_batches
+
+
+def softmax(scores):
+    import numpy as np
+
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def looks_like_probabilities(raw) -> bool:
+    """The last resort, for a model whose metadata cannot say: non-negative rows summing to 1."""
+    import numpy as np
+
+    return bool(np.all(raw >= 0) and np.allclose(raw.sum(axis=1), 1.0, atol=1e-4))
+
+
+def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: int = 32, top: int = 5) -> dict:
+    """Run ``model_path`` on every sample of ``inputs``; a JSON-ready result (see ``format_results``)."""
+    import numpy as np
+
+    from ..onnxio import metadata
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be 1 or more, got {batch_size}")
+    if top < 1:
+        raise UsageError(f"--top must be 1 or more, got {top}")
+    if not inputs:
+        raise UsageError("no input files; pass --input FILE...")
+    model_path = str(model_path)
+    model, session = open_session(model_path, provider)
+    meta = metadata(model)
+    batch, chw = input_layout(model_path, session, meta)
+    data, samples = load_inputs(inputs, chw)
+    raw = run_batches(session, data, batch, batch_size)
+    result = {
+        "model": model_path,
+        "name": meta.get("cnnspec.name", model.graph.name),
+        "provider": provider,
+        "input_shape": list(chw),
+        "output_shape": list(raw.shape[1:]),
+    }
+    if raw.ndim != 2:  # not class scores: summarise each sample's output
+        result["probabilities"] = None
+        result["results"] = [
+            {"input": s.file, "index": s.index, "min": float(o.min()), "max": float(o.max()), "mean": float(o.mean())}
+            for s, o in zip(samples, raw)]
+        return result
+    ends_in_softmax = output_is_softmax(meta)
+    if ends_in_softmax is None:  # no usable cnnspec metadata in the file: judge by the numbers
+        ends_in_softmax = looks_like_probabilities(raw)
+    probs = raw.astype(np.float64) if ends_in_softmax else softmax(raw.astype(np.float64))
+    result["probabilities"] = "model" if ends_in_softmax else "softmax"
+    labels = classes(meta, raw.shape[1])
+    k = min(top, raw.shape[1])
+    entries = []
+    for sample, p in zip(samples, probs):
+        order = np.argsort(-p, kind="stable")[:k]
+        entries.append({"input": sample.file, "index": sample.index, "top": [
+            {"class": int(i), "label": labels[i] if labels else None, "probability": float(p[i])} for i in order]})
+    result["results"] = entries
+    return result
