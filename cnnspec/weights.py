@@ -10,28 +10,17 @@ from pathlib import Path
 from .errors import InputError
 from .fsutil import atomic_write_bytes
 from .ir import Graph
+from .ops import OPS
 
 
 def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
-    """Every key and shape a complete weights file for this graph holds, in graph order."""
+    """Every key and shape a complete weights file for this graph holds, in graph order: each
+    layer's parts as its op declares them (``OpDef.weights``)."""
     out: dict[str, tuple[int, ...]] = {}
     for node in graph.nodes:
-        a = node.attrs
-        if node.op == "conv2d":
-            c_in = graph.shape_of(node.inputs[0])[0]
-            kh, kw = a["kernel"]
-            out[f"{node.name}.weight"] = (a["filters"], c_in // a["groups"], kh, kw)
-            if a["bias"]:
-                out[f"{node.name}.bias"] = (a["filters"],)
-        elif node.op == "dense":
-            (n_in,) = graph.shape_of(node.inputs[0])
-            out[f"{node.name}.weight"] = (a["units"], n_in)
-            if a["bias"]:
-                out[f"{node.name}.bias"] = (a["units"],)
-        elif node.op == "batchnorm":
-            c = node.shape[0]
-            for part in ("weight", "bias", "running_mean", "running_var"):
-                out[f"{node.name}.{part}"] = (c,)
+        shapes = [graph.shape_of(i) for i in node.inputs]
+        for part, shape in OPS[node.op].weight_shapes(node.attrs, shapes, node.shape).items():
+            out[f"{node.name}.{part}"] = tuple(shape)
     return out
 
 
