@@ -12,9 +12,8 @@ import warnings
 from pathlib import Path
 
 from cnnspec.onnxio import BATCH_DIM, OPSET, finalize_and_save, rename_value
+from cnnspec.ops import OPS
 from cnnspec.weights import expected_weights
-
-from .model import INFERENCE_NO_OPS
 
 MARK_DOMAIN = "cnnspec"
 MARK_OP = "Mark"
@@ -31,7 +30,7 @@ def value_names(graph) -> dict[str, str]:
     taken = set(expected_weights(graph)) | {"input", "output"}
     names: dict[str, str] = {"input": "input"}
     for node in graph.nodes:
-        if node.op in INFERENCE_NO_OPS:
+        if OPS[node.op].inference_identity:
             names[node.name] = names[node.inputs[0]]
             continue
         name = node.name
