@@ -87,14 +87,18 @@ def check_tensors(tensors: dict, expected: dict, source: str, misfit: str) -> di
     return out
 
 
-def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None) -> None:
-    """Write in graph order, deterministic bytes for the same numbers."""
+def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None, layout: str = "neutral") -> None:
+    """The one safetensors writer (``build``, ``train``, ``convert``): float32, in the layout's graph
+    order (sorted without a graph), tagged with the layout's format so readers need not guess, and
+    the same bytes for the same numbers."""
     import numpy as np
     from safetensors.numpy import save
 
-    order = list(expected_weights(graph)) if graph is not None else sorted(tensors)
+    from .layouts import FORMATS, expected_for
+
+    order = list(expected_for(layout, graph)) if graph is not None else sorted(tensors)
     data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order if k in tensors}
-    meta = {"format": "cnnspec", "spec": graph.name} if graph is not None else {"format": "cnnspec"}
+    meta = {"format": FORMATS[layout], **({"spec": graph.name} if graph is not None else {})}
     atomic_write_bytes(path, canonical_safetensors(save(data, metadata=meta)))
 
 
