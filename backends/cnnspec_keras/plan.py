@@ -110,8 +110,9 @@ class _Names:
 
 
 class _Builder:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, target: str = TARGET):
         self.graph = graph
+        self.target = target  # named by LoweringMissing
         self.names = _Names(graph)
         self.steps: list[Step] = []
 
@@ -129,23 +130,23 @@ def _pads(node: Node):
     return ((top, bottom), (left, right))
 
 
-def _fused_activation(node: Node) -> KerasActivation | None:
+def _fused_activation(b: _Builder, node: Node) -> KerasActivation | None:
     act = node.attrs.get("activation")
     if act is None:
         return None
     if act not in ACTIVATIONS:
-        raise LoweringMissing(f"activation {act}", TARGET, node.name)
+        raise LoweringMissing(f"activation {act}", b.target, node.name)
     return ACTIVATIONS[act]
 
 
-def _activation_kwargs(node: Node) -> dict:
-    entry = _fused_activation(node)
+def _activation_kwargs(b: _Builder, node: Node) -> dict:
+    entry = _fused_activation(b, node)
     return {"activation": entry.fused} if entry and entry.fused else {}
 
 
 def _activation_after(b: _Builder, node: Node, var: str) -> str:
     """The layer after, for a fused activation that Keras' ``activation=`` string cannot say."""
-    entry = _fused_activation(node)
+    entry = _fused_activation(b, node)
     if entry is None or entry.fused:
         return var
     act = node.attrs["activation"]
@@ -171,7 +172,7 @@ def plan_conv2d(b: _Builder, node: Node, ins):
         kwargs["groups"] = a["groups"]
     if not a["bias"]:
         kwargs["use_bias"] = False
-    kwargs.update(_activation_kwargs(node))  # element-wise (softmax per pixel): commutes with subsampling
+    kwargs.update(_activation_kwargs(b, node))  # element-wise (softmax per pixel): commutes with subsampling
     layer = "GroupedConv2D" if a["groups"] > 1 else "Conv2D"
     x = b.add(layer, x, name=node.name, **kwargs)
     if split_stride:
@@ -213,7 +214,7 @@ def plan_dense(b: _Builder, node: Node, ins):
     kwargs = dict(units=a["units"])
     if not a["bias"]:
         kwargs["use_bias"] = False
-    kwargs.update(_activation_kwargs(node))
+    kwargs.update(_activation_kwargs(b, node))
     return _activation_after(b, node, b.add("Dense", ins[0], name=node.name, **kwargs))
 
 
@@ -265,7 +266,7 @@ def planner(op: str, layer: str | None = None, target: str = TARGET):
 def make_plan(graph: Graph, target: str = TARGET) -> Plan:
     """Every node in order, channels-last inside, NCHW at the edges. ``target`` names what the plan
     is for in a :class:`LoweringMissing` (the live model, or ``model_keras.py``)."""
-    b = _Builder(graph)
+    b = _Builder(graph, target)
     input_var = b.names.var("inputs")
     outs = {INPUT: b.add("Permute", input_var, helper="to_channels_last", dims=(2, 3, 1))}
     for node in graph.nodes:

@@ -46,11 +46,7 @@ def _symmetric_padding(node) -> str | None:
 
 def _with_activation(node, expr: str) -> str:
     act = node.attrs["activation"]
-    if act is None:
-        return expr
-    if act not in ACTIVATION_CODE:
-        raise LoweringMissing(f"activation {act}", TARGET, node.name)
-    return ACTIVATION_CODE[act].format(expr)
+    return ACTIVATION_CODE[act].format(expr) if act else expr
 
 
 # ---- one entry per op: the nn layer declared in __init__ (if any) and the expression in forward ----
@@ -166,6 +162,16 @@ def code_for(op: str, layer: str | None = None) -> Code:
         raise LoweringMissing(op, TARGET, layer) from None
 
 
+def _check_lowerings(graph) -> None:
+    """Every op and fused activation has an entry here, before the live layers are sampled for names
+    (which would name the live target instead)."""
+    for node in graph.nodes:
+        code_for(node.op, node.name)
+        act = node.attrs.get("activation")
+        if act is not None and act not in ACTIVATION_CODE:
+            raise LoweringMissing(f"activation {act}", TARGET, node.name)
+
+
 class _Names:
     """Python expressions that reach each layer module from ``self``, and the statements creating them."""
 
@@ -251,6 +257,7 @@ def _shape(shape) -> str:
 
 
 def generate_model_py(graph) -> str:
+    _check_lowerings(graph)
     names = _Names(graph)
     variables = _variables(graph)
     cls = _class_name(graph.name)
