@@ -40,7 +40,7 @@ class Part:
     def to_neutral(self, tensor):
         if self.axes is None:
             return tensor
-        return tensor.transpose(sorted(range(len(self.axes)), key=self.axes.__getitem__))
+        return tensor.transpose(tuple(self.axes.index(axis) for axis in range(len(self.axes))))  # the inverse
 
 
 OIHW_TO_HWIO = (2, 3, 1, 0)
