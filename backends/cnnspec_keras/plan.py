@@ -20,7 +20,6 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cnnspec.errors import LoweringMissing
 from cnnspec.ir import INPUT, Graph, Node
