@@ -12,6 +12,7 @@ from typing import Callable
 
 from .errors import LoweringMissing
 from .ir import Node
+from .ops import activation_defaults
 
 ALIAS = "alias"  # the op computes nothing at inference: its value is its input's
 
@@ -67,19 +68,12 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
-def _activation_attrs(activation: str) -> dict:
-    """A fused activation takes its op's default arguments (the leaky slope)."""
-    from .ops import OPS
-
-    return {key: arg.default for key, arg in OPS[activation].args.items()}
-
-
 def _then_activation(e: Emitter, node: Node, pre: str, out: str) -> None:
     """The node's own computation wrote ``pre``; a fused activation takes it to ``out``."""
     act = node.attrs.get("activation")
     if act not in ACTIVATIONS:
         raise LoweringMissing(f"activation {act}", "onnx", node.name)
-    ACTIVATIONS[act](e, pre, out, f"{node.name}/{act}", node.shape, _activation_attrs(act))
+    ACTIVATIONS[act](e, pre, out, f"{node.name}/{act}", node.shape, activation_defaults(act))
 
 
 def _fused(node: Node, out: str) -> str:

@@ -1,7 +1,11 @@
-"""The op table: each op's arguments (as JSON Schema), how they normalise, and its shape rule.
+"""The op table: everything framework-free about an op, in one place.
 
-One table, not an if-chain: the schema, the checker, the docs and every backend read it.
-Shape rules are small functions that return an :class:`Inferred` or yield problems as strings.
+Each :class:`OpDef` holds its arguments (as JSON Schema, with how each normalises), its shape
+rule, its weight parts and their shapes, how many inputs it takes and whether it computes anything
+at inference. The activations are one registry (:data:`ACTIVATIONS`), from which the
+``activation`` enum, the activation ops and every fused activation's default arguments come.
+One table, not an if-chain: the schema, the checker, the weights code and every target read it;
+``tests/test_lowering_complete.py`` fails for an op some target cannot lower.
 """
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from typing import Callable
 
 from .shapes import output_size, standardize_pair
 
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "softmax", "leaky_relu")
-
 POS_INT = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
 NONNEG_INT = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
 SIZE = {"anyOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 2, "maxItems": 2}],
@@ -19,15 +21,68 @@ SIZE = {"anyOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 2, "m
 PADDING = {"anyOf": [NONNEG_INT, {"type": "array", "items": NONNEG_INT, "minItems": 2, "maxItems": 2},
                      {"enum": ["same", "valid"]}],
            "description": "zero or more, a pair [height, width], 'same' or 'valid'"}
-ACTIVATION = {"enum": list(ACTIVATIONS) + [None], "description": "applied after the layer"}
 
 
 @dataclass(frozen=True)
 class Arg:
+    """One argument. ``kind`` says how a valid value normalises (see :data:`NORMALIZERS`): ``value``
+    as written, ``pair`` a size or [height, width] as (h, w), ``sides`` also four numbers as
+    (top, bottom, left, right); 'same' and 'valid' pass through. ``default_from`` names the
+    argument whose value an omitted one takes (a pool's stride is its kernel)."""
+
     schema: dict
     default: object = None
     required: bool = False
     doc: str = ""
+    kind: str = "value"
+    default_from: str | None = None
+
+
+def _as_pair(value, name):
+    return value if value is None or isinstance(value, str) else standardize_pair(value, name)
+
+
+def _as_sides(value, name):
+    """Four numbers stay four (top, bottom, left, right); one or two are a pair, as for ``pair``."""
+    if isinstance(value, (list, tuple)) and len(value) == 4:
+        return tuple(value)
+    return _as_pair(value, name)
+
+
+NORMALIZERS: dict[str, Callable] = {
+    "value": lambda value, name: value,
+    "pair": _as_pair,
+    "sides": _as_sides,
+}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function: an op of its own and a value of ``activation`` on conv2d and dense,
+    where it takes its arguments' defaults."""
+
+    doc: str
+    args: dict = field(default_factory=dict)
+    primary: str | None = None
+
+    @property
+    def defaults(self) -> dict:
+        return {key: arg.default for key, arg in self.args.items()}
+
+
+SLOPE = {"type": "number", "minimum": 0, "maximum": 1}
+
+# name -> definition; every target's activation table is checked against this one
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation("max(x, 0)"),
+    "relu6": Activation("min(max(x, 0), 6)"),
+    "sigmoid": Activation("1 / (1 + exp(-x))"),
+    "tanh": Activation("tanh(x)"),
+    "softmax": Activation("over channels for [C, H, W], over features for [N]"),
+    "leaky_relu": Activation("x if x > 0 else slope * x", {"slope": Arg(SLOPE, 0.01)}, primary="slope"),
+}
+
+ACTIVATION = {"enum": list(ACTIVATIONS) + [None], "description": "applied after the layer"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +99,10 @@ class ShapeProblem(Exception):
 
 @dataclass(frozen=True)
 class OpDef:
+    """An op. ``weights(attrs, input_shapes, output_shape)`` gives its weight parts in the neutral
+    layout, ordered, part -> shape (None: it holds none); ``inference_identity`` marks an op that
+    computes nothing at inference (its output is its input there), so exports drop it."""
+
     name: str
     doc: str
     args: dict = field(default_factory=dict)
@@ -51,21 +110,24 @@ class OpDef:
     infer: Callable | None = None
     min_inputs: int = 1
     max_inputs: int | None = 1
-    has_weights: bool = False
+    weights: Callable | None = None
+    inference_identity: bool = False
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights is not None
 
     def normalize(self, raw: dict) -> dict:
-        """Fill defaults and turn sizes into pairs; the schema has already checked types."""
-        attrs = {}
+        """Fill defaults and normalise each argument by its kind; the schema has already checked types."""
+        attrs = {key: NORMALIZERS[arg.kind](raw.get(key, arg.default), key) for key, arg in self.args.items()}
         for key, arg in self.args.items():
-            value = raw.get(key, arg.default)
-            if key in ("kernel", "stride", "dilation"):
-                value = standardize_pair(value, key) if value is not None else None
-            elif key == "padding" and not isinstance(value, str):
-                value = standardize_pair(value, key)
-            attrs[key] = value
-        if "stride" in attrs and attrs["stride"] is None:  # pooling: stride defaults to kernel
-            attrs["stride"] = attrs["kernel"]
+            if attrs[key] is None and arg.default_from:
+                attrs[key] = attrs[arg.default_from]
         return attrs
+
+    def weight_shapes(self, attrs, input_shapes, output_shape) -> dict:
+        """Part -> shape, in order; empty for an op without weights."""
+        return dict(self.weights(attrs, input_shapes, output_shape)) if self.weights else {}
 
 
 def fmt_shape(shape) -> str:
@@ -177,15 +239,33 @@ def infer_concat(attrs, shapes):
     return Inferred((sum(s[0] for s in shapes),) + tuple(shapes[0][1:]))
 
 
-_POOL_ARGS = {
-    "kernel": Arg(SIZE, required=True, doc="window size"),
-    "stride": Arg(SIZE, None, doc="defaults to the kernel"),
-    "padding": Arg(PADDING, 0, doc="max pads with -inf; avg counts explicit zeros, excludes 'same' padding"),
-}
+# ---- weight parts, the contract's neutral layout (PyTorch's) ----
 
-_ACT_DOC = {
-    "relu": "max(x, 0)", "relu6": "min(max(x, 0), 6)", "sigmoid": "1 / (1 + exp(-x))", "tanh": "tanh(x)",
-    "softmax": "over channels for [C, H, W], over features for [N]",
+def conv2d_weights(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    parts = {"weight": (attrs["filters"], shapes[0][0] // attrs["groups"], kh, kw)}
+    if attrs["bias"]:
+        parts["bias"] = (attrs["filters"],)
+    return parts
+
+
+def dense_weights(attrs, shapes, out):
+    (n_in,) = shapes[0]
+    parts = {"weight": (attrs["units"], n_in)}
+    if attrs["bias"]:
+        parts["bias"] = (attrs["units"],)
+    return parts
+
+
+def batchnorm_weights(attrs, shapes, out):
+    return {part: (out[0],) for part in ("weight", "bias", "running_mean", "running_var")}
+
+
+_POOL_ARGS = {
+    "kernel": Arg(SIZE, required=True, doc="window size", kind="pair"),
+    "stride": Arg(SIZE, None, doc="defaults to the kernel", kind="pair", default_from="kernel"),
+    "padding": Arg(PADDING, 0, doc="max pads with -inf; avg counts explicit zeros, excludes 'same' padding",
+                   kind="pair"),
 }
 
 OPS: dict[str, OpDef] = {}
@@ -197,14 +277,14 @@ def _register(op: OpDef):
 
 _register(OpDef("conv2d", "2-D convolution, cross-correlation as in every framework", {
     "filters": Arg(POS_INT, required=True),
-    "kernel": Arg(SIZE, required=True),
-    "stride": Arg(SIZE, 1),
-    "padding": Arg(PADDING, 0),
-    "dilation": Arg(SIZE, 1),
+    "kernel": Arg(SIZE, required=True, kind="pair"),
+    "stride": Arg(SIZE, 1, kind="pair"),
+    "padding": Arg(PADDING, 0, kind="pair"),
+    "dilation": Arg(SIZE, 1, kind="pair"),
     "groups": Arg(POS_INT, 1, doc="groups == input channels == filters is a depthwise convolution"),
     "bias": Arg({"type": "boolean"}, True),
     "activation": Arg(ACTIVATION, None),
-}, primary="filters", infer=infer_conv2d, has_weights=True))
+}, primary="filters", infer=infer_conv2d, weights=conv2d_weights))
 _register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
 _register(OpDef("avgpool2d", "average pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
 _register(OpDef("global_avgpool2d", "mean over height and width", infer=infer_global_pool))
@@ -212,25 +292,27 @@ _register(OpDef("batchnorm", "batch normalisation; inference uses the running st
     "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
     "momentum": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.1,
                     doc="PyTorch's convention: running = (1 - momentum) * running + momentum * batch"),
-}, primary="eps", infer=infer_batchnorm, has_weights=True))
+}, primary="eps", infer=infer_batchnorm, weights=batchnorm_weights))
 _register(OpDef("dropout", "zeroes a fraction of activations while training; nothing at inference", {
     "rate": Arg({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, required=True),
-}, primary="rate", infer=infer_same))
+}, primary="rate", infer=infer_same, inference_identity=True))
 _register(OpDef("flatten", "[C, H, W] to [C*H*W] in channel, row, column order", infer=infer_flatten))
 _register(OpDef("dense", "fully connected layer", {
     "units": Arg(POS_INT, required=True),
     "bias": Arg({"type": "boolean"}, True),
     "activation": Arg(ACTIVATION, None),
-}, primary="units", infer=infer_dense, has_weights=True))
-for _act in ("relu", "relu6", "sigmoid", "tanh", "softmax"):
-    _register(OpDef(_act, _ACT_DOC[_act], infer=infer_same))
-_register(OpDef("leaky_relu", "x if x > 0 else slope * x", {
-    "slope": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.01),
-}, primary="slope", infer=infer_same))
+}, primary="units", infer=infer_dense, weights=dense_weights))
+for _name, _act in ACTIVATIONS.items():
+    _register(OpDef(_name, _act.doc, dict(_act.args), primary=_act.primary, infer=infer_same))
 _register(OpDef("add", "element-wise sum of two or more equal shapes", infer=infer_add, min_inputs=2, max_inputs=None))
 _register(OpDef("concat", "join along channels (features for vectors)", infer=infer_concat, min_inputs=2, max_inputs=None))
 
 
-def activation_slope(name: str | None) -> float:
-    """The slope a fused ``activation: leaky_relu`` uses (the op's default)."""
-    return OPS["leaky_relu"].args["slope"].default
+def activation_defaults(name: str) -> dict:
+    """The arguments a fused ``activation: <name>`` runs with: the registry's defaults."""
+    return ACTIVATIONS[name].defaults
+
+
+def activation_slope(name: str = "leaky_relu") -> float:
+    """The slope a fused ``activation: leaky_relu`` uses (the registry's default)."""
+    return activation_defaults(name)["slope"]

@@ -8,16 +8,16 @@ block's call.
 from __future__ import annotations
 
 from .ir import INPUT, Graph, Node
+from .ops import OPS
 
 OUTPUT_OP = "cnnspec.output_op"
 OUTPUT_ACTIVATION = "cnnspec.output_activation"
-INFERENCE_NOOPS = frozenset({"dropout"})  # their output is their input once the model is exported
 
 
 def scoring_node(graph: Graph) -> Node:
     """The node whose values the model outputs at inference."""
     node = graph.output
-    while node.op in INFERENCE_NOOPS and node.inputs and node.inputs[0] != INPUT:
+    while OPS[node.op].inference_identity and node.inputs and node.inputs[0] != INPUT:
         node = graph.node(node.inputs[0])
     return node
 

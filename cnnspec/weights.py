@@ -10,28 +10,17 @@ from pathlib import Path
 from .errors import InputError
 from .fsutil import atomic_write_bytes
 from .ir import Graph
+from .ops import OPS
 
 
 def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
-    """Every key and shape a complete weights file for this graph holds, in graph order."""
+    """Every key and shape a complete weights file for this graph holds, in graph order: each
+    layer's parts as its op declares them (``OpDef.weights``)."""
     out: dict[str, tuple[int, ...]] = {}
     for node in graph.nodes:
-        a = node.attrs
-        if node.op == "conv2d":
-            c_in = graph.shape_of(node.inputs[0])[0]
-            kh, kw = a["kernel"]
-            out[f"{node.name}.weight"] = (a["filters"], c_in // a["groups"], kh, kw)
-            if a["bias"]:
-                out[f"{node.name}.bias"] = (a["filters"],)
-        elif node.op == "dense":
-            (n_in,) = graph.shape_of(node.inputs[0])
-            out[f"{node.name}.weight"] = (a["units"], n_in)
-            if a["bias"]:
-                out[f"{node.name}.bias"] = (a["units"],)
-        elif node.op == "batchnorm":
-            c = node.shape[0]
-            for part in ("weight", "bias", "running_mean", "running_var"):
-                out[f"{node.name}.{part}"] = (c,)
+        shapes = [graph.shape_of(i) for i in node.inputs]
+        for part, shape in OPS[node.op].weight_shapes(node.attrs, shapes, node.shape).items():
+            out[f"{node.name}.{part}"] = tuple(shape)
     return out
 
 
@@ -98,14 +87,18 @@ def check_tensors(tensors: dict, expected: dict, source: str, misfit: str) -> di
     return out
 
 
-def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None) -> None:
-    """Write in graph order, deterministic bytes for the same numbers."""
+def write_weights(path: str | Path, tensors: dict, graph: Graph | None = None, layout: str = "neutral") -> None:
+    """The one safetensors writer (``build``, ``train``, ``convert``): float32, in the layout's graph
+    order (sorted without a graph), tagged with the layout's format so readers need not guess, and
+    the same bytes for the same numbers."""
     import numpy as np
     from safetensors.numpy import save
 
-    order = list(expected_weights(graph)) if graph is not None else sorted(tensors)
+    from .layouts import FORMATS, expected_for
+
+    order = list(expected_for(layout, graph)) if graph is not None else sorted(tensors)
     data = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in order if k in tensors}
-    meta = {"format": "cnnspec", "spec": graph.name} if graph is not None else {"format": "cnnspec"}
+    meta = {"format": FORMATS[layout], **({"spec": graph.name} if graph is not None else {})}
     atomic_write_bytes(path, canonical_safetensors(save(data, metadata=meta)))
 
 

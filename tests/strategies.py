@@ -1,20 +1,27 @@
 """Hypothesis strategies: random *valid* specs, built so that every size stays >= 1.
 
-Sizes are tracked with the core's own output-size function only to keep the draw valid; the
-tests then compare frameworks against the checker, so a wrong formula would still be caught by
-the framework layers disagreeing with it.
+The ops come from ``cnnspec.ops.OPS`` through :data:`STRATEGIES`, one small entry per op (the
+activations straight from the registry), so a new op is fuzzed the day it is added:
+``tests/test_lowering_complete.py`` fails for an op without an entry. Sizes are tracked with the
+core's own output-size function only to keep the draw valid; the tests then compare frameworks
+against the checker, so a wrong formula would still be caught by the framework layers disagreeing.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Callable
 
 from hypothesis import assume
 from hypothesis import strategies as st
 
 import cnnspec
+from cnnspec.ops import ACTIVATIONS
 from cnnspec.shapes import output_size
 
-ACTS = [None, "relu", "relu6", "sigmoid", "tanh", "leaky_relu", "softmax"]
+ACTS = [None, *ACTIVATIONS]
+# values an activation's arguments are drawn from (its default otherwise)
+ACTIVATION_ARG_VALUES = {"slope": [0.01, 0.2]}
 
 
 def _fits(h, w, kernel, stride, padding, dilation):
@@ -34,8 +41,17 @@ def _size(draw, lo, hi):
     return pair, tuple(pair)
 
 
-@st.composite
-def _conv(draw, c, h, w, name):
+def _fused(draw, args):
+    act = draw(st.sampled_from(ACTS))
+    if act:
+        args["activation"] = act
+    return args
+
+
+# ---- one generator per op: (draw, shape, name, prev) -> (layer items, output shape) ----
+
+def _conv(draw, shape, name, prev):
+    c, h, w = shape
     filters = draw(st.integers(1, 6))
     kernel, k = _size(draw, 1, 3)
     stride, s = _size(draw, 1, 2)
@@ -57,75 +73,129 @@ def _conv(draw, c, h, w, name):
         args["groups"] = groups
     if draw(st.booleans()):
         args["bias"] = False
-    act = draw(st.sampled_from(ACTS))
-    if act:
-        args["activation"] = act
-    return {"conv2d": args, "name": name}, (filters, oh, ow)
+    return [{"conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
 
 
-@st.composite
-def _pool(draw, c, h, w, name):
-    op = draw(st.sampled_from(["maxpool2d", "avgpool2d"]))
-    kernel, k = _size(draw, 1, 3)
-    args = {"kernel": kernel}
-    s = k
-    if draw(st.booleans()):
-        stride, s = _size(draw, 1, 2)
-        args["stride"] = stride
-    mode = draw(st.sampled_from(["default", "same", "valid", "explicit"]))
-    pad = (0, 0)
-    if mode in ("same", "valid"):
-        args["padding"] = pad = mode
-    elif mode == "explicit":
-        pad = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-        args["padding"] = list(pad)
-    oh, ow = _fits(h, w, k, s, pad, (1, 1))
-    assume(oh >= 1 and ow >= 1)
-    return {op: args, "name": name}, (c, oh, ow)
+def _pool(op):
+    def layers(draw, shape, name, prev):
+        c, h, w = shape
+        kernel, k = _size(draw, 1, 3)
+        args = {"kernel": kernel}
+        s = k
+        if draw(st.booleans()):
+            stride, s = _size(draw, 1, 2)
+            args["stride"] = stride
+        mode = draw(st.sampled_from(["default", "same", "valid", "explicit"]))
+        pad = (0, 0)
+        if mode in ("same", "valid"):
+            args["padding"] = pad = mode
+        elif mode == "explicit":
+            pad = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+            args["padding"] = list(pad)
+        oh, ow = _fits(h, w, k, s, pad, (1, 1))
+        assume(oh >= 1 and ow >= 1)
+        return [{op: args, "name": name}], (c, oh, ow)
+    return layers
+
+
+def _dense(draw, shape, name, prev):
+    units = draw(st.integers(1, 8))
+    return [{"dense": _fused(draw, {"units": units}), "name": name}], (units,)
+
+
+def _same_shape(make_args):
+    def layers(draw, shape, name, prev):
+        op, args = make_args(draw)
+        return [{op: args, "name": name}], shape
+    return layers
+
+
+def _activation(act):
+    def args(draw):
+        values = {key: draw(st.sampled_from(ACTIVATION_ARG_VALUES.get(key, [arg.default])))
+                  for key, arg in ACTIVATIONS[act].args.items()}
+        return act, values or None
+    return _same_shape(args)
+
+
+def _branch(op):
+    """A second path from ``prev`` (a same-padded conv, or a dense layer for vectors), then ``op``
+    joins it with ``prev``: equal shapes for add, any width for concat."""
+    def layers(draw, shape, name, prev):
+        width = shape[0] if op == "add" else draw(st.integers(1, 4))
+        if len(shape) == 3:
+            branch = {"conv2d": {"filters": width, "kernel": 3, "padding": "same"}}
+        else:
+            branch = {"dense": width}
+        out = shape if op == "add" else (shape[0] + width,) + tuple(shape[1:])
+        return [{**branch, "name": f"{name}b", "in": prev}, {op: None, "in": [prev, f"{name}b"], "name": name}], out
+    return layers
+
+
+@dataclass(frozen=True)
+class OpStrategy:
+    """How random specs use an op: ``layers`` draws its items, ``ranks`` are the input ranks it
+    takes (3: [C, H, W], 1: a vector), ``weight`` how often the body picks it."""
+
+    layers: Callable
+    ranks: tuple = (1, 3)
+    weight: int = 1
+
+
+STRATEGIES: dict[str, OpStrategy] = {
+    "conv2d": OpStrategy(_conv, (3,), weight=4),
+    "maxpool2d": OpStrategy(_pool("maxpool2d"), (3,), weight=2),
+    "avgpool2d": OpStrategy(_pool("avgpool2d"), (3,), weight=2),
+    "global_avgpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_avgpool2d": None, "name": name}],
+                                                                    (shape[0],)), (3,)),
+    "flatten": OpStrategy(lambda draw, shape, name, prev: ([{"flatten": None, "name": name}],
+                                                           (shape[0] * shape[1] * shape[2],)), (3,)),
+    "batchnorm": OpStrategy(_same_shape(lambda draw: ("batchnorm", {"eps": draw(st.sampled_from([1e-5, 1e-3]))})),
+                            weight=2),
+    "dropout": OpStrategy(_same_shape(lambda draw: ("dropout", draw(st.sampled_from([0.25, 0.5]))))),
+    "dense": OpStrategy(_dense, (1,), weight=2),
+    **{act: OpStrategy(_activation(act)) for act in ACTIVATIONS},
+    "add": OpStrategy(_branch("add"), weight=2),
+    "concat": OpStrategy(_branch("concat"), weight=2),
+}
+
+
+def op_layers(op: str, shape, name: str, prev: str):
+    """One op's layer items at ``shape`` and the shape after them."""
+    @st.composite
+    def draw_layers(draw):
+        return STRATEGIES[op].layers(draw, tuple(shape), name, prev)
+    return draw_layers()
+
+
+def _pick(draw, shape, ops=None):
+    """An op that takes ``shape``, drawn by weight."""
+    names = [op for op, s in STRATEGIES.items() if len(shape) in s.ranks and (ops is None or op in ops)]
+    return draw(st.sampled_from([op for op in names for _ in range(STRATEGIES[op].weight)]))
 
 
 @st.composite
 def spec_dicts(draw, max_layers: int = 5, max_size: int = 12):
-    """A dict spec that passes the checker: a few feature-map layers (with optional residual or
-    concat branches), then a head of flatten or global pooling, dense layers and activations."""
+    """A dict spec that passes the checker: a few layers of any op (feature maps first), then a
+    head of flatten or global pooling where still needed, dense layers, and perhaps one last op."""
     c, h, w = draw(st.integers(1, 4)), draw(st.integers(3, max_size)), draw(st.integers(3, max_size))
     layers, shape = [], (c, h, w)
     prev = "input"
-    for i in range(draw(st.integers(1, max_layers))):
-        kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "leaky", "dropout", "add", "concat"]))
-        name = f"l{i}"
-        if kind == "conv":
-            layer, shape = draw(_conv(*shape, name))
-        elif kind == "pool":
-            layer, shape = draw(_pool(*shape, name))
-        elif kind == "bn":
-            layer = {"batchnorm": {"eps": draw(st.sampled_from([1e-5, 1e-3]))}, "name": name}
-        elif kind == "act":
-            layer = {draw(st.sampled_from(["relu", "relu6", "sigmoid", "tanh", "softmax"])): None, "name": name}
-        elif kind == "leaky":
-            layer = {"leaky_relu": draw(st.sampled_from([0.01, 0.2])), "name": name}
-        elif kind == "dropout":
-            layer = {"dropout": 0.25, "name": name}
-        else:
-            # a branch from `prev`: a same-padded conv, then add (same channels) or concat
-            filters = shape[0] if kind == "add" else draw(st.integers(1, 4))
-            layers.append({"conv2d": {"filters": filters, "kernel": 3, "padding": "same"}, "name": f"{name}b",
-                           "in": prev})
-            layer = {kind: None, "in": [prev, f"{name}b"], "name": name}
-            if kind == "concat":
-                shape = (shape[0] + filters,) + shape[1:]
-        layers.append(layer)
+
+    def append(op, name):
+        nonlocal shape, prev
+        items, shape = draw(op_layers(op, shape, name, prev))
+        layers.extend(items)
         prev = name
-    head = draw(st.sampled_from(["flatten", "gap"]))
-    layers.append("flatten" if head == "flatten" else "global_avgpool2d")
-    for _ in range(draw(st.integers(0, 2))):
-        dense = {"units": draw(st.integers(1, 8))}
-        act = draw(st.sampled_from(ACTS))
-        if act:
-            dense["activation"] = act
-        layers.append({"dense": dense})
+
+    for i in range(draw(st.integers(1, max_layers))):
+        append(_pick(draw, shape), f"l{i}")
+    if len(shape) == 3:
+        append(draw(st.sampled_from(["flatten", "global_avgpool2d"])), "head")
+    for i in range(draw(st.integers(0, 2))):
+        append("dense", f"d{i}")
     if draw(st.booleans()):
-        layers.append(draw(st.sampled_from(["softmax", "relu", "sigmoid", {"batchnorm": None}, {"dropout": 0.5}])))
+        append(_pick(draw, shape, ops=[op for op in STRATEGIES if op != "dense"]), "last")
     return {"cnnspec": 1, "name": "random", "input": [c, h, w], "layers": layers}
 
 

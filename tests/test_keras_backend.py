@@ -15,11 +15,12 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import cnnspec  # noqa: E402
+from cnnspec import layouts  # noqa: E402
 from cnnspec.commands import convert as convert_cmd  # noqa: E402
 from cnnspec.errors import InputError, UsageError  # noqa: E402
 from cnnspec.onnxio import OPSET, metadata  # noqa: E402
 from cnnspec.weights import expected_weights, read_safetensors, read_weights  # noqa: E402
-from cnnspec_keras import KerasBackend, layout  # noqa: E402
+from cnnspec_keras import KerasBackend  # noqa: E402
 from cnnspec_keras.plan import make_plan  # noqa: E402
 
 pytestmark = [pytest.mark.keras, pytest.mark.xdist_group("keras")]
@@ -193,13 +194,13 @@ LAYOUT_CASES = {  # neutral shape -> Keras shape
 def test_keras_layout_shapes(graph, key):
     neutral_shape, keras_key, keras_shape = LAYOUT_CASES[key]
     assert expected_weights(graph)[key] == neutral_shape
-    assert layout.expected_keras_weights(graph)[keras_key] == keras_shape
+    assert layouts.expected_keras_weights(graph)[keras_key] == keras_shape
 
 
 def test_keras_layout_is_what_keras_layers_hold(graph, weights, x, expected):
-    keras_tensors = layout.to_keras(graph, weights)
+    keras_tensors = layouts.to_keras(graph, weights)
     model = BACKEND.compile(graph, seed=9)
-    for name, parts in layout.layer_parts(graph):
+    for name, parts in layouts.layer_parts(graph):
         model.get_layer(name).set_weights([keras_tensors[f"{name}.{p.keras}"] for p in parts])
     close(BACKEND.predict(model, x), expected)
 

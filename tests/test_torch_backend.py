@@ -408,3 +408,23 @@ def test_generated_code_handles_names_that_clash_with_python_and_torch():
     x = torch.randn(2, 1, 4, 4)
     with torch.no_grad():
         assert torch.equal(generated(x), model(x))
+
+
+def test_set_weights_takes_torch_tensors_through_the_cores_check():
+    graph = spec([{"conv2d": {"filters": 2, "kernel": 3}}], [1, 4, 4])
+    weights = {"conv2d_1.weight": torch.ones((2, 1, 3, 3), dtype=torch.float64, requires_grad=True),
+               "conv2d_1.bias": torch.zeros(2)}
+    model = BACKEND.compile(graph, weights=weights)
+    assert torch.equal(model.state_dict()["conv2d_1.weight"], torch.ones((2, 1, 3, 3)))
+    weights["conv2d_1.bias"] = torch.tensor([0.0, float("nan")])
+    with pytest.raises(Exception, match="NaN or infinite"):
+        BACKEND.compile(graph, weights=weights)
+
+
+def test_an_activation_without_its_own_module_runs_its_function_call():
+    from cnnspec_torch import layers
+
+    x = torch.linspace(-2, 2, 9).reshape(1, 1, 3, 3)
+    module = layers.Activation("leaky_relu", {"slope": 0.2})
+    assert torch.equal(module(x), torch.nn.functional.leaky_relu(x, 0.2)) and "slope=0.2" in repr(module)
+    assert torch.equal(layers.ACTIVATION_FUNCTIONS["leaky_relu"](x), torch.nn.functional.leaky_relu(x, 0.01))

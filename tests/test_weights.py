@@ -114,3 +114,22 @@ def test_convert_with_bad_weights_is_exit_2_and_writes_nothing(graph, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "bad.safetensors" in err and "Traceback" not in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.safetensors", "w.yaml"]
+
+
+def test_convert_needs_only_the_core(graph, tmp_path):
+    """Weight layouts live in cnnspec.layouts: convert runs with no backend package importable."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SPEC)
+    write_weights(tmp_path / "w.safetensors", good(graph), graph)
+    code = ("import sys; sys.modules.update(cnnspec_keras=None, cnnspec_torch=None, cnnspec_onnx=None); "
+            "from cnnspec.cli import main; "
+            f"sys.exit(main(['convert', {str(spec)!r}, '--weights', {str(tmp_path / 'w.safetensors')!r}, "
+            "'--to', 'keras', '--quiet']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "w.keras.safetensors").is_file()

@@ -9,12 +9,12 @@ import tempfile
 import weakref
 from pathlib import Path
 
+from cnnspec import layouts
 from cnnspec.backend_api import Backend
 from cnnspec.errors import InputError
 from cnnspec.fsutil import atomic_write_text
-from cnnspec.weights import expected_weights
+from cnnspec.weights import check_tensors, expected_weights
 
-from . import layout
 from .plan import make_plan
 
 PREDICT_CHUNK = 256  # largest batch one compiled call sees; bounds memory on big inputs
@@ -67,16 +67,17 @@ class KerasBackend(Backend):
         import numpy as np
 
         keras_tensors = {}
-        for name, parts in layout.layer_parts(graph):
+        for name, parts in layouts.layer_parts(graph):
             values = model.get_layer(name).get_weights()
             for part, value in zip(parts, values):
                 keras_tensors[f"{name}.{part.keras}"] = np.asarray(value, dtype=np.float32)
-        return layout.to_neutral(graph, keras_tensors)
+        return layouts.to_neutral(graph, keras_tensors)
 
     def set_weights(self, model, graph, weights: dict) -> None:
-        neutral = layout.check_tensors(weights, expected_weights(graph), "weights", graph, "neutral")
-        keras_tensors = layout.to_keras(graph, neutral)
-        for name, parts in layout.layer_parts(graph):
+        """Checked by the core (missing, unexpected, misshapen, non-finite), then transposed to Keras'."""
+        neutral = check_tensors(weights, expected_weights(graph), "weights", f"do not fit spec '{graph.name}'")
+        keras_tensors = layouts.to_keras(graph, neutral)
+        for name, parts in layouts.layer_parts(graph):
             model.get_layer(name).set_weights([keras_tensors[f"{name}.{p.keras}"] for p in parts])
 
     def predict(self, model, x_nchw):
@@ -119,7 +120,7 @@ class KerasBackend(Backend):
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def native_files(self, graph, model):
-        from .codegen import render
+        from .codegen import generate_model_keras_py
 
         return [("model.keras", lambda path: self.save_keras(model, path)),
-                ("model_keras.py", lambda path: atomic_write_text(path, render(graph, make_plan(graph))))]
+                ("model_keras.py", lambda path: atomic_write_text(path, generate_model_keras_py(graph)))]

@@ -11,9 +11,10 @@ import json
 from importlib import util as importlib_util
 
 from cnnspec.ir import Graph
+from cnnspec.layouts import layer_parts
+from .plan import MULTI_INPUT, Plan, Step, make_plan
 
-from .layout import layer_parts
-from .plan import MULTI_INPUT, Plan, Step
+TARGET = "keras model_keras.py"
 
 
 def _custom_sources(names: set[str]) -> list[str]:
@@ -106,3 +107,8 @@ def render(graph: Graph, plan: Plan) -> str:
     text += "\n\n# each weighted layer and its tensors, in the order Keras' get_weights() lists them\nWEIGHTS = [\n"
     text += "\n".join(weights) + ("\n" if weights else "") + "]\n"
     return text + _LOADER.format()
+
+
+def generate_model_keras_py(graph: Graph) -> str:
+    """``model_keras.py`` from the graph's plan; an op without a planner names this file as the target."""
+    return render(graph, make_plan(graph, target=TARGET))

@@ -10,7 +10,8 @@ Where a Keras default differs from the contract, the plan says so explicitly:
 - explicit pool padding is a pad layer then a ``valid`` pool (-inf for max, counted zeros for avg);
 - conv ``same`` with stride and dilation both above 1 (Keras refuses the pair) is explicit zero
   padding, a stride-1 dilated convolution and a subsampling layer, which is the same arithmetic;
-- a fused ``leaky_relu`` is its own layer with the contract's slope (Keras' string default is 0.2);
+- a fused activation Keras' ``activation=`` string cannot say exactly (``leaky_relu``: Keras' string
+  default slope is 0.2) is its own layer after, with the registry's default arguments;
 - grouped convolutions use :class:`GroupedConv2D` (Keras compiles them with XLA on CPU, which
   tf2onnx cannot export).
 """
@@ -18,17 +19,44 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cnnspec.errors import LoweringMissing
 from cnnspec.ir import INPUT, Graph, Node
-from cnnspec.ops import activation_slope
+from cnnspec.ops import activation_defaults
 
+TARGET = "keras"
 # layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
 CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "Subsample2D")
-# activations Keras' ``activation=`` string computes exactly as the contract does
 # layers called on a list of inputs
 MULTI_INPUT = ("Add", "Concatenate")
-FUSABLE = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
+
+
+@dataclass(frozen=True)
+class KerasActivation:
+    """One activation in Keras: its own layer (``layer``, fixed ``kwargs``, and ``args``: the
+    Keras argument each of the activation's arguments becomes), and ``fused``, the ``activation=``
+    string of Conv2D/Dense where Keras' computes exactly the contract's function (None: the layer
+    follows instead, with the registry's defaults)."""
+
+    layer: str
+    kwargs: tuple = ()
+    args: dict = field(default_factory=dict)   # activation argument -> Keras keyword
+    fused: str | None = None
+
+    def layer_kwargs(self, attrs) -> dict:
+        return {**dict(self.kwargs), **{keyword: float(attrs[arg]) for arg, keyword in self.args.items()}}
+
+
+# the keras target's activation table, one entry per activation in cnnspec.ops.ACTIVATIONS
+ACTIVATIONS = {
+    "relu": KerasActivation("ReLU", fused="relu"),
+    "relu6": KerasActivation("ReLU", (("max_value", 6.0),), fused="relu6"),
+    "sigmoid": KerasActivation("Activation", (("activation", "sigmoid"),), fused="sigmoid"),
+    "tanh": KerasActivation("Activation", (("activation", "tanh"),), fused="tanh"),
+    "softmax": KerasActivation("Softmax", (("axis", -1),), fused="softmax"),  # channels in NHWC, features for vectors
+    "leaky_relu": KerasActivation("LeakyReLU", args={"slope": "negative_slope"}),
+}
 
 
 @dataclass(frozen=True)
@@ -81,8 +109,9 @@ class _Names:
 
 
 class _Builder:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, target: str = TARGET):
         self.graph = graph
+        self.target = target  # named by LoweringMissing
         self.names = _Names(graph)
         self.steps: list[Step] = []
 
@@ -100,15 +129,27 @@ def _pads(node: Node):
     return ((top, bottom), (left, right))
 
 
-def _activation_kwargs(node: Node) -> dict:
+def _fused_activation(b: _Builder, node: Node) -> KerasActivation | None:
     act = node.attrs.get("activation")
-    return {"activation": FUSABLE[act]} if act in FUSABLE else {}
+    if act is None:
+        return None
+    if act not in ACTIVATIONS:
+        raise LoweringMissing(f"activation {act}", b.target, node.name)
+    return ACTIVATIONS[act]
 
 
-def _leaky_after(b: _Builder, node: Node, var: str) -> str:
-    if node.attrs.get("activation") == "leaky_relu":
-        return b.add("LeakyReLU", var, helper=f"{node.name}_leaky_relu", negative_slope=activation_slope("leaky_relu"))
-    return var
+def _activation_kwargs(b: _Builder, node: Node) -> dict:
+    entry = _fused_activation(b, node)
+    return {"activation": entry.fused} if entry and entry.fused else {}
+
+
+def _activation_after(b: _Builder, node: Node, var: str) -> str:
+    """The layer after, for a fused activation that Keras' ``activation=`` string cannot say."""
+    entry = _fused_activation(b, node)
+    if entry is None or entry.fused:
+        return var
+    act = node.attrs["activation"]
+    return b.add(entry.layer, var, helper=f"{node.name}_{act}", **entry.layer_kwargs(activation_defaults(act)))
 
 
 def plan_conv2d(b: _Builder, node: Node, ins):
@@ -130,12 +171,12 @@ def plan_conv2d(b: _Builder, node: Node, ins):
         kwargs["groups"] = a["groups"]
     if not a["bias"]:
         kwargs["use_bias"] = False
-    kwargs.update(_activation_kwargs(node))  # element-wise (softmax per pixel): commutes with subsampling
+    kwargs.update(_activation_kwargs(b, node))  # element-wise (softmax per pixel): commutes with subsampling
     layer = "GroupedConv2D" if a["groups"] > 1 else "Conv2D"
     x = b.add(layer, x, name=node.name, **kwargs)
     if split_stride:
         x = b.add("Subsample2D", x, helper=f"{node.name}_stride", strides=strides)
-    return _leaky_after(b, node, x)
+    return _activation_after(b, node, x)
 
 
 def _plan_pool(keras_layer: str, pad_layer: str):
@@ -172,8 +213,8 @@ def plan_dense(b: _Builder, node: Node, ins):
     kwargs = dict(units=a["units"])
     if not a["bias"]:
         kwargs["use_bias"] = False
-    kwargs.update(_activation_kwargs(node))
-    return _leaky_after(b, node, b.add("Dense", ins[0], name=node.name, **kwargs))
+    kwargs.update(_activation_kwargs(b, node))
+    return _activation_after(b, node, b.add("Dense", ins[0], name=node.name, **kwargs))
 
 
 def _simple(layer: str, **fixed):
@@ -182,15 +223,20 @@ def _simple(layer: str, **fixed):
     return plan
 
 
-def plan_leaky_relu(b: _Builder, node: Node, ins):
-    return b.add("LeakyReLU", ins[0], name=node.name, negative_slope=float(node.attrs["slope"]))
+def _plan_activation(name: str):
+    def plan(b: _Builder, node: Node, ins):
+        entry = ACTIVATIONS[name]
+        return b.add(entry.layer, ins[0], name=node.name, **entry.layer_kwargs(node.attrs))
+    return plan
 
 
 def plan_dropout(b: _Builder, node: Node, ins):
     return b.add("Dropout", ins[0], name=node.name, rate=float(node.attrs["rate"]))
 
 
+# the keras target's lowering table: op -> (builder, node, input vars) -> output var
 PLANNERS = {
+    **{name: _plan_activation(name) for name in ACTIVATIONS},
     "conv2d": plan_conv2d,
     "maxpool2d": _plan_pool("MaxPooling2D", "NegInfPadding2D"),
     "avgpool2d": _plan_pool("AveragePooling2D", "ZeroPadding2D"),
@@ -199,12 +245,6 @@ PLANNERS = {
     "dropout": plan_dropout,
     "flatten": plan_flatten,
     "dense": plan_dense,
-    "relu": _simple("ReLU"),
-    "relu6": _simple("ReLU", max_value=6.0),
-    "sigmoid": _simple("Activation", activation="sigmoid"),
-    "tanh": _simple("Activation", activation="tanh"),
-    "softmax": _simple("Softmax", axis=-1),  # channels in NHWC, features for vectors
-    "leaky_relu": plan_leaky_relu,
     "add": _simple("Add"),
     "concat": _simple("Concatenate", axis=-1),  # channels in NHWC
 }
@@ -214,16 +254,22 @@ def model_name(graph: Graph) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", graph.name) or "cnnspec"
 
 
-def make_plan(graph: Graph) -> Plan:
-    """Every node in order, channels-last inside, NCHW at the edges."""
-    b = _Builder(graph)
+def planner(op: str, layer: str | None = None, target: str = TARGET):
+    """The table's entry for ``op``; a missing one is :class:`LoweringMissing` naming op and target."""
+    try:
+        return PLANNERS[op]
+    except KeyError:
+        raise LoweringMissing(op, target, layer) from None
+
+
+def make_plan(graph: Graph, target: str = TARGET) -> Plan:
+    """Every node in order, channels-last inside, NCHW at the edges. ``target`` names what the plan
+    is for in a :class:`LoweringMissing` (the live model, or ``model_keras.py``)."""
+    b = _Builder(graph, target)
     input_var = b.names.var("inputs")
     outs = {INPUT: b.add("Permute", input_var, helper="to_channels_last", dims=(2, 3, 1))}
     for node in graph.nodes:
-        planner = PLANNERS.get(node.op)
-        if planner is None:
-            raise NotImplementedError(f"the Keras backend has no translation for op '{node.op}' (layer '{node.name}')")
-        outs[node.name] = planner(b, node, [outs[i] for i in node.inputs])
+        outs[node.name] = planner(node.op, node.name, target)(b, node, [outs[i] for i in node.inputs])
     out = outs[graph.output.name]
     if len(graph.output_shape) == 3:
         out = b.add("Permute", out, helper="to_channels_first", dims=(3, 1, 2))

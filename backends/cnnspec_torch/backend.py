@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnspec.backend_api import Backend
-from cnnspec.errors import BackendUnavailable, InputError
+from cnnspec.errors import BackendUnavailable
 from cnnspec.fsutil import atomic_write_text
-from cnnspec.weights import expected_weights
+from cnnspec.weights import check_tensors, expected_weights
 
 CODE_FILE = "model.py"
 
@@ -34,29 +34,15 @@ class TorchBackend(Backend):
         return {key: state[key].detach().to("cpu", copy=True).float().numpy() for key in expected_weights(graph)}
 
     def set_weights(self, model, graph, weights: dict) -> None:
-        import numpy as np
+        """Checked by the core (missing, unexpected, misshapen, non-finite) before torch sees them."""
         import torch
 
-        expected = expected_weights(graph)
-        missing = [k for k in expected if k not in weights]
-        unexpected = [k for k in weights if k not in expected and not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} (first: {', '.join(missing[:3])})")
-            if unexpected:
-                parts.append(f"{len(unexpected)} the spec has no place for (first: {', '.join(unexpected[:3])})")
-            raise InputError(f"weights do not fit spec '{graph.name}': " + "; ".join(parts))
+        checked = check_tensors({key: _as_numpy(value) for key, value in weights.items()}, expected_weights(graph),
+                                "weights", f"do not fit spec '{graph.name}'")
         state = model.state_dict()
         with torch.no_grad():
-            for key, shape in expected.items():
-                value = weights[key]
-                tensor = value.detach() if isinstance(value, torch.Tensor) else torch.from_numpy(
-                    np.ascontiguousarray(value, dtype=np.float32))
-                if tuple(tensor.shape) != tuple(shape):
-                    raise InputError(f"weights: '{key}' has shape {list(tensor.shape)} but spec "
-                                     f"'{graph.name}' needs {list(shape)}")
-                state[key].copy_(tensor.to(state[key].dtype))
+            for key, value in checked.items():
+                state[key].copy_(torch.from_numpy(value).to(state[key].dtype))
 
     def predict(self, model, x_nchw):
         import numpy as np
@@ -83,6 +69,16 @@ class TorchBackend(Backend):
         from .codegen import generate_model_py
 
         return [(CODE_FILE, lambda path: atomic_write_text(path, generate_model_py(graph)))]
+
+
+def _as_numpy(value):
+    """A torch tensor (any device, any float dtype) as numpy for the core's check; others as they are."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().to("cpu")
+        return (value.float() if value.is_floating_point() else value).numpy()
+    return value
 
 
 def require_cuda():

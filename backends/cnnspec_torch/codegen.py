@@ -13,21 +13,20 @@ import inspect
 import keyword
 import re
 import textwrap
+from dataclasses import dataclass
+from typing import Callable
 
 from cnnspec import __version__
+from cnnspec.errors import LoweringMissing
+from cnnspec.ops import activation_defaults
 
 from . import layers
 
-ACTIVATION_CODE = {
-    "relu": "F.relu({})",
-    "relu6": "F.relu6({})",
-    "sigmoid": "torch.sigmoid({})",
-    "tanh": "torch.tanh({})",
-    "softmax": "torch.softmax({}, dim=1)",
-    "leaky_relu": "F.leaky_relu({}, 0.01)",
-}
-MODULE_OPS = frozenset({"conv2d", "dense", "batchnorm", "dropout", "maxpool2d", "avgpool2d"})
+TARGET = "torch model.py"
+# fused activations, as text around the layer's expression: the live module's calls, written out
+ACTIVATION_CODE = {name: call.code("{}", activation_defaults(name)) for name, call in layers.ACTIVATION_CALLS.items()}
 RESERVED_VARS = frozenset({"self", "torch", "nn", "F", "math", "Path", "load_file", "x"}) | frozenset(dir(builtins))
+MATH, AVG_HELPER = "math", "avg_pool_excluding_padding"  # what a forward line may need at the top of the file
 
 
 def _size(pair) -> str:
@@ -39,43 +38,138 @@ def _kwargs(**items) -> str:
     return "".join(f", {k}={v}" for k, v in items.items() if v is not None)
 
 
-def _asymmetric_avg(node) -> bool:
-    return node.op == "avgpool2d" and not layers.symmetric(node.pads)
+def _symmetric_padding(node) -> str | None:
+    """nn layers pad symmetrically only: the padding argument where that suffices (else F.pad in forward)."""
+    pads = node.pads
+    return _size((pads[0], pads[2])) if layers.symmetric(pads) and any(pads) else None
 
 
-def _constructor(node, graph) -> str | None:
-    """The ``nn`` layer a person would declare for this spec layer (None: done inline in forward)."""
+def _with_activation(node, expr: str) -> str:
+    act = node.attrs["activation"]
+    return ACTIVATION_CODE[act].format(expr) if act else expr
+
+
+# ---- one entry per op: the nn layer declared in __init__ (if any) and the expression in forward ----
+
+def _conv2d_constructor(node, graph) -> str:
     a = node.attrs
-    if node.op == "conv2d":
-        c_in = graph.shape_of(node.inputs[0])[0]
-        pads = node.pads
-        padding = _size((pads[0], pads[2])) if layers.symmetric(pads) and any(pads) else None
-        return (f"nn.Conv2d({c_in}, {a['filters']}, kernel_size={_size(a['kernel'])}"
-                + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None, padding=padding,
-                          dilation=_size(a["dilation"]) if a["dilation"] != (1, 1) else None,
-                          groups=a["groups"] if a["groups"] != 1 else None,
-                          bias=None if a["bias"] else False) + ")")
-    if node.op == "dense":
-        (n_in,) = graph.shape_of(node.inputs[0])
-        return f"nn.Linear({n_in}, {a['units']}" + _kwargs(bias=None if a["bias"] else False) + ")"
-    if node.op == "batchnorm":
-        kind = "nn.BatchNorm2d" if len(node.shape) == 3 else "nn.BatchNorm1d"
-        return (f"{kind}({node.shape[0]}" + _kwargs(eps=None if a["eps"] == 1e-5 else repr(a["eps"]),
-                                                    momentum=None if a["momentum"] == 0.1 else repr(a["momentum"]))
-                + ")")
-    if node.op == "dropout":
-        return f"nn.Dropout({a['rate']!r})"
-    if node.op in ("maxpool2d", "avgpool2d"):
-        if _asymmetric_avg(node):
-            return None  # avg_pool_excluding_padding() in forward
-        pads = node.pads
-        padding = _size((pads[0], pads[2])) if layers.symmetric(pads) and any(pads) else None
-        stride = None if a["stride"] == a["kernel"] else _size(a["stride"])
-        kind = "nn.MaxPool2d" if node.op == "maxpool2d" else "nn.AvgPool2d"
-        exclude = node.op == "avgpool2d" and padding is not None and a["padding"] == "same"
-        return (f"{kind}({_size(a['kernel'])}" + _kwargs(stride=stride, padding=padding)
-                + (", count_include_pad=False" if exclude else "") + ")")
+    c_in = graph.shape_of(node.inputs[0])[0]
+    return (f"nn.Conv2d({c_in}, {a['filters']}, kernel_size={_size(a['kernel'])}"
+            + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None, padding=_symmetric_padding(node),
+                      dilation=_size(a["dilation"]) if a["dilation"] != (1, 1) else None,
+                      groups=a["groups"] if a["groups"] != 1 else None,
+                      bias=None if a["bias"] else False) + ")")
+
+
+def _conv2d_call(node, ins, module) -> str:
+    x = ins[0]
+    inner = x if layers.symmetric(node.pads) else f"F.pad({x}, {layers.torch_pad(node.pads)})"
+    return _with_activation(node, f"{module}({inner})")
+
+
+def _dense_constructor(node, graph) -> str:
+    (n_in,) = graph.shape_of(node.inputs[0])
+    return f"nn.Linear({n_in}, {node.attrs['units']}" + _kwargs(bias=None if node.attrs["bias"] else False) + ")"
+
+
+def _batchnorm_constructor(node, graph) -> str:
+    a = node.attrs
+    kind = "nn.BatchNorm2d" if len(node.shape) == 3 else "nn.BatchNorm1d"
+    return (f"{kind}({node.shape[0]}" + _kwargs(eps=None if a["eps"] == 1e-5 else repr(a["eps"]),
+                                                momentum=None if a["momentum"] == 0.1 else repr(a["momentum"])) + ")")
+
+
+def _pool_constructor(kind: str, node, graph) -> str:
+    a = node.attrs
+    padding = _symmetric_padding(node)
+    stride = None if a["stride"] == a["kernel"] else _size(a["stride"])
+    exclude = kind == "nn.AvgPool2d" and padding is not None and a["padding"] == "same"
+    return (f"{kind}({_size(a['kernel'])}" + _kwargs(stride=stride, padding=padding)
+            + (", count_include_pad=False" if exclude else "") + ")")
+
+
+def _maxpool_call(node, ins, module) -> str:
+    if layers.symmetric(node.pads):
+        return f"{module}({ins[0]})"
+    return f"{module}(F.pad({ins[0]}, {layers.torch_pad(node.pads)}, value=-math.inf))"
+
+
+def _asymmetric_avg(node) -> bool:
+    return not layers.symmetric(node.pads)
+
+
+def _avgpool_constructor(node, graph) -> str | None:
+    return None if _asymmetric_avg(node) else _pool_constructor("nn.AvgPool2d", node, graph)
+
+
+def _avgpool_call(node, ins, module) -> str:
+    if not _asymmetric_avg(node):
+        return f"{module}({ins[0]})"
+    a = node.attrs
+    return f"{AVG_HELPER}({ins[0]}, {tuple(a['kernel'])}, {tuple(a['stride'])}, {layers.torch_pad(node.pads)})"
+
+
+def _module_call(node, ins, module) -> str:
+    return f"{module}({ins[0]})"
+
+
+def _no_constructor(node, graph) -> None:
     return None
+
+
+def _needs_nothing(node) -> tuple:
+    return ()
+
+
+@dataclass(frozen=True)
+class Code:
+    """How ``model.py`` writes one op. ``call(node, input expressions, module expression)`` is the
+    forward expression; ``constructor(node, graph)`` the ``nn`` layer declared in ``__init__`` (None:
+    computed inline); ``needs(node)`` what that expression uses from the file's top (MATH, AVG_HELPER)."""
+
+    call: Callable
+    constructor: Callable = _no_constructor
+    needs: Callable = _needs_nothing
+
+
+def _activation_code(name: str) -> Code:
+    return Code(lambda node, ins, module: layers.ACTIVATION_CALLS[name].code(ins[0], node.attrs))
+
+
+# the torch model.py target's lowering table
+CODE = {
+    **{name: _activation_code(name) for name in layers.ACTIVATION_CALLS},
+    "conv2d": Code(_conv2d_call, _conv2d_constructor),
+    "dense": Code(lambda node, ins, module: _with_activation(node, f"{module}({ins[0]})"), _dense_constructor),
+    "batchnorm": Code(_module_call, _batchnorm_constructor),
+    "dropout": Code(_module_call, lambda node, graph: f"nn.Dropout({node.attrs['rate']!r})"),
+    "maxpool2d": Code(_maxpool_call, lambda node, graph: _pool_constructor("nn.MaxPool2d", node, graph),
+                      lambda node: () if layers.symmetric(node.pads) else (MATH,)),
+    "avgpool2d": Code(_avgpool_call, _avgpool_constructor,
+                      lambda node: (AVG_HELPER,) if _asymmetric_avg(node) else ()),
+    "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3))"),
+    "flatten": Code(lambda node, ins, module: f"torch.flatten({ins[0]}, 1)"),
+    "add": Code(lambda node, ins, module: " + ".join(ins)),
+    "concat": Code(lambda node, ins, module: f"torch.cat([{', '.join(ins)}], dim=1)"),
+}
+
+
+def code_for(op: str, layer: str | None = None) -> Code:
+    """The table's entry for ``op``; a missing one is :class:`LoweringMissing` naming op and target."""
+    try:
+        return CODE[op]
+    except KeyError:
+        raise LoweringMissing(op, TARGET, layer) from None
+
+
+def _check_lowerings(graph) -> None:
+    """Every op and fused activation has an entry here, before the live layers are sampled for names
+    (which would name the live target instead)."""
+    for node in graph.nodes:
+        code_for(node.op, node.name)
+        act = node.attrs.get("activation")
+        if act is not None and act not in ACTIVATION_CODE:
+            raise LoweringMissing(f"activation {act}", TARGET, node.name)
 
 
 class _Names:
@@ -85,7 +179,7 @@ class _Names:
         import torch
         from torch import nn
 
-        from .model import LAYER_BUILDERS
+        from .model import builder
 
         self.kinds = {}      # dotted path -> "layer" | "container"
         self.samples = {}    # dotted path -> an instance, to spot names that clash with its attributes
@@ -95,11 +189,11 @@ class _Names:
         self._root = nn.Module()
         self.constructors = {}
         for node in graph.nodes:
-            ctor = _constructor(node, graph)
+            ctor = code_for(node.op, node.name).constructor(node, graph)
             if ctor is not None:
                 self.constructors[node.name] = ctor
                 with torch.device("meta"):  # only its attribute names are needed: allocate nothing
-                    self.samples[node.name] = LAYER_BUILDERS[node.op](node, graph)
+                    self.samples[node.name] = builder(node.op, node.name)(node, graph)
         for name in self.constructors:
             parts = name.split(".")
             for depth in range(1, len(parts) + 1):
@@ -145,36 +239,6 @@ def _variables(graph) -> dict[str, str]:
     return out
 
 
-def _call(node, ins: list[str], module_expr: str | None) -> str:
-    """The expression computing one layer from its input expressions."""
-    a, x = node.attrs, ins[0] if ins else None
-    op = node.op
-    if op == "conv2d":
-        inner = x if layers.symmetric(node.pads) else f"F.pad({x}, {layers.torch_pad(node.pads)})"
-        expr = f"{module_expr}({inner})"
-        return ACTIVATION_CODE[a["activation"]].format(expr) if a["activation"] else expr
-    if op == "dense":
-        expr = f"{module_expr}({x})"
-        return ACTIVATION_CODE[a["activation"]].format(expr) if a["activation"] else expr
-    if op == "maxpool2d" and not layers.symmetric(node.pads):
-        return f"{module_expr}(F.pad({x}, {layers.torch_pad(node.pads)}, value=-math.inf))"
-    if _asymmetric_avg(node):
-        return (f"avg_pool_excluding_padding({x}, {tuple(a['kernel'])}, {tuple(a['stride'])}, "
-                f"{layers.torch_pad(node.pads)})")
-    if module_expr is not None:
-        return f"{module_expr}({x})"
-    inline = {
-        "global_avgpool2d": lambda: f"{x}.mean(dim=(2, 3))",
-        "flatten": lambda: f"torch.flatten({x}, 1)",
-        "leaky_relu": lambda: f"F.leaky_relu({x}, {a['slope']!r})",
-        "add": lambda: " + ".join(ins),
-        "concat": lambda: f"torch.cat([{', '.join(ins)}], dim=1)",
-    }
-    if op in inline:
-        return inline[op]()
-    return ACTIVATION_CODE[op].format(x)
-
-
 def _class_name(spec_name: str) -> str:
     words = [w for w in re.split(r"[^0-9A-Za-z]+", spec_name) if w]
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
@@ -193,11 +257,11 @@ def _shape(shape) -> str:
 
 
 def generate_model_py(graph) -> str:
+    _check_lowerings(graph)
     names = _Names(graph)
     variables = _variables(graph)
     cls = _class_name(graph.name)
-    needs_avg_helper = any(_asymmetric_avg(n) for n in graph.nodes)
-    needs_math = any(n.op == "maxpool2d" and not layers.symmetric(n.pads) for n in graph.nodes)
+    needs = {need for node in graph.nodes for need in code_for(node.op, node.name).needs(node)}
     out = [
         f'"""{cls}: a PyTorch module for the cnnspec spec of the same name, written by cnnspec {__version__}.',
         "",
@@ -211,7 +275,7 @@ def generate_model_py(graph) -> str:
     ]
     if graph.description:
         out += _comment(graph.description)
-    if needs_math:
+    if MATH in needs:
         out += ["import math"]
     out += [
         "from pathlib import Path",
@@ -226,14 +290,14 @@ def generate_model_py(graph) -> str:
         f"CLASSES = {list(graph.classes) if graph.classes else None!r}",
         "",
     ]
-    if needs_avg_helper:
+    if AVG_HELPER in needs:
         out += ["", inspect.getsource(layers.avg_pool_excluding_padding).rstrip(), ""]
     out += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     out += ["        " + line for line in names.lines]
     out += ["", "    def forward(self, x):"]
     for node in graph.nodes:
         ins = [variables[i] for i in node.inputs]
-        expr = _call(node, ins, names.exprs.get(node.name))
+        expr = code_for(node.op, node.name).call(node, ins, names.exprs.get(node.name))
         out.append(f"        {variables[node.name]} = {expr}  # {node.name}: {_shape(node.shape)}")
     out.append(f"        return {variables[graph.output.name]}")
     out += [

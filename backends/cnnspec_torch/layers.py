@@ -15,29 +15,51 @@ PyTorch lacks, and keeps every ONNX op of its layer inside its own forward:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cached_property, partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _softmax_channels(x):
-    return torch.softmax(x, dim=1)
+from cnnspec.ops import activation_defaults
 
 
-def _leaky_relu_default(x):
-    return F.leaky_relu(x, 0.01)
+@dataclass(frozen=True)
+class FunctionCall:
+    """A torch function applied to a layer's value: called by the live module and written out, as
+    the same call with the same arguments, in ``model.py``. ``args`` name the activation's arguments
+    (passed after x, values from the layer's attrs or the registry's defaults); ``kwargs`` are fixed."""
+
+    function: str                # "F.relu", "torch.softmax": as model.py imports them
+    args: tuple[str, ...] = ()
+    kwargs: tuple = ()           # ((name, value), ...)
+
+    @cached_property
+    def resolved(self):
+        namespace, _, name = self.function.partition(".")
+        return getattr({"F": F, "torch": torch}[namespace], name)
+
+    def __call__(self, x, attrs):
+        return self.resolved(x, *(attrs[a] for a in self.args), **dict(self.kwargs))
+
+    def code(self, x: str, attrs) -> str:
+        extra = [repr(attrs[a]) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        return f"{self.function}({', '.join([x, *extra])})"
 
 
-# fused activations (conv2d/dense ``activation``): name -> function; leaky_relu uses the op's default slope
-ACTIVATION_FUNCTIONS = {
-    "relu": F.relu,
-    "relu6": F.relu6,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "softmax": _softmax_channels,
-    "leaky_relu": _leaky_relu_default,
+# the torch target's activation table, one entry per activation in cnnspec.ops.ACTIVATIONS
+ACTIVATION_CALLS = {
+    "relu": FunctionCall("F.relu"),
+    "relu6": FunctionCall("F.relu6"),
+    "sigmoid": FunctionCall("torch.sigmoid"),
+    "tanh": FunctionCall("torch.tanh"),
+    "softmax": FunctionCall("torch.softmax", kwargs=(("dim", 1),)),  # channels for maps, features for vectors
+    "leaky_relu": FunctionCall("F.leaky_relu", args=("slope",)),
 }
+
+# fused activations (conv2d/dense ``activation``): name -> function of x, with the registry's defaults
+ACTIVATION_FUNCTIONS = {name: partial(call, attrs=activation_defaults(name)) for name, call in ACTIVATION_CALLS.items()}
 
 
 def torch_pad(pads) -> tuple[int, int, int, int]:
@@ -245,3 +267,17 @@ class Concat(nn.Module):
 class Softmax(nn.Softmax):
     def __init__(self):
         super().__init__(dim=1)
+
+
+class Activation(nn.Module):
+    """An activation op without a dedicated ``nn`` module: its :class:`FunctionCall` and arguments."""
+
+    def __init__(self, name: str, attrs):
+        super().__init__()
+        self.name, self.attrs = name, dict(attrs)
+
+    def forward(self, x):
+        return ACTIVATION_CALLS[self.name](x, self.attrs)
+
+    def extra_repr(self):
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in self.attrs.items()])

@@ -9,22 +9,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnspec.errors import UsageError
+from cnnspec.errors import LoweringMissing, UsageError
 
 from . import layers
+
+TARGET = "torch"
+
+
+def _fused(node):
+    """The layer's ``activation``, refused at build time (not in forward) where torch has no entry."""
+    act = node.attrs["activation"]
+    if act is not None and act not in layers.ACTIVATION_FUNCTIONS:
+        raise LoweringMissing(f"activation {act}", TARGET, node.name)
+    return act
 
 
 def _conv2d(node, graph):
     a = node.attrs
     c_in = graph.shape_of(node.inputs[0])[0]
     return layers.Conv2d(c_in, a["filters"], a["kernel"], a["stride"], node.pads, a["dilation"], a["groups"],
-                         a["bias"], a["activation"])
+                         a["bias"], _fused(node))
 
 
 def _dense(node, graph):
     a = node.attrs
     (n_in,) = graph.shape_of(node.inputs[0])
-    return layers.Linear(n_in, a["units"], a["bias"], a["activation"])
+    return layers.Linear(n_in, a["units"], a["bias"], _fused(node))
 
 
 def _maxpool(node, graph):
@@ -42,7 +52,13 @@ def _batchnorm(node, graph):
     return cls(node.shape[0], node.attrs["eps"], node.attrs["momentum"])
 
 
+def _activation(name):
+    return lambda node, graph: layers.Activation(name, node.attrs)
+
+
+# the torch target's lowering table: op -> (node, graph) -> the layer's module
 LAYER_BUILDERS = {
+    **{name: _activation(name) for name in layers.ACTIVATION_CALLS},  # those without an nn module of their own
     "conv2d": _conv2d,
     "dense": _dense,
     "maxpool2d": _maxpool,
@@ -61,8 +77,12 @@ LAYER_BUILDERS = {
     "concat": lambda node, graph: layers.Concat(),
 }
 
-# ops that compute nothing at inference, so an export has no node (and no value) of their own
-INFERENCE_NO_OPS = frozenset({"dropout"})
+def builder(op: str, layer: str | None = None):
+    """The table's entry for ``op``; a missing one is :class:`LoweringMissing` naming op and target."""
+    try:
+        return LAYER_BUILDERS[op]
+    except KeyError:
+        raise LoweringMissing(op, TARGET, layer) from None
 
 
 class _Mark(torch.autograd.Function):
@@ -92,11 +112,7 @@ class SpecModule(nn.Module):
         self._steps = []
         built = {}
         for node in graph.nodes:
-            try:
-                built[node.name] = LAYER_BUILDERS[node.op](node, graph)
-            except KeyError:
-                raise UsageError(f"{graph.file}: the torch backend has no layer for op '{node.op}' "
-                                 f"(layer '{node.name}')") from None
+            built[node.name] = builder(node.op, node.name)(node, graph)
         # in spec order, but a layer before its children, so `layer1` (a layer) can also hold `layer1.conv`
         installed = set()
         for name in built:

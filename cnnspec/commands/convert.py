@@ -37,11 +37,10 @@ def default_output(source: Path, target: str) -> Path:
 
 
 def run(args) -> int:
-    from cnnspec_keras import layout
-
+    from .. import layouts
     from ..api import load
     from ..errors import UsageError
-    from ..weights import read_safetensors
+    from ..weights import read_safetensors, write_weights
 
     graph = load(args.spec).graph
     source = Path(args.weights)
@@ -50,9 +49,9 @@ def run(args) -> int:
     if out.resolve() == source.resolve():
         raise UsageError(f"{out}: would overwrite the input weights; name another file with -o")
     tensors, meta = read_safetensors(source)
-    source_layout = layout.detect_layout(tensors, graph, meta)
-    converted = layout.convert(tensors, graph, source_layout, target, str(source))
-    layout.write_tensors(out, converted, graph, target)
+    source_layout = layouts.detect_layout(tensors, graph, meta)
+    converted = layouts.convert(tensors, graph, source_layout, target, str(source))
+    write_weights(out, converted, graph, layout=target)
     if not args.quiet:
         print(f"{source}: {len(converted)} tensors, {source_layout} layout -> {target} layout", file=sys.stderr)
     print(out)
