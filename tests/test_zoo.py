@@ -33,6 +33,7 @@ PARAMS = {
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
     "mobilenet-v2": 3_504_872,
+    "densenet121": 7_978_856,
     # LeNet-5 as usually rebuilt (C3 fully connected, no trainable subsampling coefficients)
     "lenet-5": (5*5*1*6 + 6) + (5*5*6*16 + 16) + (5*5*16*120 + 120) + (120*84 + 84) + (84*10 + 10),
     # The tutorials print no model.summary(); these are their layer definitions, counted by hand.
@@ -47,7 +48,7 @@ PARAMS = {
 
 # torchvision's published GFLOPS at 3x224x224, which are multiply-accumulates, to two decimals.
 GMACS = {"resnet18": 1.81, "resnet50": 4.09, "resnet101": 7.80, "mobilenet-v2": 0.30,
-         "alexnet": 0.71, "vgg16": 15.47}
+         "alexnet": 0.71, "vgg16": 15.47, "densenet121": 2.83}
 
 
 def test_the_zoo_is_complete():
@@ -153,7 +154,31 @@ def torchvision_mobilenet_v2_keys() -> dict:
     return dict(keys)
 
 
+def torchvision_densenet121_keys() -> dict:
+    """torchvision.models.densenet121().state_dict() shapes, minus num_batches_tracked."""
+    keys = _Keys()
+    keys.conv("features.conv0", 64, 3, 7)
+    keys.bn("features.norm0", 64)
+    channels, growth, width = 64, 32, 4 * 32
+    for b, layers in enumerate((6, 12, 24, 16), 1):
+        for j in range(1, layers + 1):
+            p = f"features.denseblock{b}.denselayer{j}"
+            keys.bn(f"{p}.norm1", channels + (j - 1) * growth)
+            keys.conv(f"{p}.conv1", width, channels + (j - 1) * growth, 1)
+            keys.bn(f"{p}.norm2", width)
+            keys.conv(f"{p}.conv2", growth, width, 3)
+        channels += layers * growth
+        if b < 4:
+            keys.bn(f"features.transition{b}.norm", channels)
+            keys.conv(f"features.transition{b}.conv", channels // 2, channels, 1)
+            channels //= 2
+    keys.bn("features.norm5", channels)
+    keys.linear("classifier", 1000, channels)
+    return dict(keys)
+
+
 TORCHVISION_KEYS = {
+    "densenet121": torchvision_densenet121_keys,
     "resnet18": lambda: torchvision_resnet_keys("basic", [2, 2, 2, 2]),
     "resnet50": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 6, 3]),
     "resnet101": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 23, 3]),
@@ -201,6 +226,11 @@ SPOT_CHECKS = [
     ("mobilenet-v2", "features.17.conv.3.running_var", (320,)),
     ("mobilenet-v2", "features.18.0.weight", (1280, 320, 1, 1)),
     ("mobilenet-v2", "classifier.1.weight", (1000, 1280)),
+    ("densenet121", "features.denseblock1.denselayer1.norm1.weight", (64,)),
+    ("densenet121", "features.denseblock2.denselayer12.conv1.weight", (128, 480, 1, 1)),
+    ("densenet121", "features.transition3.conv.weight", (512, 1024, 1, 1)),
+    ("densenet121", "features.norm5.running_var", (1024,)),
+    ("densenet121", "classifier.weight", (1000, 1024)),
     ("vgg16", "features.28.weight", (512, 512, 3, 3)),
     ("vgg16", "classifier.0.weight", (4096, 25088)),
     ("vgg16", "classifier.6.bias", (1000,)),
@@ -219,7 +249,7 @@ def test_weight_key_spot_checks(name, key, shape):
     assert expected_weights(graph(name)).get(key) == shape
 
 
-@pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2"}))
+@pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2", "densenet121"}))
 def test_no_bias_where_torchvision_has_none(name):
     """torchvision's convolutions before batchnorm have bias=False; only the classifier has one."""
     biased = [k for k in expected_weights(graph(name)) if k.endswith(".bias")]
