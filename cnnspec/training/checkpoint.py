@@ -66,7 +66,7 @@ def run_record(spec_path, backend: str, source: str, data, config, world) -> dic
     return {"spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.settings()}
+            "settings": config.resolved()}
 
 
 def resume_settings(run_dir) -> dict:

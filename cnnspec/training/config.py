@@ -77,6 +77,14 @@ class TrainConfig:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in fields(self) if f.name not in PRESENTATION}
 
+    def resolved(self) -> dict:
+        """settings() with every defaulted option at the value it took (None where it does not
+        apply): what a resume compares, so an explicit default equals an omitted one."""
+        sgd, step = self.optimizer == "sgd", self.schedule == "step"
+        return {**self.settings(), "lr": self.learning_rate, "weight_decay": self.decay,
+                "momentum": self.sgd_momentum if sgd else None, "step_size": self.drop_every if step else None,
+                "gamma": self.drop_factor if step else None}
+
     def validate(self, world: "World") -> None:
         from .augment import AUGMENTS
 

@@ -131,7 +131,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
-        "settings": config.settings(),
+        "settings": config.resolved(),
         "history": run.history,
     }
     chosen = "by validation accuracy" if len(val_idx) else "the last"
