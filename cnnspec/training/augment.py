@@ -51,24 +51,24 @@ def _affine(x, rng):
     angle = np.deg2rad(rng.uniform(-10, 10, b))
     scale = rng.uniform(0.9, 1.1, b)
     ty, tx = rng.uniform(-0.1, 0.1, (2, b)) * np.array([[h], [w]])
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    u = xs[None] - cx - tx[:, None, None]
-    v = ys[None] - cy - ty[:, None, None]
-    cos, sin = (np.cos(angle) / scale)[:, None, None], (np.sin(angle) / scale)[:, None, None]
-    sx, sy = cos * u + sin * v + cx, -sin * u + cos * v + cy  # where each output pixel comes from
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-    flat = x.reshape(b, c, h * w)
-    out = np.zeros((b, c, h * w), np.float64)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            xi, yi = x0 + dx, y0 + dy
-            weight = (1 - np.abs(sx - xi)) * (1 - np.abs(sy - yi))
-            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-            index = (np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1)).reshape(b, 1, h * w)
-            taken = np.take_along_axis(flat, np.broadcast_to(index, (b, c, h * w)), axis=2)
-            out += taken * (weight * inside).reshape(b, 1, h * w)
-    return out.reshape(b, c, h, w).astype(x.dtype)
+    cos, sin = (np.cos(angle) / scale).astype(np.float32), (np.sin(angle) / scale).astype(np.float32)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) - (h - 1) / 2, np.arange(w, dtype=np.float32) - (w - 1) / 2,
+                         indexing="ij")
+    u = xs.ravel()[None] - tx.astype(np.float32)[:, None]  # [b, h*w], centred output coordinates
+    v = ys.ravel()[None] - ty.astype(np.float32)[:, None]
+    sx = cos[:, None] * u + sin[:, None] * v + (w - 1) / 2  # where each output pixel comes from
+    sy = -sin[:, None] * u + cos[:, None] * v + (h - 1) / 2
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    corners = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x0 + 1, (1 - fy) * fx),
+               (y0 + 1, x0, fy * (1 - fx)), (y0 + 1, x0 + 1, fy * fx)]
+    index = np.concatenate([np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1) for yi, xi, _ in corners], axis=1)
+    weight = np.concatenate([wt * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)) for yi, xi, wt in corners], axis=1)
+    planes = (np.arange(b)[:, None] * c + np.arange(c)[None, :]) * (h * w)  # where each image's channel starts
+    taken = np.ascontiguousarray(x).reshape(-1)[planes[:, :, None] + index[:, None, :]]  # [b, c, 4*h*w]
+    out = (taken * weight[:, None, :]).reshape(b, c, 4, h * w).sum(axis=2)
+    return out.reshape(b, c, h, w).astype(x.dtype, copy=False)
 
 
 def _jitter(x, rng):
