@@ -44,16 +44,27 @@ class BatchBar(Protocol):
 
 class Trainer(Protocol):
     """A backend's inner training loop. The framework-free orchestrator (``cnnspec.training``) owns
-    the data, the batches, the epochs and the choice of the best epoch; a trainer only steps."""
+    the data, the batches, the learning rate of every step, augmentation, the epochs, checkpoints and
+    the choice of the best epoch; a trainer only steps."""
 
-    def train_epoch(self, x, y, batches, bar: BatchBar) -> EpochStats:
-        """One pass over ``batches`` (index arrays into ``x``, ``y``), advancing ``bar`` per batch."""
+    def train_epoch(self, x, y, plan, bar: BatchBar) -> EpochStats:
+        """One pass over ``plan.batches`` (index arrays into ``x``, ``y``; a
+        :class:`cnnspec.training.EpochPlan`): step i uses learning rate ``plan.lrs[i]`` and, where
+        ``plan.augment`` is set, the images ``plan.augment(i, x[batch])``. Advances ``bar`` per batch."""
 
-    def evaluate(self, x, y, indices) -> tuple[float, float]:
-        """(loss, accuracy) on ``x[indices]``, summed over every process."""
+    def evaluate(self, x, y, indices) -> tuple:
+        """(loss, accuracy, confusion matrix: classes x classes counts, rows true) on ``x[indices]``,
+        in fp32 and summed over every process."""
 
     def weights(self) -> dict:
         """The current weights as float32 numpy arrays in the neutral layout."""
+
+    def state(self) -> tuple[dict, dict]:
+        """(numpy arrays, JSON-ready dict): everything the next step depends on (weights, buffers,
+        optimizer slots, random generators), for the checkpoint. A collective under torchrun."""
+
+    def load_state(self, tensors: dict, meta: dict) -> None:
+        """Restore what :meth:`state` gave, so training carries on exactly."""
 
     def close(self) -> None:
         """Release what the trainer holds (threads, process groups); called once, even after an error."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnspec.training import CHECKPOINT_FILE, OUTPUT_FILES
+
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +78,8 @@ def test_two_processes_match_one_and_only_rank_0_writes(tmp_path):
 
     assert not (tmp_path / "writes-rank1").exists(), (tmp_path / "writes-rank1").read_text()
     written = (tmp_path / "writes-rank0").read_text()
-    for name in ("weights.safetensors", "model.onnx", "metrics.json", "curves.png"):
+    for name in OUTPUT_FILES + (CHECKPOINT_FILE,):
         assert f"/{name}" in written and "dist/" in written  # staged inside dist/, then published
-    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(
-        ["curves.png", "metrics.json", "model.onnx", "weights.safetensors"])
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(OUTPUT_FILES + (CHECKPOINT_FILE,))
     assert proc.stderr.count("held-out images") == 1  # progress from rank 0 only
     assert "Grad strides" not in proc.stderr and "Traceback" not in proc.stderr

@@ -13,7 +13,7 @@ import cnnspec
 from cnnspec.cli import main
 from cnnspec.data import load_source
 from cnnspec.errors import UsageError
-from cnnspec.training import (OUTPUT_FILES, TrainConfig, World, epoch_batches, export_labels, training_head,
+from cnnspec.training import (CHECKPOINT_FILE, OUTPUT_FILES, TrainConfig, World, epoch_batches, export_labels, training_head,
                               world_from_env)
 
 TINY = """cnnspec: 1
@@ -161,28 +161,38 @@ class ScriptedTrainer:
         from cnnspec.weights import expected_weights
 
         self.shapes, self.script, self.epoch, self.closed = expected_weights(graph), list(script), 0, False
-        self.seen = []
+        self.seen, self.plans, self.evaluated = [], [], []
 
-    def train_epoch(self, x, y, batches, bar):
+    def train_epoch(self, x, y, plan, bar):
         from cnnspec.training import EpochStats
 
         self.epoch += 1
         self.fit_x = x
-        self.seen.append(np.concatenate(batches))
-        return EpochStats(self.script[self.epoch - 1][0], 0.5, sum(len(b) for b in batches))
+        self.plans.append(plan)
+        self.seen.append(np.concatenate(plan.batches))
+        return EpochStats(self.script[self.epoch - 1][0], 0.5, sum(len(b) for b in plan.batches))
 
     def evaluate(self, x, y, indices):
         row = self.script[self.epoch - 1]
         val_acc = row[1]
         test_acc = row[2] if len(row) > 2 else val_acc
         val_loss = row[3] if len(row) > 3 else 1.0
+        self.evaluated.append((x, y, indices))
+        matrix = np.diag(np.full(10, self.epoch))
         if x is self.fit_x:  # the validation split lives in the training arrays
             self.val_indices = indices
-            return val_loss, val_acc
-        return 1.0 / self.epoch, test_acc
+            return val_loss, val_acc, matrix
+        return 1.0 / self.epoch, test_acc, matrix
 
     def weights(self):
         return {k: np.full(shape, float(self.epoch), np.float32) for k, shape in self.shapes.items()}
+
+    def state(self):
+        return {"epoch": np.array(self.epoch)}, {"scripted": True}
+
+    def load_state(self, tensors, meta):
+        assert meta == {"scripted": True}
+        self.epoch = int(tensors["epoch"])
 
     def close(self):
         self.closed = True
@@ -275,7 +285,14 @@ def test_only_rank_0_writes(tmp_path, fake):
     (["--data", "nowhere"], "no such data source"),
     (["--data", "digits", "--epochs", "0"], "--epochs must be at least 1"),
     (["--data", "digits", "--backend", "caffe"], "unknown backend 'caffe'"),
-    (["--data", "digits", "--resume", "missing.safetensors"], "no such weights file"),
+    (["--data", "digits", "--init", "missing.safetensors"], "no such weights file"),
+    (["--data", "digits", "--resume", "missing.safetensors"], "no such run folder"),
+    (["--data", "digits", "--schedule", "cosine", "--warmup", "10"], "--warmup must be"),
+    (["--data", "digits", "--momentum", "0.5"], "--momentum applies to --optimizer sgd only"),
+    (["--data", "digits", "--precision", "fp16"], "--precision fp16 runs on cuda only"),
+    (["--data", "digits", "--augment", "crop,flop"], "unknown transform 'flop'"),
+    (["--data", "digits", "--patience", "2", "--val-fraction", "0"], "--patience watches the validation"),
+    (["--data", "digits", "--config", "missing.yaml"], "--config missing.yaml: no such file"),
 ])
 def test_bad_invocations_are_one_line_exit_2(tmp_path, capsys, argv, message):
     spec = write(tmp_path, TINY)
@@ -311,7 +328,7 @@ class TestTorch:
         assert main(["train", "specs/digits.yaml", "--backend", "torch", "--data", "digits", "--epochs", "1",
                      "-o", str(out)]) == 0
         captured = capsys.readouterr()
-        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # and no temp files left
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES + (CHECKPOINT_FILE,))  # no temp files
         assert "training and 359 held-out images" in captured.err and "epoch 1/1" in captured.err
         assert "test_accuracy" in captured.out
         metrics = json.loads((out / "metrics.json").read_text())
@@ -358,21 +375,26 @@ class TestTorch:
         assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()
         assert runs["a"]["history"] != runs["c"]["history"]
 
-    def test_resume_starts_from_the_weights_and_bad_weights_are_refused(self, tmp_path, capsys):
+    def test_init_starts_from_the_weights_and_bad_weights_are_refused(self, tmp_path, capsys):
         spec = write(tmp_path, TINY)
         assert main(["train", spec, "--data", "digits", "--epochs", "2", "--quiet", "-o", str(tmp_path / "a"),
                      "--optimizer", "sgd", "--lr", "0.05"]) == 0
         first = json.loads((tmp_path / "a" / "metrics.json").read_text())
         assert main(["train", spec, "--data", "digits", "--epochs", "1", "--quiet", "-o", str(tmp_path / "b"),
-                     "--resume", str(tmp_path / "a" / "weights.safetensors")]) == 0
+                     "--init", str(tmp_path / "a" / "weights.safetensors")]) == 0
         resumed = json.loads((tmp_path / "b" / "metrics.json").read_text())
-        assert resumed["resumed_from"].endswith("weights.safetensors")
+        assert resumed["init"].endswith("weights.safetensors") and resumed["resumed_from"] is None
         assert resumed["history"][0]["train_loss"] < first["history"][0]["train_loss"] * 0.6
         other = write(tmp_path, TINY.replace("filters: 8", "filters: 6"), "other.yaml")
         capsys.readouterr()
         assert main(["train", other, "--data", "digits", "--quiet", "-o", str(tmp_path / "c"),
                      "--weights", str(tmp_path / "a" / "weights.safetensors")]) == 2
         assert "does not fit spec" in capsys.readouterr().err
+        # --resume is for a run folder now: a weights file gets a one-line hint to use --init
+        assert main(["train", spec, "--data", "digits", "--quiet", "--resume",
+                     str(tmp_path / "a" / "weights.safetensors")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "use --init" in err and len(err.splitlines()) == 1
 
     def test_image_folder_labels_reach_the_onnx_metadata(self, tmp_path):
         from PIL import Image
@@ -412,7 +434,7 @@ class TestKeras:
         out = tmp_path / "run"
         assert main(["train", "specs/digits.yaml", "--backend", "keras", "--data", "digits", "--epochs", "2",
                      "--quiet", "-o", str(out)]) == 0
-        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES + (CHECKPOINT_FILE,))
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["backend"] == "keras" and len(metrics["history"]) == 2
         assert metrics["test_accuracy"] > 0.8 and math.isfinite(metrics["test_loss"])

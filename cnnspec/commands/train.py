@@ -1,62 +1,130 @@
-"""``cnnspec train``: train a spec on a data source; write the best epoch's weights, ONNX, metrics, curves.
+"""``cnnspec train``: train a spec on a data source; write the best epoch's weights, ONNX, metrics,
+curves, history, confusion matrix and the run's settings, and a checkpoint after every epoch.
+
+Settings come from three places, later ones winning: a resumed run's checkpoint (``--resume``), a
+settings file (``--config train.yaml``, as every run writes one), and the flags given. Options are
+declared once, in OPTIONS; none has an argparse default, so "given on the command line" is known.
 
 Under ``torchrun`` (WORLD_SIZE > 1) the torch backend trains with DistributedDataParallel; every
 process runs this same command, and only rank 0 writes files or progress.
 """
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
 NAME = "train"
 HELP = "train a spec on a data source (digits, an MNIST .npz or IDX folder, an image folder)"
 
 
+def _augment(text):
+    from ..training.augment import parse_augment
+
+    return parse_augment(text)
+
+
+# (flags, argparse keywords): every option of a run; its dest is its train.yaml key
+OPTIONS = (
+    (("--backend",), dict(metavar="NAME", help="torch or keras (default: torch)")),
+    (("--data",), dict(metavar="SOURCE", help="'digits' (scikit-learn's 8x8 digits, no download), an MNIST .npz "
+                                              "(x_train, y_train, x_test, y_test), a folder of MNIST IDX files, "
+                                              "or an image folder with one subfolder per class")),
+    (("--epochs",), dict(type=int, metavar="N", help="default: 10")),
+    (("--batch-size",), dict(type=int, metavar="B",
+                             help="global batch size, split across processes under torchrun (default: 32)")),
+    (("--optimizer",), dict(choices=("adam", "adamw", "sgd"), help="adam, adamw (decoupled weight decay) or sgd "
+                                                                   "(default: adam)")),
+    (("--lr",), dict(type=float, help="peak learning rate (default: 1e-3 adam and adamw, 1e-2 sgd)")),
+    (("--momentum",), dict(type=float, metavar="M", help="sgd momentum (default: 0.9)")),
+    (("--nesterov",), dict(action=argparse.BooleanOptionalAction, help="sgd with Nesterov momentum (default: off)")),
+    (("--weight-decay",), dict(type=float, metavar="WD", help="L2 on the gradient for adam and sgd, decoupled "
+                                                              "for adamw (default: 0; adamw 0.01)")),
+    (("--schedule",), dict(choices=("constant", "step", "cosine", "onecycle"),
+                           help="learning rate per step: constant, step (x gamma every --step-size epochs), "
+                                "cosine (to 0), onecycle (rise to lr, then anneal) (default: constant)")),
+    (("--warmup",), dict(type=float, metavar="EPOCHS", help="linear warm-up from 0 to lr over these epochs "
+                                                            "(onecycle: its rise; default: 0)")),
+    (("--step-size",), dict(type=int, metavar="EPOCHS", help="step schedule: epochs between drops "
+                                                             "(default: a third of the epochs)")),
+    (("--gamma",), dict(type=float, help="step schedule: factor of each drop (default: 0.1)")),
+    (("--label-smoothing",), dict(type=float, metavar="EPS", help="cross-entropy label smoothing (default: 0)")),
+    (("--patience",), dict(type=int, metavar="N", help="stop when the validation accuracy has not improved "
+                                                       "for N epochs (default: off)")),
+    (("--precision",), dict(choices=("fp32", "bf16", "fp16"), help="fp32; bf16 autocast (CPU or CUDA); fp16 "
+                                                                   "with loss scaling (CUDA, torch); the exported "
+                                                                   "model is fp32 (default: fp32)")),
+    (("--augment",), dict(type=_augment, metavar="LIST", help="training images only, comma-separated: crop, "
+                                                              "flip, affine, jitter, erase (default: none)")),
+    (("--seed",), dict(type=int, help="initial weights, shuffling, dropout, augmentation (default: 0)")),
+    (("--val-fraction",), dict(type=float, metavar="F",
+                               help="share of the training images held out to choose the best epoch; the test "
+                                    "images never choose (0: keep the last epoch; default: 0.1)")),
+    (("--device",), dict(choices=("cpu", "cuda"), help="default: cpu")),
+    (("-o", "--output"), dict(metavar="DIR", help="output folder (default: runs/<name>)")),
+)
+
+
 def add_arguments(parser):
-    parser.add_argument("spec", metavar="SPEC")
-    parser.add_argument("--backend", default="torch", help="torch or keras (default: torch)")
-    parser.add_argument("--data", required=True, metavar="SOURCE",
-                        help="'digits' (scikit-learn's 8x8 digits, no download), an MNIST .npz "
-                             "(x_train, y_train, x_test, y_test), a folder of MNIST IDX files, "
-                             "or an image folder with one subfolder per class")
-    parser.add_argument("--epochs", type=int, default=10, metavar="N", help="default: 10")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="B",
-                        help="global batch size, split across processes under torchrun (default: 32)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam, 1e-2 sgd)")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                        help="adam, or sgd with momentum 0.9 (default: adam)")
-    parser.add_argument("--seed", type=int, default=0, help="initial weights, shuffling, dropout (default: 0)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
-                        help="share of the training images held out to choose the best epoch; the test "
-                             "images never choose (0: keep the last epoch; default: 0.1)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
+    parser.add_argument("spec", metavar="SPEC", nargs="?", default=argparse.SUPPRESS,
+                        help="the spec (may come from --config or --resume instead)")
+    for flags, kwargs in OPTIONS:
+        parser.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--resume", metavar="FILE", help="start from this weights.safetensors (the weights only: the optimizer and "
-                            "the epoch count start afresh)")
-    start.add_argument("--weights", metavar="FILE", dest="resume", help="same as --resume")
-    parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: runs/<name>)")
+    start.add_argument("--init", metavar="WEIGHTS", default=argparse.SUPPRESS,
+                       help="start from these weights.safetensors (the weights only; the optimizer, schedule "
+                            "and epochs start afresh)")
+    start.add_argument("--weights", metavar="WEIGHTS", dest="init", default=argparse.SUPPRESS,
+                       help="same as --init")
+    start.add_argument("--resume", metavar="RUN_DIR", help="carry on an interrupted run from its folder's checkpoint, "
+                                                            "exactly (its settings; flags that differ are refused)")
+    parser.add_argument("--config", metavar="FILE", help="read settings from a train.yaml (every run writes one); "
+                                                         "flags given here win")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or lines")
+
+
+def settings_from(args) -> dict:
+    """The run's settings: the checkpoint's (--resume), then the file's (--config), then the flags'."""
+    from ..errors import UsageError
+    from ..training.checkpoint import resume_settings
+    from ..training.settings import KEYS, read_config
+
+    given = {k: v for k, v in vars(args).items() if k in KEYS}
+    values = resume_settings(args.resume) if args.resume else {}
+    values.update(read_config(args.config) if args.config else {})
+    values.update(given)
+    if args.resume:
+        folder = Path(args.resume).parent if Path(args.resume).is_file() else Path(args.resume)
+        if "output" in given and Path(given["output"]).resolve() != folder.resolve():
+            raise UsageError(f"-o {given['output']}: a resumed run writes into its own folder, {args.resume}")
+        values.pop("output", None)
+    for key, flag in (("spec", "SPEC"), ("data", "--data SOURCE")):
+        if not values.get(key):
+            raise UsageError(f"train needs {flag} (on the command line, or from --config or --resume)")
+    return values
 
 
 def run(args) -> int:
     import time
 
-    from ..training import TrainConfig, train
+    from ..training import train
+    from ..training.settings import config_from
 
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                         seed=args.seed, device=args.device, quiet=args.quiet,
-                         val_fraction=args.val_fraction)
+    values = settings_from(args)
+    config = config_from({**values, "quiet": args.quiet})
     start = time.perf_counter()
 
     def progress(message: str) -> None:
         if not args.quiet:
             print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr, flush=True)
 
-    result = train(args.spec, args.backend, args.data, config, outdir=args.output, resume=args.resume,
-                   progress=progress)
+    result = train(values["spec"], values.get("backend") or "torch", values["data"], config,
+                   outdir=values.get("output"), init=values.get("init"), resume=args.resume, progress=progress)
     if result.outdir is not None:
         m = result.metrics
         print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
-              f"{m['selected_by']}), test_loss {m['test_loss']:.4f}")
+              f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
+              + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
         for path in result.written:
             print(path)
     return 0

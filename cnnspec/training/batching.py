@@ -3,6 +3,9 @@ batches in every backend, and a distributed run's processes together see exactly
 process would."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from .distributed import World
 
 VAL_SPLIT_SEED = 20240522  # fixed, like the test split: --seed changes the run, not the data
@@ -24,6 +27,18 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: World =
         cuts.pop()
     bounds = cuts[1:] + [len(order)]
     return [order[a:b][world.rank::world.size] for a, b in zip(cuts, bounds)]
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What each step of one epoch does, decided before the backend runs it: the index batch it
+    trains on (into the training arrays), its learning rate, and how its images are augmented
+    (``augment(step, images)`` returns a new array; ``None``: the images as they are)."""
+
+    epoch: int
+    batches: list
+    lrs: tuple[float, ...]
+    augment: Callable | None = None
 
 
 def validation_split(labels, fraction: float):

@@ -4,9 +4,13 @@ the outputs.
 The best epoch is chosen on a validation split carved from the training images (``--val-fraction``,
 stratified, fixed), never on the test set: the reported ``test_accuracy`` is the chosen epoch's score
 on images that took no part in any decision. With ``--val-fraction 0`` the last epoch is kept.
+``--patience N`` stops once the validation accuracy has not improved for N epochs.
 
-A backend contributes only the inner loop, through :meth:`cnnspec.backend_api.Backend.make_trainer`;
-its statistics are already summed over every process, so every rank takes the same decisions here.
+Each epoch's plan (batches, the learning rate of every step, augmentation) is decided here, framework
+free; a backend contributes only the inner loop, through :meth:`cnnspec.backend_api.Backend.make_trainer`.
+Its statistics are already summed over every process, so every rank takes the same decisions here.
+After every epoch the run's state goes to ``checkpoint.safetensors`` (rank 0 writes it), from which
+``--resume`` carries on exactly.
 """
 from __future__ import annotations
 
@@ -14,17 +18,23 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..backend_api import Progress
 from ..errors import UsageError
 from ..fsutil import check_can_create_dir
-from .batching import epoch_batches, shard, validation_split
+from .augment import Augmenter
+from .batching import EpochPlan, epoch_batches, shard, validation_split
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
 from .config import TrainConfig
 from .distributed import World, world_from_env
 from .loss import training_head
 from .outputs import export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
+from .schedule import schedule_for
+from .scores import matrix_json, per_class
+from .settings import to_yaml
 
 
 @dataclass(frozen=True)
@@ -36,18 +46,24 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Selection:
-    """What the epochs produced: every epoch's row, the chosen one and its weights, and the timing."""
+    """What the epochs produced: every epoch's row, the chosen one, its weights and test confusion
+    matrix, the timing, and why training stopped."""
 
     history: list[dict]
     best: dict
     best_weights: dict
+    best_confusion: object
     train_seconds: float
     train_images: int
+    stop_reason: str
+    stopped_early: bool = False
 
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
-          resume: str | None = None, progress: Progress | None = None, env=os.environ) -> TrainResult:
-    """Load, check, train, pick the best epoch, and (rank 0 only) write the outputs."""
+          init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
+          env=os.environ) -> TrainResult:
+    """Load, check, train (or carry on from ``resume``, a run folder), pick the best epoch, and
+    (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's."""
     from ..api import load
     from ..data import load_source
     from ..plugins import load_backend
@@ -57,81 +73,156 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     world = world_from_env(env)
     config.validate(world)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
+    checkpoint = read_checkpoint(resume) if resume is not None else None
     graph = load(spec_path).graph
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph)
-    out = Path(outdir) if outdir is not None else Path("runs") / graph.name
+    if resume is not None:
+        out = Path(resume).parent if Path(resume).is_file() else Path(resume)
+    else:
+        out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
-        check_can_create_dir(out)  # created only when the outputs are written
+        check_can_create_dir(out)  # created by the first checkpoint
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
-    initial = read_weights(resume, graph) if resume else None
+    record = run_record(spec_path, backend_name, source, data, config, world)
+    if checkpoint is not None:
+        refuse_if_different(resume, checkpoint, record)
+    initial = read_weights(init, graph) if init and checkpoint is None else None
     say(data.describe())
     say(head.note)
-    lr = config.learning_rate
-    say(f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
-        + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {lr:g}, seed {config.seed}"
-        + (f", resuming from {resume}" if resume else ""))
+    say(_describe(backend_name, config, world, init, resume, checkpoint))
 
     fit_idx, val_idx = validation_split(data.y_train, config.val_fraction)
     if len(val_idx):
         say(f"validation: {len(val_idx)} of the {len(data.y_train)} training images (stratified) choose the "
             f"best epoch; the {len(data.y_test)} test images only report it")
+    elif config.patience:
+        raise UsageError("--patience watches the validation accuracy, but there are too few training images "
+                         "per class for a validation split")
     elif config.val_fraction > 0:
         say("too few training images per class for a validation split: the last epoch is kept")
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = backend.make_trainer(head.train_graph, initial, config, world)
+    saver = Checkpointer(out, record, world)
     try:
-        run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say)
+        if checkpoint is not None:
+            trainer.load_state(checkpoint.trainer_tensors, checkpoint.trainer_meta)
+        run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say, saver, checkpoint)
     finally:
         trainer.close()
 
     best = run.best
+    labels = export_labels(graph, data)
     metrics = {
         "spec": graph.name, "backend": backend_name, "device": config.device, "seed": config.seed,
         "data": source, "data_description": data.describe(), "train_images": int(len(fit_idx)),
         "validation_images": int(len(val_idx)), "test_images": int(len(data.y_test)),
-        "selected_by": "validation accuracy" if len(val_idx) else "last epoch", "classes": list(export_labels(graph, data)),
-        "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer,
-        "lr": lr, "loss": head.note, "world_size": world.size, "resumed_from": resume,
+        "selected_by": "validation accuracy" if len(val_idx) else "last epoch", "classes": list(labels),
+        "epochs": config.epochs, "epochs_run": len(run.history), "stopped_early": run.stopped_early,
+        "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
+        "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
+        "augment": list(config.augment), "loss": head.note, "world_size": world.size,
+        "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
+        "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
+        "settings": config.resolved(),
         "history": run.history,
     }
     chosen = "by validation accuracy" if len(val_idx) else "the last"
+    say(run.stop_reason)
     say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
         f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
     if not world.is_writer:
         return TrainResult(None, metrics)
-    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say)
+    settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
+                             "init": str(init) if init else None}, config)
+    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml)
     return TrainResult(out, metrics, written)
 
 
-def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: World, say: Progress) -> Selection:
-    """Train every epoch, score it on the validation and test shards, and keep the best one's weights."""
-    history, best, best_weights = [], None, None
-    train_seconds, train_images = 0.0, 0
+def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
+    extras = [f"{config.schedule} schedule" + (f", {config.warmup:g} warm-up epochs" if config.warmup else "")]
+    extras += [f"weight decay {config.decay:g}"] if config.decay else []
+    extras += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
+    extras += [f"patience {config.patience}"] if config.patience else []
+    extras += [config.precision] if config.precision != "fp32" else []
+    extras += [f"augment {','.join(config.augment)}"] if config.augment else []
+    text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
+            + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
+            + ", ".join(extras) + f", seed {config.seed}")
+    if checkpoint is not None:
+        return text + f", resuming {resume} after epoch {checkpoint.epoch}"
+    return text + (f", starting from {init}" if init else "")
+
+
+class Checkpointer:
+    """Writes the run's state after every epoch (rank 0; every rank hands its part in)."""
+
+    def __init__(self, out: Path, record: dict, world: World):
+        self.out, self.record, self.world = Path(out), record, world
+        self.created = not self.out.exists()
+
+    def save(self, epoch: int, progress: dict, trainer, best_weights: dict) -> None:
+        tensors, meta = trainer.state()  # on every rank: under torchrun it gathers every rank's generators
+        if self.world.is_writer:
+            write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+
+    def discard(self) -> None:
+        """A run that cannot go on (it diverged, and would again on resume) leaves nothing behind."""
+        if not self.world.is_writer:
+            return
+        (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
+        if self.created:
+            try:
+                self.out.rmdir()
+            except OSError:
+                pass
+
+
+def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: World, say: Progress,
+               saver: Checkpointer | None = None, start: Checkpoint | None = None) -> Selection:
+    """Train every epoch (from after ``start``'s), score it on the validation and test shards, keep
+    the best one's weights, stop early where --patience says, and checkpoint after each."""
+    import numpy as np
+
+    history, best, best_weights, best_confusion = [], None, None, None
+    train_seconds, train_images, stop_reason, first = 0.0, 0, None, 1
+    if start is not None:
+        p = start.progress
+        history, train_seconds, train_images = list(p["history"]), p["train_seconds"], p["train_images"]
+        best, best_weights = history[p["best_epoch"] - 1], start.best_weights
+        best_confusion, stop_reason, first = np.array(p["best_confusion"], np.int64), p["stop_reason"], start.epoch + 1
     n_batches = len(epoch_batches(len(fit_idx), config.batch_size, config.seed, 1, world))
+    schedule = schedule_for(config, n_batches)
+    augmenter = Augmenter(config.augment, config.seed, world.rank) if config.augment else None
     val_shard = val_idx[shard(len(val_idx), world)]
     test_shard = shard(len(data.y_test), world)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, config.epochs + 1):
+        if stop_reason is not None:
+            break
         batches = [fit_idx[b] for b in epoch_batches(len(fit_idx), config.batch_size, config.seed, epoch, world)]
+        plan = EpochPlan(epoch, batches, schedule.epoch_lrs(epoch),
+                         partial(augmenter.batch, epoch) if augmenter is not None else None)
         bar = EpochBar(n_batches, f"epoch {epoch}/{config.epochs}", world.is_writer and not config.quiet)
-        start = time.perf_counter()
-        stats = trainer.train_epoch(data.x_train, data.y_train, batches, bar)
-        seconds = time.perf_counter() - start
+        begin = time.perf_counter()
+        stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
+        seconds = time.perf_counter() - begin
         if not math.isfinite(stats.loss):
             bar.close()
+            if saver is not None:
+                saver.discard()
             raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
                              f"try a lower --lr than {config.learning_rate:g}")
-        row = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if len(val_idx):
-            row["val_loss"], row["val_accuracy"] = trainer.evaluate(data.x_train, data.y_train, val_shard)
-        row["test_loss"], row["test_accuracy"] = trainer.evaluate(data.x_test, data.y_test, test_shard)
+            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+        row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
@@ -142,8 +233,31 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
         if config.quiet or not world.is_writer or not has_tqdm():
             say(f"epoch {epoch}/{config.epochs}: {summary}")
         if best is None or better_epoch(row, best):
-            best, best_weights = row, trainer.weights()
-    return Selection(history, best, best_weights, train_seconds, train_images)
+            best, best_weights, best_confusion = row, trainer.weights(), np.asarray(matrix)
+        stop_reason = patience_stop(history, config.patience)
+        if saver is not None:
+            saver.save(epoch, {"history": history, "best_epoch": best["epoch"],
+                               "best_confusion": matrix_json(best_confusion), "train_seconds": train_seconds,
+                               "train_images": train_images, "stop_reason": stop_reason}, trainer, best_weights)
+    stopped_early = stop_reason is not None
+    if stop_reason is None:
+        stop_reason = f"ran all {config.epochs} epochs"
+    return Selection(history, best, best_weights, best_confusion, train_seconds, train_images, stop_reason,
+                     stopped_early)
+
+
+def patience_stop(history: list[dict], patience: int | None) -> str | None:
+    """Why to stop now, or None: the validation accuracy has not beaten its best (first reached at
+    some epoch) for ``patience`` epochs since."""
+    if not patience or not history or "val_accuracy" not in history[-1]:
+        return None
+    scores = [row["val_accuracy"] for row in history]
+    best_at = scores.index(max(scores))
+    waited = history[-1]["epoch"] - history[best_at]["epoch"]
+    if waited < patience:
+        return None
+    return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
+            f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
 def epoch_summary(row: dict) -> str:

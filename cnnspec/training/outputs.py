@@ -1,7 +1,10 @@
-"""What a finished run writes (rank 0 only): weights.safetensors, model.onnx, metrics.json and
-curves.png, published together or not at all."""
+"""What a finished run writes (rank 0 only), published together or not at all: weights.safetensors,
+model.onnx, metrics.json, curves.png, history.csv, confusion.png and train.yaml. (The checkpoint
+beside them is written after every epoch, by the loop.)"""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -9,9 +12,13 @@ from pathlib import Path
 from ..backend_api import Progress
 from ..fsutil import atomic_write_bytes, atomic_write_text, staged_output
 from ..ir import Graph
-from .plots import plot_curves
+from .plots import plot_confusion, plot_curves
 
-OUTPUT_FILES = ("weights.safetensors", "model.onnx", "metrics.json", "curves.png")
+OUTPUT_FILES = ("weights.safetensors", "model.onnx", "metrics.json", "curves.png", "history.csv",
+                "confusion.png", "train.yaml")
+# history.csv's columns, in order; a run without a validation split has no val_ columns
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+                   "test_accuracy", "seconds", "images_per_second")
 
 
 def export_labels(graph: Graph, data) -> tuple[str, ...]:
@@ -22,9 +29,19 @@ def export_labels(graph: Graph, data) -> tuple[str, ...]:
     return tuple(data.labels) + tuple(str(i) for i in range(len(data.labels), units))
 
 
+def history_csv(history: list[dict]) -> str:
+    """One row per epoch, the columns of HISTORY_COLUMNS the run has."""
+    columns = [c for c in HISTORY_COLUMNS if history and c in history[0]]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
 def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics: dict, seed: int,
-                  say: Progress) -> list[Path]:
-    """weights.safetensors, model.onnx (labels in its metadata), metrics.json and curves.png, published together."""
+                  say: Progress, settings_yaml: str) -> list[Path]:
+    """Every output file, staged and then published together."""
     from ..weights import expected_weights, write_weights
 
     export_graph = replace(graph, classes=export_labels(graph, data))
@@ -32,18 +49,24 @@ def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics
     if missing:  # layers outside the trained path (dead branches) keep their seeded initial values
         seeded = backend.get_weights(backend.compile(export_graph, weights=None, seed=seed), export_graph)
         weights = {**seeded, **weights}
-    with staged_output(out) as stage:  # the four files appear together, or none do
-        staged = [stage / name for name in OUTPUT_FILES]
-        write_weights(staged[0], weights, graph)
-        _write_onnx(backend, export_graph, weights, seed, staged[1])
-        atomic_write_text(staged[2], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-        atomic_write_bytes(staged[3], plot_curves(metrics))
+    writers = {
+        "weights.safetensors": lambda path: write_weights(path, weights, graph),
+        "model.onnx": lambda path: _write_onnx(backend, export_graph, weights, path),
+        "metrics.json": lambda path: atomic_write_text(path, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"),
+        "curves.png": lambda path: atomic_write_bytes(path, plot_curves(metrics)),
+        "history.csv": lambda path: atomic_write_text(path, history_csv(metrics["history"])),
+        "confusion.png": lambda path: atomic_write_bytes(path, plot_confusion(metrics)),
+        "train.yaml": lambda path: atomic_write_text(path, settings_yaml),
+    }
+    with staged_output(out) as stage:  # the files appear together, or none do
+        for name in OUTPUT_FILES:
+            writers[name](stage / name)
     paths = [out / name for name in OUTPUT_FILES]
     say(f"wrote {', '.join(p.name for p in paths)} to {out}")
     return paths
 
 
-def _write_onnx(backend, graph: Graph, weights: dict, seed: int, path: Path) -> None:
+def _write_onnx(backend, graph: Graph, weights: dict, path: Path) -> None:
     """model.onnx of the trained weights, through the core's framework-free writer (as ``build``)."""
     from ..onnx_writer import write_onnx
 

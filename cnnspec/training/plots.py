@@ -1,4 +1,4 @@
-"""curves.png: loss and accuracy per epoch, drawn without a display."""
+"""curves.png (loss and accuracy per epoch) and confusion.png, drawn without a display."""
 from __future__ import annotations
 
 import io
@@ -27,6 +27,42 @@ def plot_curves(metrics: dict) -> bytes:
         ax.legend()
     fig.suptitle(f"{metrics['spec']} ({metrics['backend']}, {metrics['data']}): test accuracy "
                  f"{metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']} (chosen by {metrics['selected_by']})")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def plot_confusion(metrics: dict) -> bytes:
+    """The chosen epoch's test confusion matrix (rows true, columns predicted) as PNG bytes; counts
+    written in the cells while there are few enough classes to read them."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    m = np.asarray(metrics["confusion_matrix"])
+    labels = metrics["classes"][:len(m)]
+    k = len(m)
+    side = min(12.0, 2.5 + 0.45 * k)
+    fig = Figure(figsize=(side + 1.2, side), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(m, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if k <= 30:
+        ax.set_xticks(range(k), labels=labels, rotation=90 if k > 10 else 0)
+        ax.set_yticks(range(k), labels=labels)
+        top = m.max() if m.size else 0
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if m[i, j] > top / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{metrics['spec']}: test set, epoch {metrics['best_epoch']} "
+                 f"(accuracy {metrics['test_accuracy']:.4f})")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})

@@ -1,0 +1,96 @@
+"""``cnnspec eval``: any exported classifier (fp32 or quantised) scored on the held-out split of a
+data source, with ONNX Runtime through the runner's session code: accuracy, loss, per-class
+precision/recall/F1 and the confusion matrix, computed as ``train`` computes them.
+
+The split is the one ``train`` holds out (``Dataset.x_test``: the source's own test set, or the
+fixed stratified 20%), so a model's eval accuracy is its training run's ``test_accuracy``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError, UsageError
+from .scores import confusion, matrix_json, per_class
+
+
+@dataclass(frozen=True)
+class ModelFace:
+    """What a data source is checked against, read from an exported model instead of a spec."""
+
+    name: str
+    file: str
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, ...]
+    classes: tuple[str, ...] | None
+
+
+def _output_units(model_path: str, session, meta: dict) -> int:
+    from ..runner.metadata import CLASSES_KEY, read_json
+
+    shape = session.get_outputs()[0].shape
+    if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
+        return shape[1]
+    labels = read_json(meta, CLASSES_KEY)
+    if len(shape) == 2 and isinstance(labels, list) and labels:
+        return len(labels)
+    raise InputError(f"{model_path}: the model's output has shape {shape}; cnnspec eval scores classifiers "
+                     f"([batch, classes])")
+
+
+def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: int = 256) -> dict:
+    """The model on ``source``'s held-out images; a JSON-ready result."""
+    import numpy as np
+
+    from ..data import load_source
+    from ..onnxio import metadata
+    from ..runner import classes, input_layout, looks_like_probabilities, open_session, output_is_softmax, run_batches
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be 1 or more, got {batch_size}")
+    model_path = str(model_path)
+    model, session = open_session(model_path, provider)
+    meta = metadata(model)
+    batch, chw = input_layout(model_path, session, meta)
+    units = _output_units(model_path, session, meta)
+    labels = classes(meta, units)
+    face = ModelFace(meta.get("cnnspec.name", model.graph.name), model_path, tuple(chw), (units,),
+                     tuple(labels) if labels else None)
+    data = load_source(source, face)
+    raw = run_batches(session, data.x_test, batch, batch_size).astype(np.float64)
+    softmaxed = output_is_softmax(meta)
+    if softmaxed is None:  # no usable cnnspec metadata: judge by the numbers, as `run` does
+        softmaxed = looks_like_probabilities(raw)
+    if softmaxed:
+        log_probs = np.log(np.clip(raw, 1e-12, None))
+    else:
+        shifted = raw - raw.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    y = data.y_test
+    matrix = confusion(y, raw.argmax(axis=1), units)
+    names = list(labels) if labels else [*data.labels, *(str(i) for i in range(len(data.labels), units))]
+    return {
+        "model": model_path, "name": face.name, "data": source, "data_description": data.describe(),
+        "split": "held-out", "images": int(len(y)), "provider": provider,
+        "outputs": "probabilities" if softmaxed else "logits",
+        "accuracy": float(matrix.trace() / len(y)), "loss": float(-log_probs[np.arange(len(y)), y].mean()),
+        "classes": names, "per_class": per_class(matrix, names), "confusion_matrix": matrix_json(matrix),
+    }
+
+
+def format_evaluation(result: dict) -> str:
+    """The text ``cnnspec eval`` prints: the headline, a per-class table and the confusion matrix."""
+    lines = [f"{result['model']} on {result['data_description']}",
+             f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
+             f"loss {result['loss']:.4f}", ""]
+    width = max(5, *(len(c["label"]) for c in result["per_class"]))
+    lines.append(f"{'class':<{width}}  precision  recall      f1  support")
+    for c in result["per_class"]:
+        lines.append(f"{c['label']:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+                     f"{c['support']:7d}")
+    matrix = result["confusion_matrix"]
+    cell = max(3, len(str(max((max(r) for r in matrix), default=0))))
+    lines += ["", "confusion matrix (rows true, columns predicted):",
+              " " * (width + 1) + " ".join(f"{c['label'][:cell]:>{cell}}" for c in result["per_class"])]
+    for c, row in zip(result["per_class"], matrix):
+        lines.append(f"{c['label']:<{width}} " + " ".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

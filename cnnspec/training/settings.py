@@ -1,0 +1,102 @@
+"""``train.yaml``: every setting of a run, written beside its results and read back by
+``cnnspec train --config train.yaml`` (flags on the command line win), so one file repeats a run.
+
+Options whose default follows another (``lr`` follows ``optimizer``) are written as ``null`` with
+the value they took in a comment: a later ``--optimizer sgd`` then brings sgd's defaults, not adam's.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import UsageError
+from .config import DEFAULT_GAMMA, DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, TrainConfig
+
+# every key of train.yaml: (the type its value has, whether null is allowed)
+RUN_KEYS = {"spec": (str, False), "backend": (str, False), "data": (str, False), "output": (str, True),
+            "init": (str, True)}
+CONFIG_KEYS = {
+    "epochs": (int, False), "batch_size": (int, False), "lr": (float, True), "optimizer": (str, False),
+    "seed": (int, False), "device": (str, False), "val_fraction": (float, False), "schedule": (str, False),
+    "warmup": (float, False), "step_size": (int, True), "gamma": (float, True), "weight_decay": (float, True),
+    "momentum": (float, True), "nesterov": (bool, False), "label_smoothing": (float, False),
+    "patience": (int, True), "precision": (str, False), "augment": (list, False),
+}
+KEYS = {**RUN_KEYS, **CONFIG_KEYS}
+HEADER = ("# cnnspec train settings: `cnnspec train --config train.yaml` repeats this run;\n"
+          "# flags given on the command line win over this file.\n")
+
+
+def config_from(values: dict) -> TrainConfig:
+    """A TrainConfig from settings keys (missing ones keep their defaults)."""
+    known = {f.name for f in fields(TrainConfig)}
+    kwargs = {k: (tuple(v) if k == "augment" else v) for k, v in values.items() if k in known}
+    return TrainConfig(**kwargs)
+
+
+def _resolved(config: TrainConfig) -> dict:
+    """What each null setting became in this run, for the comment beside it."""
+    return {
+        "lr": f"{config.optimizer}'s default: {DEFAULT_LR[config.optimizer]:g}",
+        "weight_decay": f"{config.optimizer}'s default: {DEFAULT_WEIGHT_DECAY[config.optimizer]:g}",
+        "momentum": f"sgd's default: {DEFAULT_MOMENTUM:g}" if config.optimizer == "sgd" else "sgd only",
+        "step_size": f"a third of the epochs: {config.drop_every}" if config.schedule == "step" else "step only",
+        "gamma": f"default: {DEFAULT_GAMMA:g}" if config.schedule == "step" else "step only",
+        "patience": "off: every epoch runs", "init": "the seed's initial weights",
+    }
+
+
+def to_yaml(run: dict, config: TrainConfig) -> str:
+    """train.yaml's text: the run's keys (spec, backend, data, output, init), then every option."""
+    import yaml
+
+    values = {**{k: run.get(k) for k in RUN_KEYS}, **config.settings()}
+    notes = _resolved(config)
+    lines = [HEADER]
+    for key in KEYS:
+        value = values.get(key)
+        text = yaml.safe_dump({key: value}, default_flow_style=True, width=1000).strip()
+        text = text[1:-1] if text.startswith("{") else text  # {key: value} -> key: value
+        lines.append(text + (f"  # {notes[key]}" if value is None and key in notes else "") + "\n")
+    return "".join(lines)
+
+
+def read_config(path) -> dict:
+    """The settings in a train.yaml, checked key by key; unknown keys and wrong types are one line."""
+    import yaml
+
+    from ..suggest import suggest
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path}: cannot read it ({exc})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path}: must be a mapping of settings (as train.yaml writes)")
+    for key, value in values.items():
+        if key not in KEYS:
+            raise UsageError(f"--config {path}: unknown setting '{key}'{suggest(str(key), list(KEYS))}")
+        kind, nullable = KEYS[key]
+        if value is None and nullable:
+            continue
+        ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool))
+        if kind is list:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not ok:
+            raise UsageError(f"--config {path}: '{key}' must be {_KIND_NAMES[kind]}"
+                             + (" or null" if nullable else "") + f", got {value!r}")
+    return {k: (float(v) if KEYS[k][0] is float and v is not None else v) for k, v in values.items()}
+
+
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+               list: "a list of names"}
