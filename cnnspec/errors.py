@@ -44,8 +44,14 @@ class Diagnostic:
         """Which block call led here: every call of the chain, or for an error many calls reach, how many."""
         if self.calls > 1:
             block, first = self.via[0]
-            return f" (in block '{block}', reached by {self.calls} calls, first at line {first.line})"
-        return "".join(f" (in block '{block}' called at line {call.line})" for block, call in self.via)
+            return f" (in block '{block}', reached by {self.calls} calls, first at {self.line_of(first)})"
+        return "".join(f" (in block '{block}' called at {self.line_of(call)})" for block, call in self.via)
+
+    def line_of(self, other: Location) -> str:
+        """'line 12' in this error's own file; 'net.yaml:12' in another (a block imported from a file)."""
+        if self.location is None or other.file == self.location.file:
+            return f"line {other.line}"
+        return f"{other.file}:{other.line}"
 
     def to_json(self) -> dict:
         return {
