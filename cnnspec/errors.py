@@ -53,12 +53,17 @@ class Diagnostic:
             return f"line {other.line}"
         return f"{other.file}:{other.line}"
 
-    def to_json(self) -> dict:
-        return {
+    def to_json(self, spec_file: str | None = None) -> dict:
+        """The contract's line, column and message; and ``file`` where that is not ``spec_file``
+        (an error in a file the spec imports), so the line is not read as the spec's."""
+        doc = {
             "line": self.location.line if self.location else None,
             "column": self.location.column if self.location else None,
             "message": self.message,
         }
+        if spec_file is not None and self.location is not None and self.location.file != str(spec_file):
+            doc["file"] = self.location.file
+        return doc
 
 
 class CnnspecError(Exception):

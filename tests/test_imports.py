@@ -272,3 +272,38 @@ def test_the_cli_prints_imported_errors_one_line_each_and_exits_1(tmp_path, caps
     assert err[1] == (f"{tmp_path / 'lib.yaml'}:6:38: error: u.conv has no argument 'kernal'; did you mean 'kernel'? "
                       f"(in block 'unit' called at {path}:6)")
     assert err[-1] == f"{path}: 2 errors"
+
+
+def test_check_json_names_the_file_of_an_error_in_an_imported_block(tmp_path, capsys):
+    files = {"net.yaml": spec("[lib.yaml]", "  - {unit: {filters: 0}, name: u}\n"), "lib.yaml": LIB}
+    path = write(tmp_path, files)
+    assert main(["check", "--json", str(path)]) == 1
+    error = json.loads(capsys.readouterr().out)["errors"][0]
+    assert (error["file"], error["line"], error["column"]) == (str(tmp_path / "lib.yaml"), 6, 28)
+    path.write_text(spec("[lib.yaml]", "  - {unit: null, name: u}\n  - {dense: 3}\n"))
+    assert main(["check", "--json", str(path)]) == 1
+    assert "file" not in json.loads(capsys.readouterr().out)["errors"][0]  # an error in the spec itself
+
+
+# ---------------------------------------------------------------- never a traceback
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_fuzz import JSONISH, YAMLISH  # noqa: E402
+
+ENTRIES = st.sampled_from(["lib.yaml", "sub/lib.yaml", "../lib.yaml", "net.yaml", "cnnspec:resnet", "cnnspec:",
+                           "cnnspec:x", "lib.yml", "/lib.yaml", "", "lib.yaml/"]) | st.text(max_size=10)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(entries=st.lists(ENTRIES, max_size=4) | ENTRIES | JSONISH,
+       lib=YAMLISH | st.builds(lambda v: json.dumps({"cnnspec": 1, "blocks": v}), JSONISH))
+def test_random_imports_and_imported_files_give_located_errors_only(tmp_path_factory, entries, lib):
+    root = tmp_path_factory.mktemp("fuzz")
+    text = json.dumps({"cnnspec": 1, "name": "f", "input": [2, 4, 4], "import": entries,
+                       "layers": [{"unit": None}, "relu"]})
+    path = write(root, {"net.yaml": text, "lib.yaml": lib, "sub/lib.yaml": lib})
+    graph, diagnostics = check_path(path)
+    assert graph is not None or diagnostics
+    for d in diagnostics:
+        assert d.location is not None and "\n" not in d.render()
