@@ -121,6 +121,9 @@ class Importer:
 
     def resolve(self, entry: str, source: _Source, where: tuple):
         """(resolved path, name for messages, confining folder) of an entry; None after an error."""
+        if any(ord(c) < 32 or c == "\x7f" for c in entry):  # said escaped: an error is one line
+            self.error(f"'import' takes a path without control characters, got {ascii(entry)}", where)
+            return None
         if entry.startswith(LIBRARY_PREFIX):
             return self.resolve_library(entry, where)
         return self.resolve_file(entry, source, where)
@@ -206,7 +209,6 @@ class Importer:
 def _path_problem(entry: str) -> str | None:
     """Why an import path is refused before any file is touched; None where it may be looked for."""
     checks = (
-        (lambda e: any(ord(c) < 32 for c in e), "a path without control characters"),
         (lambda e: PurePosixPath(e).is_absolute() or PureWindowsPath(e).is_absolute()
          or PureWindowsPath(e).drive or e.startswith("~"), "a path relative to the importing file"),
         (lambda e: "\\" in e, "a path with '/' between folders"),

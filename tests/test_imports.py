@@ -114,7 +114,9 @@ IMPORT_ERRORS = [
     ("not-yaml", "[notes.txt]", {"notes.txt": "secret"},
      "DIR/net.yaml:4:10: error: 'import' takes a .yaml or .yml file, got 'notes.txt'"),
     ("control", "[\"a\\0.yaml\"]", {}, "DIR/net.yaml:4:10: error: 'import' takes a path without control "
-                                       "characters, got 'a\x00.yaml'"),
+                                       "characters, got 'a\\x00.yaml'"),
+    ("newline", "[\"cnnspec:a\\nb\"]", {}, "DIR/net.yaml:4:10: error: 'import' takes a path without control "
+                                           "characters, got 'cnnspec:a\\nb'"),
     ("directory", "[dir.yaml]", {"dir.yaml/x": ""},
      "DIR/net.yaml:4:10: error: cannot import 'dir.yaml': not a regular file (DIR/dir.yaml)"),
     ("library-typo", "[cnnspec:resnt]", {}, "DIR/net.yaml:4:10: error: no block library 'cnnspec:resnt'; "
