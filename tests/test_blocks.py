@@ -300,3 +300,10 @@ def test_a_top_level_name_still_matches_the_contracts_pattern(layer, expected):
 def test_bad_local_names(name, expected):
     blocks = f"  b:\n    layers: [{{relu: null, name: {name}}}]\n"
     assert _errors(_spec(blocks, "  - {b: null, name: s}\n")) == [expected]
+
+
+def test_a_call_inside_a_block_may_be_named_by_an_index():
+    blocks = NESTED + "  seq:\n    layers: [{conv_bn: null, name: '0'}, {conv_bn: null, name: '1', in: '0'}]\n"
+    g = cnnspec.loads(_spec(blocks, "  - {seq: null, name: features.5}\n")).graph
+    assert [n.name for n in g.nodes] == ["features.5.0.0", "features.5.0.1", "features.5.1.0", "features.5.1.1"]
+    assert g.node("features.5.1.0").inputs == ("features.5.0.1",)
