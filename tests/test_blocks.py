@@ -307,3 +307,9 @@ def test_a_call_inside_a_block_may_be_named_by_an_index():
     g = cnnspec.loads(_spec(blocks, "  - {seq: null, name: features.5}\n")).graph
     assert [n.name for n in g.nodes] == ["features.5.0.0", "features.5.0.1", "features.5.1.0", "features.5.1.1"]
     assert g.node("features.5.1.0").inputs == ("features.5.0.1",)
+
+
+def test_activation_of_a_dense_layer_chosen_by_a_parameter():
+    blocks = "  head:\n    params: {act: softmax}\n    layers: [flatten, {dense: {units: 3, activation: $act}, name: fc}]\n"
+    g = cnnspec.loads(_spec(blocks, "  - {head: {act: sigmoid}, name: h}\n")).graph
+    assert g.node("h.fc").attrs["activation"] == "sigmoid"
