@@ -10,7 +10,7 @@ import json
 from dataclasses import replace
 
 from .errors import Diagnostic, SpecError
-from .expand import Item, expand
+from .expand import Expander, Item
 from .ir import INPUT, Graph, Node, frozen_attrs
 from .ops import OPS, Inferred, ShapeProblem, fmt_shape
 from .schema import validate
@@ -123,7 +123,8 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     diags = list(doc.problems) + validate(data, "document", doc, rank=RANK_SCHEMA)
     if data.get("cnnspec") != 1 or not isinstance(data.get("layers"), list) or not _valid_input(data.get("input")):
         return None, diags
-    items, expand_diags = expand(doc)
+    expander = Expander(doc)
+    items, expand_diags = expander.expand(), expander.diagnostics
     nodes, build_diags = build_nodes(items, doc)
     diags += expand_diags + build_diags
     nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
@@ -140,7 +141,7 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
         nodes=tuple(nodes),
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
         description=data.get("description") if isinstance(data.get("description"), str) else None,
-        canonical_spec=canonical_json(data),
+        canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
         file=doc.file,
     )
     return graph, said_once(diags)

@@ -44,15 +44,26 @@ class Diagnostic:
         """Which block call led here: every call of the chain, or for an error many calls reach, how many."""
         if self.calls > 1:
             block, first = self.via[0]
-            return f" (in block '{block}', reached by {self.calls} calls, first at line {first.line})"
-        return "".join(f" (in block '{block}' called at line {call.line})" for block, call in self.via)
+            return f" (in block '{block}', reached by {self.calls} calls, first at {self.line_of(first)})"
+        return "".join(f" (in block '{block}' called at {self.line_of(call)})" for block, call in self.via)
 
-    def to_json(self) -> dict:
-        return {
+    def line_of(self, other: Location) -> str:
+        """'line 12' in this error's own file; 'net.yaml:12' in another (a block imported from a file)."""
+        if self.location is None or other.file == self.location.file:
+            return f"line {other.line}"
+        return f"{other.file}:{other.line}"
+
+    def to_json(self, spec_file: str | None = None) -> dict:
+        """The contract's line, column and message; and ``file`` where that is not ``spec_file``
+        (an error in a file the spec imports), so the line is not read as the spec's."""
+        doc = {
             "line": self.location.line if self.location else None,
             "column": self.location.column if self.location else None,
             "message": self.message,
         }
+        if spec_file is not None and self.location is not None and self.location.file != str(spec_file):
+            doc["file"] = self.location.file
+        return doc
 
 
 class CnnspecError(Exception):

@@ -41,10 +41,14 @@ class Document:
     value_pos: dict = field(default_factory=dict)
     key_pos: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)  # located problems that did not stop parsing
+    origin: Path | None = None  # the file it was read from; None for text (which imports no files)
 
     def loc(self, path: Path_, key: bool = False) -> Location:
-        """The position of a path; for a missing path, that of its nearest ancestor."""
+        """The position of a path; for a missing path, that of its nearest ancestor. A path that
+        starts with an :class:`Imported` marker is a path into that imported file."""
         path = tuple(path)
+        if path and isinstance(path[0], Imported):
+            return path[0].doc.loc(path[1:], key)
         if key and path in self.key_pos:
             line, col = self.key_pos[path]
             return Location(self.file, line, col)
@@ -54,8 +58,19 @@ class Document:
         return Location(self.file, line, col)
 
 
-def read_spec_text(path: str | Path) -> str:
-    """Read a file as strict UTF-8; any failure is a usage error or a located diagnostic."""
+class Imported:
+    """The first element of a document path into an imported file (see cnnspec.imports): the blocks
+    of several files expand together, and every path still finds its own file's positions."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+
+
+def read_spec_text(path: str | Path, file: str | None = None) -> str:
+    """Read a file as strict UTF-8; any failure is a usage error or a located diagnostic (in
+    ``file``, the name messages give it, where that is not the path)."""
     p = Path(path)
     try:
         if p.is_dir():
@@ -73,7 +88,7 @@ def read_spec_text(path: str | Path) -> str:
         raise UsageError(f"{path}: permission denied") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return decode_spec_bytes(raw, str(path))
+    return decode_spec_bytes(raw, file or str(path))
 
 
 def decode_spec_bytes(raw: bytes, file: str) -> str:
@@ -305,4 +320,6 @@ def parse_yaml(text: str, file: str) -> Document:
 
 
 def load_document(path: str | Path) -> Document:
-    return parse_yaml(read_spec_text(path), str(path))
+    doc = parse_yaml(read_spec_text(path), str(path))
+    doc.origin = Path(path)
+    return doc

@@ -103,7 +103,7 @@ def to_json(path: str, graph: Graph | None, diagnostics, warnings=()) -> dict:
         "activation_bytes": graph.activation_bytes if valid else None,
         "classes": list(graph.classes) if graph and graph.classes else None,
         "layers": [_layer_json(n, valid or n.name in trusted) for n in (graph.nodes if graph else ())],
-        "errors": [d.to_json() for d in diagnostics],
-        "warnings": [w.to_json() for w in warnings],  # cnnspec's extension: see cnnspec.lint
+        "errors": [d.to_json(path) for d in diagnostics],
+        "warnings": [w.to_json(path) for w in warnings],  # cnnspec's extension: see cnnspec.lint
     }
     return doc

@@ -21,6 +21,11 @@ from .schema_errors import explain
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
 SCHEMA_ID = "https://cnnspec.dev/schema/spec-v1.json"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+# inside a block a local name may start with a digit (torchvision's 'block.0.0'): the call's name
+# before it makes the full name match NAME_PATTERN
+LOCAL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.]*$"
+WORD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # block, parameter and block-input names
+MAX_IMPORTS = 16  # files one spec reads through 'import', all levels together (see cnnspec.imports)
 PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
              "description": "a block parameter, replaced at expansion"}
 RESERVED = ("name", "in", "expect", "when", "repeat", "first")
@@ -52,10 +57,11 @@ def _op_value_schema(op_name: str) -> dict:
     return {"description": op.doc, "anyOf": options}
 
 
-def layer_item_schema(block_names=()) -> dict:
+def layer_item_schema(block_names=(), in_block: bool = False) -> dict:
+    """One layer item; inside a block its name may be a bare index and a bare '$param' names its op."""
     ref_or = lambda s: {"anyOf": [s, PARAM_REF]}  # noqa: E731
     props = {
-        "name": ref_or({"type": "string", "pattern": NAME_PATTERN}),
+        "name": ref_or({"type": "string", "pattern": LOCAL_NAME_PATTERN if in_block else NAME_PATTERN}),
         "in": ref_or({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
         "expect": ref_or(SHAPE),
         "when": {"type": ["string", "boolean"], "description": "'$param' or 'not $param': keep the layer only then"},
@@ -66,13 +72,23 @@ def layer_item_schema(block_names=()) -> dict:
     }
     for op in OPS:
         props[op] = _op_value_schema(op)
+    bare = [{"type": "string", "enum": sorted(OPS), "description": "an op with default arguments"}]
+    if in_block:
+        bare.append({**PARAM_REF, "description": "the op a block parameter names, with default arguments"})
     return {
-        "anyOf": [
-            {"type": "string", "enum": sorted(OPS), "description": "an op with default arguments"},
+        "anyOf": bare + [
             {"type": "object", "properties": props, "minProperties": 1,
-             "additionalProperties": {"type": ["object", "null"], "description": "a call of a block in 'blocks'"}},
+             "additionalProperties": {"type": ["object", "null"],
+                                      "description": "a call of a block, or the op a '$param' key names"}},
         ]
     }
+
+
+IMPORT = {"anyOf": [{"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": MAX_IMPORTS}],
+          "allowed": "a file or a list of files ('blocks.yaml', 'cnnspec:resnet')",
+          "description": "files whose blocks this spec calls: paths relative to this file, inside its folder, "
+                         "or 'cnnspec:NAME' for the block library shipped with cnnspec"}
 
 
 def editor_schema() -> dict:
@@ -92,20 +108,27 @@ def editor_schema() -> dict:
                       "description": "[channels, height, width], channels-first whatever the backend"},
             "classes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
                         "maxItems": 100000, "uniqueItems": True},
-            "blocks": {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+            "import": IMPORT,
+            "blocks": {"type": "object", "propertyNames": {"pattern": WORD_PATTERN},
                        "additionalProperties": {"$ref": "#/$defs/block"}},
             "layers": {"$ref": "#/$defs/layers"},
         },
         "$defs": {
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
             "layer": layer_item_schema(),
+            "block_layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/block_layer"}},
+            "block_layer": layer_item_schema(in_block=True),
             "block": {
                 "type": "object", "required": ["layers"], "additionalProperties": False,
                 "properties": {
                     "description": {"type": "string"},
-                    "params": {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                    "params": {"type": "object", "propertyNames": {"pattern": WORD_PATTERN},
                                "description": "name: default; an empty default (null) makes it required"},
-                    "layers": {"$ref": "#/$defs/layers"},
+                    "inputs": {"type": "array", "items": {"type": "string", "pattern": WORD_PATTERN},
+                               "minItems": 1, "uniqueItems": True,
+                               "description": "the names of the block's inputs, for a block that takes several; "
+                                              "a call's 'in' names as many layers"},
+                    "layers": {"$ref": "#/$defs/block_layers"},
                 },
             },
         },
@@ -115,8 +138,19 @@ def editor_schema() -> dict:
 def document_schema() -> dict:
     """What the checker validates with jsonschema: the editor schema without layer internals."""
     schema = editor_schema()
-    schema["$defs"]["layer"] = {"type": ["string", "object"]}
+    schema["$defs"]["layer"] = schema["$defs"]["block_layer"] = {"type": ["string", "object"]}
     return schema
+
+
+def library_schema() -> dict:
+    """An imported file: a spec's document schema, of which only 'cnnspec' and 'blocks' are required
+    (a whole spec can be imported for its blocks; its layers are not expanded)."""
+    schema = document_schema()
+    schema["required"] = ["cnnspec", "blocks"]
+    return schema
+
+
+_WHOLE_SCHEMAS = {"document": document_schema, "library": library_schema}
 
 
 @lru_cache(maxsize=None)
@@ -132,8 +166,8 @@ def _validator_class():
 
 @lru_cache(maxsize=None)
 def schema_for(kind: str) -> dict:
-    """The schema the checker validates with: 'document' or 'op:<name>'."""
-    return document_schema() if kind == "document" else op_args_schema(kind[3:])
+    """The schema the checker validates with: 'document', 'library' (an imported file) or 'op:<name>'."""
+    return _WHOLE_SCHEMAS[kind]() if kind in _WHOLE_SCHEMAS else op_args_schema(kind[3:])
 
 
 @lru_cache(maxsize=None)

@@ -321,8 +321,18 @@ from pathlib import Path  # noqa: E402
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def test_typos_in_a_resnet50_block_are_said_once_each(tmp_path):
+def _resnet50_with_its_block_written_in() -> str:
+    """specs/resnet50.yaml with the library's bottleneck (which it imports) written into the file."""
     text = (SPECS / "resnet50.yaml").read_text()
+    library = (SPECS.parent / "cnnspec" / "blocks" / "resnet.yaml").read_text()
+    block = "".join(line for line in library[library.index("  bottleneck:"):].splitlines(True)
+                    if not line.startswith("    description:"))
+    start = text.index("import:")
+    return text[:start] + "blocks:\n" + block + text[text.index("\n", start) + 1:]
+
+
+def test_typos_in_a_resnet50_block_are_said_once_each(tmp_path):
+    text = _resnet50_with_its_block_written_in()
     text = text.replace("      - relu\n", "      - rleu\n", 1).replace("{batchnorm: {}, name: bn3}", "{batchnrm: {}, name: bn3}")
     path = tmp_path / "r50.yaml"
     path.write_text(text)

@@ -1,0 +1,145 @@
+"""The block library shipped in the package (``import: [cnnspec:NAME]``): each file checks, each block
+says what it is, and nets built from it have torchvision's published parameter counts and its
+state_dict keys (counted from torchvision's constructors as written in its source; the zoo's
+ResNets and MobileNetV2, which import the library too, are checked key by key in test_zoo.py).
+"""
+import pytest
+
+import cnnspec
+from cnnspec.imports import LIBRARY, library_names
+from cnnspec.loader import load_document
+from cnnspec.schema import validate
+from cnnspec.weights import expected_weights
+
+
+def test_the_library_holds_the_common_blocks():
+    assert library_names() == ["densenet", "googlenet", "mobilenet", "resnet", "squeezenet"]
+
+
+@pytest.mark.parametrize("name", library_names())
+def test_each_library_file_is_valid_and_each_block_says_what_it_is(name):
+    doc = load_document(LIBRARY / f"{name}.yaml")
+    assert not doc.problems and not validate(doc.data, "library", doc)
+    assert doc.data["description"]
+    for block, definition in doc.data["blocks"].items():
+        assert len(definition.get("description", "")) > 20, f"{name}:{block} says what it is"
+
+
+def net(library: str, layers: list[str], input_shape="[3, 224, 224]"):
+    text = (f"cnnspec: 1\nname: {library}-net\ninput: {input_shape}\nimport: [cnnspec:{library}]\nlayers:\n"
+            + "".join(f"  - {line}\n" for line in layers))
+    return cnnspec.loads(text, f"{library}-net.yaml").graph
+
+
+def squeezenet1_1():
+    fire = lambda s, e, n: f"{{fire: {{squeeze: {s}, expand1x1: {e}, expand3x3: {e}}}, name: features.{n}}}"  # noqa: E731
+    return net("squeezenet", [
+        "{conv2d: {filters: 64, kernel: 3, stride: 2, activation: relu}, name: features.0}",
+        "{maxpool2d: {kernel: 3, stride: 2}, name: features.2}",  # ceil_mode in torchvision: the same sizes here
+        fire(16, 64, 3), fire(16, 64, 4),
+        "{maxpool2d: {kernel: 3, stride: 2}, name: features.5}",
+        fire(32, 128, 6), fire(32, 128, 7),
+        "{maxpool2d: {kernel: 3, stride: 2}, name: features.8}",
+        fire(48, 192, 9), fire(48, 192, 10), fire(64, 256, 11), fire(64, 256, 12),
+        "{dropout: 0.5, name: classifier.0}",
+        "{conv2d: {filters: 1000, kernel: 1, activation: relu}, name: classifier.1}",
+        "global_avgpool2d",
+    ])
+
+
+INCEPTIONS = {"3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64), "4a": (192, 96, 208, 16, 48, 64),
+              "4b": (160, 112, 224, 24, 64, 64), "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
+              "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128),
+              "5b": (384, 192, 384, 48, 128, 128)}
+
+
+def googlenet():
+    def inception(n):
+        c = INCEPTIONS[n]
+        return (f"{{inception: {{ch1x1: {c[0]}, ch3x3red: {c[1]}, ch3x3: {c[2]}, ch5x5red: {c[3]}, ch5x5: {c[4]}, "
+                f"pool_proj: {c[5]}}}, name: inception{n}}}")
+    pool = "{maxpool2d: {kernel: 3, stride: 2, padding: 1}, name: maxpool%d}"  # torchvision: ceil_mode, same sizes
+    return net("googlenet", [
+        "{basic_conv: {filters: 64, kernel: 7, stride: 2, padding: 3}, name: conv1}", pool % 1,
+        "{basic_conv: {filters: 64, kernel: 1}, name: conv2}",
+        "{basic_conv: {filters: 192, kernel: 3, padding: 1}, name: conv3}", pool % 2,
+        inception("3a"), inception("3b"), pool % 3,
+        *(inception(n) for n in ("4a", "4b", "4c", "4d", "4e")),
+        "{maxpool2d: {kernel: 2, stride: 2}, name: maxpool4, expect: [832, 7, 7]}",
+        inception("5a"), inception("5b"),
+        "{global_avgpool2d: null, name: avgpool}", "{dropout: 0.2, name: dropout}", "{dense: 1000, name: fc}",
+    ])
+
+
+def densenet121():
+    layers = ["{conv2d: {filters: 64, kernel: 7, stride: 2, padding: 3, bias: false}, name: features.conv0}",
+              "{batchnorm: {}, name: features.norm0}", "{relu: null, name: features.relu0}",
+              "{maxpool2d: {kernel: 3, stride: 2, padding: 1}, name: features.pool0}"]
+    channels = 64
+    for block, count in enumerate((6, 12, 24, 16), start=1):
+        layers += [f"{{dense_layer: null, name: features.denseblock{block}.denselayer{i}}}" for i in range(1, count + 1)]
+        channels += 32 * count
+        if block < 4:
+            channels //= 2
+            layers.append(f"{{transition: {{filters: {channels}}}, name: features.transition{block}}}")
+    layers += ["{batchnorm: {}, name: features.norm5}", "relu", "global_avgpool2d", "{dense: 1000, name: classifier}"]
+    return net("densenet", layers)
+
+
+# torchvision's published figures (its model docs, "num_params" in the weights' meta)
+NETS = {"squeezenet1_1": (squeezenet1_1, 1_235_496), "googlenet": (googlenet, 6_624_904),
+        "densenet121": (densenet121, 7_978_856)}
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_nets_built_from_the_library_have_torchvisions_counts(name):
+    build, params = NETS[name]
+    g = build()
+    assert g.params == params
+    assert g.output_shape == (1000,)
+
+
+SPOT_KEYS = [
+    ("squeezenet1_1", "features.0.weight", (64, 3, 3, 3)),
+    ("squeezenet1_1", "features.3.squeeze.weight", (16, 64, 1, 1)),
+    ("squeezenet1_1", "features.12.expand3x3.weight", (256, 64, 3, 3)),
+    ("squeezenet1_1", "features.12.expand1x1.bias", (256,)),
+    ("squeezenet1_1", "classifier.1.weight", (1000, 512, 1, 1)),
+    ("googlenet", "conv1.conv.weight", (64, 3, 7, 7)),
+    ("googlenet", "conv1.bn.running_var", (64,)),
+    ("googlenet", "inception3a.branch1.conv.weight", (64, 192, 1, 1)),
+    ("googlenet", "inception3a.branch2.1.conv.weight", (128, 96, 3, 3)),
+    ("googlenet", "inception3a.branch3.1.conv.weight", (32, 16, 3, 3)),  # 3x3, as torchvision has it
+    ("googlenet", "inception5b.branch4.1.bn.bias", (128,)),
+    ("googlenet", "fc.weight", (1000, 1024)),
+    ("densenet121", "features.denseblock1.denselayer1.norm1.weight", (64,)),
+    ("densenet121", "features.denseblock1.denselayer6.conv1.weight", (128, 224, 1, 1)),
+    ("densenet121", "features.denseblock3.denselayer24.conv2.weight", (32, 128, 3, 3)),
+    ("densenet121", "features.transition2.conv.weight", (256, 512, 1, 1)),
+    ("densenet121", "features.norm5.running_mean", (1024,)),
+    ("densenet121", "classifier.weight", (1000, 1024)),
+]
+
+
+@pytest.mark.parametrize("name, key, shape", SPOT_KEYS, ids=[f"{n}:{k}" for n, k, _ in SPOT_KEYS])
+def test_library_blocks_give_torchvisions_keys(name, key, shape):
+    assert expected_weights(NETS[name][0]()).get(key) == shape
+
+
+def test_googlenet_keys_are_torchvisions_modules():
+    keys = expected_weights(googlenet())
+    prefixes = {"conv1", "conv2", "conv3", "fc"} | {f"inception{n}" for n in INCEPTIONS}
+    assert {k.split(".")[0] for k in keys} == prefixes  # no aux heads, no layer outside a module
+    assert len([k for k in keys if k.startswith("inception4c.")]) == 6 * 5  # six convs, each weight + 4 bn parts
+
+
+def test_inverted_residual_without_expansion_shifts_torchvisions_indices():
+    g = net("mobilenet", ["{conv_bn_act: {filters: 32, stride: 2}, name: features.0}",
+                          "{inverted_residual_t1: {hidden: 32, out: 16, residual: false}, name: features.1}",
+                          "{inverted_residual: {hidden: 96, out: 24, stride: 2, residual: false}, name: features.2}",
+                          "{inverted_residual: {hidden: 144, out: 24, act: relu}, name: features.3}"], "[3, 32, 32]")
+    keys = expected_weights(g)
+    assert keys["features.1.conv.0.0.weight"] == (32, 1, 3, 3) and keys["features.1.conv.1.weight"] == (16, 32, 1, 1)
+    assert keys["features.2.conv.1.0.weight"] == (96, 1, 3, 3) and keys["features.2.conv.3.weight"] == (24,)
+    assert g.node("features.3.conv.0.2").op == "relu" and g.node("features.2.conv.0.2").op == "relu6"
+    assert g.node("features.3.add_1").inputs == ("features.3.conv.3", "features.2.conv.3")
