@@ -260,12 +260,12 @@ def infer_layernorm(attrs, shapes):
 def infer_normalize(attrs, shapes):
     (shape,) = shapes
     channels = _need_channels(shape)
-    what = "channels" if len(shape) == 3 else "features"
+    unit = "channel" if len(shape) == 3 else "feature"
     for key in ("mean", "std"):
         values = attrs[key]
         if isinstance(values, tuple) and len(values) != channels:
-            raise ShapeProblem(f"'{key}' needs one number per channel ({channels}) or a single number, but has "
-                               f"{len(values)} numbers for an input of {fmt_shape(shape)} ({channels} {what})")
+            raise ShapeProblem(f"'{key}' needs a single number or one per {unit} ({channels}), but has "
+                               f"{len(values)} numbers for an input of {fmt_shape(shape)}")
     return Inferred(tuple(shape))
 
 
