@@ -376,7 +376,7 @@ _register(OpDef("batchnorm", "batch normalisation; inference uses the running st
     "scale": Arg({"type": "boolean"}, True, doc="false: no learned scale ('weight'), fixed at 1"),
     "center": Arg({"type": "boolean"}, True, doc="false: no learned shift ('bias'), fixed at 0"),
 }, primary="eps", infer=infer_batchnorm, weights=batchnorm_weights))
-_register(OpDef("layernorm", "layer normalisation over channels at each pixel ([C, H, W]) or over features ([N])", {
+_register(OpDef("layernorm", "layer normalisation over the channels at each pixel ([C, H, W]) or the features", {
     "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
 }, primary="eps", infer=infer_layernorm, weights=layernorm_weights))
 _register(OpDef("normalize", "(x - mean) / std per channel (features for a vector); no weights", {
