@@ -69,7 +69,8 @@ def _build_node(item: Item, doc, diags) -> Node | None:
                                 doc.loc(item.path + ("in",)), rank=RANK_LAYER))
         return None
     attrs = op_def.normalize(args)
-    return Node(item.name, item.op, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
+    # op_def.name, not item.op: an alias (swish) is read as its op's own name (silu)
+    return Node(item.name, op_def.name, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
                 doc.loc(item.path), item.via)
 
 

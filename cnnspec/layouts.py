@@ -5,7 +5,8 @@ Keras layout is what each layer's ``get_weights()`` returns, keyed ``<layer>.<va
 - conv2d: ``kernel`` [kh, kw, C_in/groups, filters] (grouped and depthwise alike), ``bias``
 - dense: ``kernel`` [in, units], ``bias``. No row permutation after a flatten: the Keras model
   flattens in C-H-W order, as the contract does.
-- batchnorm: ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``.
+- batchnorm: ``gamma``, ``beta``, ``moving_mean``, ``moving_variance`` (without ``gamma`` / ``beta``
+  where ``scale`` / ``center`` is false); layernorm: ``gamma``, ``beta``; scale: ``gamma``.
 Each op's parts are one entry of :data:`KERAS_PARTS` (neutral part, Keras part, axes), not an
 if-chain; an op with weights and no entry is :class:`~cnnspec.errors.LoweringMissing`.
 """
@@ -51,6 +52,8 @@ KERAS_PARTS: dict[str, tuple[Part, ...]] = {
     "dense": (Part("weight", "kernel", (1, 0)), Part("bias", "bias")),
     "batchnorm": (Part("weight", "gamma"), Part("bias", "beta"),
                   Part("running_mean", "moving_mean"), Part("running_var", "moving_variance")),
+    "layernorm": (Part("weight", "gamma"), Part("bias", "beta")),
+    "scale": (Part("weight", "gamma"),),
 }
 
 

@@ -42,10 +42,10 @@ def value_names(graph: Graph) -> dict[str, str]:
     return {layer: ("output" if value == final and final != "input" else value) for layer, value in names.items()}
 
 
-def _tensor_info(name: str, shape):
+def _tensor_info(name: str, shape, batched: bool = True):
     from onnx import TensorProto, helper
 
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *shape])
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *shape] if batched else list(shape))
 
 
 def build_proto(graph: Graph, weights: dict, backend: str = "onnx"):
@@ -63,7 +63,8 @@ def build_proto(graph: Graph, weights: dict, backend: str = "onnx"):
         lower(emitter, node, [values_of[i] for i in node.inputs], values[node.name])
     if values[graph.output.name] == "input":  # a spec that computes nothing at inference
         emitter.node("Identity", ["input"], "output", "output", graph.output_shape)
-    inner = [_tensor_info(name, shape) for name, shape in emitter.shapes.items() if name not in ("input", "output")]
+    inner = [_tensor_info(name, shape, name not in emitter.unbatched)
+             for name, shape in emitter.shapes.items() if name not in ("input", "output")]
     onnx_graph = helper.make_graph(
         emitter.nodes, graph.name or "cnnspec",
         [_tensor_info("input", graph.input_shape)], [_tensor_info("output", graph.output_shape)],

@@ -49,21 +49,37 @@ def _as_sides(value, name):
     return _as_pair(value, name)
 
 
+def _as_numbers(value, name):
+    """A number stays one number (for every channel); a list of them becomes a tuple, one per channel."""
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    return None if value is None else float(value)
+
+
+def _as_activation(value, name):
+    """An activation's other spelling (``swish``) as its registry name (``silu``): the IR holds one name."""
+    return ACTIVATION_ALIASES.get(value, value)
+
+
 NORMALIZERS: dict[str, Callable] = {
     "value": lambda value, name: value,
     "pair": _as_pair,
     "sides": _as_sides,
+    "numbers": _as_numbers,
+    "activation": _as_activation,
 }
 
 
 @dataclass(frozen=True)
 class Activation:
     """An activation function: an op of its own and a value of ``activation`` on conv2d and dense,
-    where it takes its arguments' defaults."""
+    where it takes its arguments' defaults. ``aliases`` are other spellings a spec may use (the
+    contract's ``swish``); they are read as this name, so no target sees them."""
 
     doc: str
     args: dict = field(default_factory=dict)
     primary: str | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def defaults(self) -> dict:
@@ -71,6 +87,7 @@ class Activation:
 
 
 SLOPE = {"type": "number", "minimum": 0, "maximum": 1}
+ALPHA = {"type": "number", "minimum": 0, "maximum": 1000}
 
 # name -> definition; every target's activation table is checked against this one
 ACTIVATIONS: dict[str, Activation] = {
@@ -80,9 +97,20 @@ ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh(x)"),
     "softmax": Activation("over channels for [C, H, W], over features for [N]"),
     "leaky_relu": Activation("x if x > 0 else slope * x", {"slope": Arg(SLOPE, 0.01)}, primary="slope"),
+    "silu": Activation("x * sigmoid(x); also spelled swish", aliases=("swish",)),
+    "hard_sigmoid": Activation("min(max(x + 3, 0), 6) / 6"),
+    "hard_swish": Activation("x * hard_sigmoid(x)"),
+    "gelu": Activation("x * Phi(x), Phi the normal CDF (erf)", {
+        "approximate": Arg({"enum": ["none", "tanh"]}, "none", doc="'tanh': the tanh formula for Phi"),
+    }, primary="approximate"),
+    "elu": Activation("x if x > 0 else alpha * (exp(x) - 1)", {"alpha": Arg(ALPHA, 1.0)}, primary="alpha"),
+    "mish": Activation("x * tanh(softplus(x))"),
 }
+# another spelling -> the registry's name
+ACTIVATION_ALIASES: dict[str, str] = {alias: name for name, act in ACTIVATIONS.items() for alias in act.aliases}
 
-ACTIVATION = {"enum": list(ACTIVATIONS) + [None], "description": "applied after the layer"}
+ACTIVATION = {"enum": [n for name, act in ACTIVATIONS.items() for n in (name, *act.aliases)] + [None],
+              "description": "applied after the layer"}
 
 
 @dataclass(frozen=True)
@@ -194,7 +222,7 @@ def infer_pool(attrs, shapes):
 
 def infer_global_pool(attrs, shapes):
     (shape,) = shapes
-    _need_map("global_avgpool2d", shape)
+    _need_map("global pool", shape)
     return Inferred((shape[0],))
 
 
@@ -211,23 +239,58 @@ def infer_dense(attrs, shapes):
     return Inferred((units,), None, shape[0] * units + (units if attrs["bias"] else 0), shape[0] * units)
 
 
-def infer_batchnorm(attrs, shapes):
-    (shape,) = shapes
+def _need_channels(shape) -> int:
+    """C of a [C, H, W] map or N of an [N] vector: the axis per-channel ops work along."""
     if len(shape) not in (1, 3):
         raise ShapeProblem(f"needs a [C, H, W] or 1-D input but gets {fmt_shape(shape)}")
-    return Inferred(tuple(shape), None, 2 * shape[0])
+    return shape[0]
+
+
+def infer_batchnorm(attrs, shapes):
+    (shape,) = shapes
+    learned = int(attrs["scale"]) + int(attrs["center"])  # the running statistics are not learned
+    return Inferred(tuple(shape), None, learned * _need_channels(shape))
+
+
+def infer_layernorm(attrs, shapes):
+    (shape,) = shapes
+    return Inferred(tuple(shape), None, 2 * _need_channels(shape))
+
+
+def infer_normalize(attrs, shapes):
+    (shape,) = shapes
+    channels = _need_channels(shape)
+    unit = "channel" if len(shape) == 3 else "feature"
+    for key in ("mean", "std"):
+        values = attrs[key]
+        if isinstance(values, tuple) and len(values) != channels:
+            raise ShapeProblem(f"'{key}' needs a single number or one per {unit} ({channels}), but has "
+                               f"{len(values)} numbers for an input of {fmt_shape(shape)}")
+    return Inferred(tuple(shape))
+
+
+def infer_scale(attrs, shapes):
+    (shape,) = shapes
+    return Inferred(tuple(shape), None, _need_channels(shape))
 
 
 def infer_same(attrs, shapes):
     return Inferred(tuple(shapes[0]))
 
 
-def infer_add(attrs, shapes):
-    first = shapes[0]
-    for other in shapes[1:]:
-        if tuple(other) != tuple(first):
-            raise ShapeProblem("inputs must have equal shapes but get " + ", ".join(fmt_shape(s) for s in shapes))
-    return Inferred(tuple(first))
+def infer_broadcast(attrs, shapes):
+    """Equal shapes, or [C] vectors beside [C, H, W] maps of the same C: each vector is broadcast over
+    height and width (squeeze-and-excite gates a map with one). The output is the map's shape."""
+    maps = [tuple(s) for s in shapes if len(s) == 3]
+    out = maps[0] if maps else tuple(shapes[0])
+    for shape in map(tuple, shapes):
+        if shape == out or (len(shape) == 1 and len(out) == 3 and shape[0] == out[0]):
+            continue
+        if len(shape) == 1 and len(out) == 3:
+            raise ShapeProblem(f"a [C] vector is broadcast over a [C, H, W] map of the same C, but "
+                               f"{fmt_shape(shape)} has {shape[0]} channels and the map {fmt_shape(out)} has {out[0]}")
+        raise ShapeProblem("inputs must have equal shapes but get " + ", ".join(fmt_shape(s) for s in shapes))
+    return Inferred(out)
 
 
 def infer_concat(attrs, shapes):
@@ -258,7 +321,24 @@ def dense_weights(attrs, shapes, out):
 
 
 def batchnorm_weights(attrs, shapes, out):
-    return {part: (out[0],) for part in ("weight", "bias", "running_mean", "running_var")}
+    """``scale: false`` / ``center: false`` hold no weight / bias (fixed at 1 / 0); the statistics stay."""
+    learned = [part for part, on in (("weight", attrs["scale"]), ("bias", attrs["center"])) if on]
+    return {part: (out[0],) for part in learned + ["running_mean", "running_var"]}
+
+
+def layernorm_weights(attrs, shapes, out):
+    return {"weight": (out[0],), "bias": (out[0],)}
+
+
+def scale_weights(attrs, shapes, out):
+    return {"weight": (out[0],)}
+
+
+def _numbers(item: dict, what: str = "a number") -> dict:
+    """One number for every channel, or a list of one per channel (the shape rule checks the count)."""
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": 1_000_000}],
+            "allowed": f"{what} or a list of them, one per channel",
+            "description": f"{what} for every channel, or a list of one per channel"}
 
 
 _POOL_ARGS = {
@@ -283,16 +363,26 @@ _register(OpDef("conv2d", "2-D convolution, cross-correlation as in every framew
     "dilation": Arg(SIZE, 1, kind="pair"),
     "groups": Arg(POS_INT, 1, doc="groups == input channels == filters is a depthwise convolution"),
     "bias": Arg({"type": "boolean"}, True),
-    "activation": Arg(ACTIVATION, None),
+    "activation": Arg(ACTIVATION, None, kind="activation"),
 }, primary="filters", infer=infer_conv2d, weights=conv2d_weights))
 _register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
 _register(OpDef("avgpool2d", "average pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
 _register(OpDef("global_avgpool2d", "mean over height and width", infer=infer_global_pool))
+_register(OpDef("global_maxpool2d", "maximum over height and width", infer=infer_global_pool))
 _register(OpDef("batchnorm", "batch normalisation; inference uses the running statistics", {
     "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
     "momentum": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.1,
                     doc="PyTorch's convention: running = (1 - momentum) * running + momentum * batch"),
+    "scale": Arg({"type": "boolean"}, True, doc="false: no learned scale ('weight'), fixed at 1"),
+    "center": Arg({"type": "boolean"}, True, doc="false: no learned shift ('bias'), fixed at 0"),
 }, primary="eps", infer=infer_batchnorm, weights=batchnorm_weights))
+_register(OpDef("layernorm", "layer normalisation over the channels at each pixel ([C, H, W]) or the features", {
+    "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
+}, primary="eps", infer=infer_layernorm, weights=layernorm_weights))
+_register(OpDef("normalize", "(x - mean) / std per channel (features for a vector); no weights", {
+    "mean": Arg(_numbers({"type": "number"}), 0.0, kind="numbers"),
+    "std": Arg(_numbers({"type": "number", "exclusiveMinimum": 0}, "a number > 0"), 1.0, kind="numbers"),
+}, infer=infer_normalize))
 _register(OpDef("dropout", "zeroes a fraction of activations while training; nothing at inference", {
     "rate": Arg({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, required=True),
 }, primary="rate", infer=infer_same, inference_identity=True))
@@ -300,11 +390,20 @@ _register(OpDef("flatten", "[C, H, W] to [C*H*W] in channel, row, column order",
 _register(OpDef("dense", "fully connected layer", {
     "units": Arg(POS_INT, required=True),
     "bias": Arg({"type": "boolean"}, True),
-    "activation": Arg(ACTIVATION, None),
+    "activation": Arg(ACTIVATION, None, kind="activation"),
 }, primary="units", infer=infer_dense, weights=dense_weights))
 for _name, _act in ACTIVATIONS.items():
     _register(OpDef(_name, _act.doc, dict(_act.args), primary=_act.primary, infer=infer_same))
-_register(OpDef("add", "element-wise sum of two or more equal shapes", infer=infer_add, min_inputs=2, max_inputs=None))
+for _alias, _name in ACTIVATION_ALIASES.items():
+    OPS[_alias] = OPS[_name]  # the same op: nodes carry OpDef.name, so the IR never holds the alias
+_register(OpDef("add", "element-wise sum of two or more equal shapes; a [C] vector is broadcast over a "
+                "[C, H, W] map", infer=infer_broadcast, min_inputs=2, max_inputs=None))
+_register(OpDef("multiply", "element-wise product of two or more equal shapes; a [C] vector is broadcast "
+                "over a [C, H, W] map (a squeeze-and-excite gate)", infer=infer_broadcast, min_inputs=2,
+                max_inputs=None))
+_register(OpDef("scale", "a learned multiplier per channel ([C, H, W]) or feature ([N]): layer scale", {
+    "init": Arg({"type": "number"}, 1.0, doc="the initial value of every multiplier"),
+}, primary="init", infer=infer_scale, weights=scale_weights))
 _register(OpDef("concat", "join along channels (features for vectors)", infer=infer_concat, min_inputs=2, max_inputs=None))
 
 

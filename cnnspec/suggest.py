@@ -2,8 +2,9 @@
 
 A suggestion that names a different thing misleads more than none at all (``gelu`` is not a
 typo of ``relu``, nor ``conv1d`` of ``conv2d``), so the rule is strict: a small typo distance
-(Damerau-Levenshtein, a swap of two neighbours counting one), a matching first letter for short
-words, and no aligned part of the name replaced whole (``max``/``avg``, ``1``/``2``).
+(Damerau-Levenshtein, a swap of two neighbours counting one), a matching first letter and no
+letter replaced for short words (``selu`` is not a typo of ``silu``), and no aligned part of the
+name replaced whole (``max``/``avg``, ``1``/``2``).
 """
 from __future__ import annotations
 
@@ -39,12 +40,18 @@ def _replaces_a_whole_part(a: str, b: str) -> bool:
     return any(x != y and typo_distance(x, y) >= max(len(x), len(y)) for x, y in zip(parts_a, parts_b))
 
 
+def _one_letter_replaced(a: str, b: str) -> bool:
+    """Equal lengths, one position differs: in a short word that is another word (selu, silu), where a
+    typo swaps, drops or doubles a letter."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+
+
 def is_near(word: str, option: str) -> bool:
     """Whether ``option`` is a plausible intended spelling of ``word`` (case ignored)."""
     a, b = word.lower(), option.lower()
     if not a or not b:
         return False
-    if len(a) < SHORT and a[0] != b[0]:
+    if len(a) < SHORT and (a[0] != b[0] or _one_letter_replaced(a, b)):
         return False
     limit = 1 if len(a) < SHORT else 2
     return typo_distance(a, b) <= limit and not _replaces_a_whole_part(a, b)

@@ -16,12 +16,12 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.ops import ACTIVATIONS
+from cnnspec.ops import ACTIVATION_ALIASES, ACTIVATIONS
 from cnnspec.shapes import output_size
 
-ACTS = [None, *ACTIVATIONS]
+ACTS = [None, *ACTIVATIONS, *ACTIVATION_ALIASES]
 # values an activation's arguments are drawn from (its default otherwise)
-ACTIVATION_ARG_VALUES = {"slope": [0.01, 0.2]}
+ACTIVATION_ARG_VALUES = {"slope": [0.01, 0.2], "approximate": ["none", "tanh"], "alpha": [1.0, 0.5]}
 
 
 def _fits(h, w, kernel, stride, padding, dilation):
@@ -114,22 +114,44 @@ def _activation(act):
     def args(draw):
         values = {key: draw(st.sampled_from(ACTIVATION_ARG_VALUES.get(key, [arg.default])))
                   for key, arg in ACTIVATIONS[act].args.items()}
-        return act, values or None
+        spelling = draw(st.sampled_from([act, *ACTIVATIONS[act].aliases]))  # swish is silu
+        return spelling, values or None
     return _same_shape(args)
 
 
 def _branch(op):
     """A second path from ``prev`` (a same-padded conv, or a dense layer for vectors), then ``op``
-    joins it with ``prev``: equal shapes for add, any width for concat."""
+    joins it with ``prev``: equal shapes for add and multiply, any width for concat. On a map, add and
+    multiply may instead take a [C] gate (global pool, dense, hard_sigmoid: squeeze-and-excite),
+    on either side."""
     def layers(draw, shape, name, prev):
-        width = shape[0] if op == "add" else draw(st.integers(1, 4))
+        if op != "concat" and len(shape) == 3 and draw(st.booleans()):
+            gate = [{"global_avgpool2d": None, "name": f"{name}p", "in": prev},
+                    {"dense": {"units": shape[0], "activation": "hard_sigmoid"}, "name": f"{name}b"}]
+            ins = draw(st.sampled_from([[prev, f"{name}b"], [f"{name}b", prev]]))
+            return gate + [{op: None, "in": ins, "name": name}], shape
+        width = draw(st.integers(1, 4)) if op == "concat" else shape[0]
         if len(shape) == 3:
             branch = {"conv2d": {"filters": width, "kernel": 3, "padding": "same"}}
         else:
             branch = {"dense": width}
-        out = shape if op == "add" else (shape[0] + width,) + tuple(shape[1:])
+        out = (shape[0] + width,) + tuple(shape[1:]) if op == "concat" else shape
         return [{**branch, "name": f"{name}b", "in": prev}, {op: None, "in": [prev, f"{name}b"], "name": name}], out
     return layers
+
+
+def _batchnorm(draw):
+    args = {"eps": draw(st.sampled_from([1e-5, 1e-3]))}
+    args.update({key: False for key in ("scale", "center") if draw(st.booleans())})
+    return "batchnorm", args
+
+
+def _normalize(draw, shape, name, prev):
+    """A number or one per channel, for mean and std each."""
+    def numbers(low, high):
+        one = st.floats(low, high, allow_nan=False, width=32)
+        return draw(st.one_of(one, st.lists(one, min_size=shape[0], max_size=shape[0])))
+    return [{"normalize": {"mean": numbers(-1.0, 1.0), "std": numbers(0.25, 2.0)}, "name": name}], shape
 
 
 @dataclass(frozen=True)
@@ -148,14 +170,19 @@ STRATEGIES: dict[str, OpStrategy] = {
     "avgpool2d": OpStrategy(_pool("avgpool2d"), (3,), weight=2),
     "global_avgpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_avgpool2d": None, "name": name}],
                                                                     (shape[0],)), (3,)),
+    "global_maxpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_maxpool2d": None, "name": name}],
+                                                                    (shape[0],)), (3,)),
     "flatten": OpStrategy(lambda draw, shape, name, prev: ([{"flatten": None, "name": name}],
                                                            (shape[0] * shape[1] * shape[2],)), (3,)),
-    "batchnorm": OpStrategy(_same_shape(lambda draw: ("batchnorm", {"eps": draw(st.sampled_from([1e-5, 1e-3]))})),
-                            weight=2),
+    "batchnorm": OpStrategy(_same_shape(_batchnorm), weight=2),
+    "layernorm": OpStrategy(_same_shape(lambda draw: ("layernorm", {"eps": draw(st.sampled_from([1e-5, 1e-3]))}))),
+    "normalize": OpStrategy(_normalize),
     "dropout": OpStrategy(_same_shape(lambda draw: ("dropout", draw(st.sampled_from([0.25, 0.5]))))),
     "dense": OpStrategy(_dense, (1,), weight=2),
     **{act: OpStrategy(_activation(act)) for act in ACTIVATIONS},
     "add": OpStrategy(_branch("add"), weight=2),
+    "multiply": OpStrategy(_branch("multiply"), weight=2),
+    "scale": OpStrategy(_same_shape(lambda draw: ("scale", draw(st.sampled_from([1.0, 0.5, 2.0]))))),
     "concat": OpStrategy(_branch("concat"), weight=2),
 }
 

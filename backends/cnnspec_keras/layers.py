@@ -1,4 +1,4 @@
-"""The three layers Keras lacks for the contract's exact numbers. Each is a registered serialisable
+"""The layers Keras lacks for the contract's exact numbers. Each is a registered serialisable
 class, so ``model.keras`` loads with ``safe_mode=True`` once this module is imported.
 
 The generated ``model_keras.py`` copies these classes' source (see ``codegen``), so each class
@@ -81,4 +81,46 @@ class Subsample2D(layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
-CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, Subsample2D)}
+@keras.saving.register_keras_serializable(package="cnnspec")
+class GELU(layers.Layer):
+    """x * Phi(x) with the contract's ``approximate`` ('none': erf, 'tanh': the tanh formula). Keras'
+    ``activation='gelu'`` is the erf formula only, and no Keras layer takes the choice."""
+
+    def __init__(self, approximate="none", **kwargs):
+        super().__init__(**kwargs)
+        self.approximate = str(approximate)
+
+    def call(self, x):
+        return keras.activations.gelu(x, approximate=self.approximate == "tanh")
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "approximate": self.approximate}
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class Scale(layers.Layer):
+    """A learned multiplier per channel (the last axis, channels-last) or feature: ConvNeXt's layer
+    scale, which Keras has only inside keras.applications."""
+
+    def __init__(self, init=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.init = float(init)
+
+    def build(self, shape):
+        self.gamma = self.add_weight(name="gamma", shape=(shape[-1],),
+                                     initializer=keras.initializers.Constant(self.init))
+
+    def call(self, x):
+        return x * self.gamma
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "init": self.init}
+
+
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, Subsample2D, GELU, Scale)}

@@ -13,7 +13,9 @@ Where a Keras default differs from the contract, the plan says so explicitly:
 - a fused activation Keras' ``activation=`` string cannot say exactly (``leaky_relu``: Keras' string
   default slope is 0.2) is its own layer after, with the registry's default arguments;
 - grouped convolutions use :class:`GroupedConv2D` (Keras compiles them with XLA on CPU, which
-  tf2onnx cannot export).
+  tf2onnx cannot export);
+- a [C] vector that ``add`` or ``multiply`` broadcasts over a map is reshaped to [1, 1, C] first
+  (NHWC: as [C] alone it would line up with the width).
 """
 from __future__ import annotations
 
@@ -27,9 +29,9 @@ from cnnspec.ops import activation_defaults
 
 TARGET = "keras"
 # layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
-CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "Subsample2D")
+CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "Subsample2D", "GELU", "Scale")
 # layers called on a list of inputs
-MULTI_INPUT = ("Add", "Concatenate")
+MULTI_INPUT = ("Add", "Multiply", "Concatenate")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,12 @@ class KerasActivation:
     fused: str | None = None
 
     def layer_kwargs(self, attrs) -> dict:
-        return {**dict(self.kwargs), **{keyword: float(attrs[arg]) for arg, keyword in self.args.items()}}
+        return {**dict(self.kwargs), **{keyword: _keras_value(attrs[arg]) for arg, keyword in self.args.items()}}
+
+
+def _keras_value(value):
+    """A number as a float (Keras' layers take floats), a word (gelu's 'tanh') as it is."""
+    return value if isinstance(value, str) else float(value)
 
 
 # the keras target's activation table, one entry per activation in cnnspec.ops.ACTIVATIONS
@@ -56,6 +63,14 @@ ACTIVATIONS = {
     "tanh": KerasActivation("Activation", (("activation", "tanh"),), fused="tanh"),
     "softmax": KerasActivation("Softmax", (("axis", -1),), fused="softmax"),  # channels in NHWC, features for vectors
     "leaky_relu": KerasActivation("LeakyReLU", args={"slope": "negative_slope"}),
+    "silu": KerasActivation("Activation", (("activation", "silu"),), fused="silu"),
+    # Keras 3's hard_sigmoid is relu6(x + 3) / 6, the contract's (Keras 2's was 0.2 x + 0.5)
+    "hard_sigmoid": KerasActivation("Activation", (("activation", "hard_sigmoid"),), fused="hard_sigmoid"),
+    "hard_swish": KerasActivation("Activation", (("activation", "hard_silu"),), fused="hard_silu"),
+    # the 'gelu' string is the erf formula (approximate=False), the registry's default; the GELU layer takes both
+    "gelu": KerasActivation("GELU", args={"approximate": "approximate"}, fused="gelu"),
+    "elu": KerasActivation("ELU", args={"alpha": "alpha"}, fused="elu"),  # the string's alpha is 1.0, the default
+    "mish": KerasActivation("Activation", (("activation", "mish"),), fused="mish"),
 }
 
 
@@ -196,9 +211,35 @@ def _plan_pool(keras_layer: str, pad_layer: str):
 
 def plan_batchnorm(b: _Builder, node: Node, ins):
     a = node.attrs
+    fixed = {key: False for key in ("scale", "center") if not a[key]}  # Keras' own names and meaning
     # Keras' momentum weighs the old statistics; the contract's (PyTorch's) weighs the new batch
     return b.add("BatchNormalization", ins[0], name=node.name, axis=-1, epsilon=float(a["eps"]),
-                 momentum=float(1.0 - a["momentum"]))
+                 momentum=float(1.0 - a["momentum"]), **fixed)
+
+
+def plan_layernorm(b: _Builder, node: Node, ins):
+    # channels-last: the last axis is the channels at each pixel (ConvNeXt's LayerNorm2d), or the features
+    return b.add("LayerNormalization", ins[0], name=node.name, axis=-1, epsilon=float(node.attrs["eps"]))
+
+
+def plan_normalize(b: _Builder, node: Node, ins):
+    """Keras' Normalization divides by sqrt(variance): std squared goes in, one value per channel."""
+    channels = node.shape[0]
+    per_channel = {key: list(v) if isinstance(v, tuple) else [float(v)] * channels
+                   for key, v in ((k, node.attrs[k]) for k in ("mean", "std"))}
+    return b.add("Normalization", ins[0], name=node.name, axis=-1, mean=per_channel["mean"],
+                 variance=[s * s for s in per_channel["std"]])
+
+
+def _plan_broadcast(layer: str):
+    """Add or Multiply. A [C] input beside [C, H, W] maps becomes [1, 1, C] first, which broadcasts
+    over NHWC's height and width."""
+    def plan(b: _Builder, node: Node, ins):
+        if len(node.shape) == 3:
+            ins = [b.add("Reshape", x, helper=f"{node.name}_in{k}_as_map", target_shape=(1, 1, node.shape[0]))
+                   if len(b.graph.shape_of(src)) == 1 else x for k, (src, x) in enumerate(zip(node.inputs, ins))]
+        return b.add(layer, ins, name=node.name)
+    return plan
 
 
 def plan_flatten(b: _Builder, node: Node, ins):
@@ -241,11 +282,16 @@ PLANNERS = {
     "maxpool2d": _plan_pool("MaxPooling2D", "NegInfPadding2D"),
     "avgpool2d": _plan_pool("AveragePooling2D", "ZeroPadding2D"),
     "global_avgpool2d": _simple("GlobalAveragePooling2D"),
+    "global_maxpool2d": _simple("GlobalMaxPooling2D"),
     "batchnorm": plan_batchnorm,
+    "layernorm": plan_layernorm,
+    "normalize": plan_normalize,
     "dropout": plan_dropout,
     "flatten": plan_flatten,
     "dense": plan_dense,
-    "add": _simple("Add"),
+    "add": _plan_broadcast("Add"),
+    "multiply": _plan_broadcast("Multiply"),
+    "scale": lambda b, node, ins: b.add("Scale", ins[0], name=node.name, init=float(node.attrs["init"])),
     "concat": _simple("Concatenate", axis=-1),  # channels in NHWC
 }
 

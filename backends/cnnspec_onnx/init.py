@@ -1,7 +1,8 @@
 """Initial weights drawn with numpy, by PyTorch's default rules, so a spec builds without a framework.
 
 PyTorch initialises conv and dense weights with ``kaiming_uniform_(a=sqrt(5))`` and their biases
-uniformly, both within +-1/sqrt(fan_in); batchnorm starts at scale 1, shift 0, mean 0, variance 1.
+uniformly, both within +-1/sqrt(fan_in); batchnorm starts at scale 1, shift 0, mean 0, variance 1,
+layernorm at scale 1, shift 0, and a layer scale at its ``init``.
 The same rules give a trainable start of the same scale; the numbers are numpy's, not torch's.
 """
 from __future__ import annotations
@@ -14,17 +15,24 @@ from cnnspec.ir import Graph
 from cnnspec.weights import expected_weights
 
 BATCHNORM_START = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
+# op -> (node, part) -> the constant its weights start at; other ops' weights are drawn
+CONSTANT_START = {
+    "batchnorm": lambda node, part: BATCHNORM_START[part],
+    "layernorm": lambda node, part: BATCHNORM_START[part],
+    "scale": lambda node, part: node.attrs["init"],
+}
 
 
 def initial_weights(graph: Graph, seed: int | None = 0) -> dict:
     """Every neutral key of the graph, float32, deterministic for a seed."""
     rng = np.random.default_rng(0 if seed is None else int(seed))
-    kinds = {n.name: n.op for n in graph.nodes}
+    nodes = {n.name: n for n in graph.nodes}
     out, fan_in = {}, {}
     for key, shape in expected_weights(graph).items():
         layer, part = key.rsplit(".", 1)
-        if kinds[layer] == "batchnorm":
-            out[key] = np.full(shape, BATCHNORM_START[part], np.float32)
+        constant = CONSTANT_START.get(nodes[layer].op)
+        if constant is not None:
+            out[key] = np.full(shape, constant(nodes[layer], part), np.float32)
             continue
         if part == "weight":
             fan_in[layer] = int(np.prod(shape[1:]))

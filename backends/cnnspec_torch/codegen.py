@@ -27,6 +27,9 @@ TARGET = "torch model.py"
 ACTIVATION_CODE = {name: call.code("{}", activation_defaults(name)) for name, call in layers.ACTIVATION_CALLS.items()}
 RESERVED_VARS = frozenset({"self", "torch", "nn", "F", "math", "Path", "load_file", "x"}) | frozenset(dir(builtins))
 MATH, AVG_HELPER = "math", "avg_pool_excluding_padding"  # what a forward line may need at the top of the file
+# helpers model.py copies from layers.py where a layer needs one (torch has no such module or function)
+HELPERS = {AVG_HELPER: layers.avg_pool_excluding_padding, "fixed_affine": layers.fixed_affine,
+           "LayerNorm2d": layers.LayerNorm2d, "Normalize": layers.Normalize, "Scale": layers.Scale}
 
 
 def _size(pair) -> str:
@@ -72,11 +75,30 @@ def _dense_constructor(node, graph) -> str:
     return f"nn.Linear({n_in}, {node.attrs['units']}" + _kwargs(bias=None if node.attrs["bias"] else False) + ")"
 
 
+def _fixed_affine(node) -> bool:
+    return not (node.attrs["scale"] and node.attrs["center"])
+
+
 def _batchnorm_constructor(node, graph) -> str:
     a = node.attrs
     kind = "nn.BatchNorm2d" if len(node.shape) == 3 else "nn.BatchNorm1d"
-    return (f"{kind}({node.shape[0]}" + _kwargs(eps=None if a["eps"] == 1e-5 else repr(a["eps"]),
-                                                momentum=None if a["momentum"] == 0.1 else repr(a["momentum"])) + ")")
+    layer = (f"{kind}({node.shape[0]}" + _kwargs(eps=None if a["eps"] == 1e-5 else repr(a["eps"]),
+                                                 momentum=None if a["momentum"] == 0.1 else repr(a["momentum"])) + ")")
+    if not _fixed_affine(node):
+        return layer
+    return f"fixed_affine({layer}" + _kwargs(scale=None if a["scale"] else False,
+                                             center=None if a["center"] else False) + ")"
+
+
+def _layernorm_constructor(node, graph) -> str:
+    kind = "LayerNorm2d" if len(node.shape) == 3 else "nn.LayerNorm"
+    eps = node.attrs["eps"]
+    return f"{kind}({node.shape[0]}" + _kwargs(eps=None if eps == 1e-5 else repr(eps)) + ")"
+
+
+def _normalize_constructor(node, graph) -> str:
+    a = node.attrs
+    return f"Normalize({node.shape[0]}, mean={a['mean']!r}, std={a['std']!r})"
 
 
 def _pool_constructor(kind: str, node, graph) -> str:
@@ -125,11 +147,12 @@ def _needs_nothing(node) -> tuple:
 class Code:
     """How ``model.py`` writes one op. ``call(node, input expressions, module expression)`` is the
     forward expression; ``constructor(node, graph)`` the ``nn`` layer declared in ``__init__`` (None:
-    computed inline); ``needs(node)`` what that expression uses from the file's top (MATH, AVG_HELPER)."""
+    computed inline); ``needs(node)`` what the layer uses from the file's top (MATH, a name in HELPERS)."""
 
     call: Callable
     constructor: Callable = _no_constructor
     needs: Callable = _needs_nothing
+    broadcast: bool = False  # [N, C] inputs of a map-shaped layer are read as [N, C, 1, 1]
 
 
 def _activation_code(name: str) -> Code:
@@ -141,15 +164,23 @@ CODE = {
     **{name: _activation_code(name) for name in layers.ACTIVATION_CALLS},
     "conv2d": Code(_conv2d_call, _conv2d_constructor),
     "dense": Code(lambda node, ins, module: _with_activation(node, f"{module}({ins[0]})"), _dense_constructor),
-    "batchnorm": Code(_module_call, _batchnorm_constructor),
+    "batchnorm": Code(_module_call, _batchnorm_constructor,
+                      lambda node: ("fixed_affine",) if _fixed_affine(node) else ()),
+    "layernorm": Code(_module_call, _layernorm_constructor,
+                      lambda node: ("LayerNorm2d",) if len(node.shape) == 3 else ()),
+    "normalize": Code(_module_call, _normalize_constructor, lambda node: ("Normalize",)),
     "dropout": Code(_module_call, lambda node, graph: f"nn.Dropout({node.attrs['rate']!r})"),
     "maxpool2d": Code(_maxpool_call, lambda node, graph: _pool_constructor("nn.MaxPool2d", node, graph),
                       lambda node: () if layers.symmetric(node.pads) else (MATH,)),
     "avgpool2d": Code(_avgpool_call, _avgpool_constructor,
                       lambda node: (AVG_HELPER,) if _asymmetric_avg(node) else ()),
     "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3))"),
+    "global_maxpool2d": Code(lambda node, ins, module: f"{ins[0]}.amax(dim=(2, 3))"),
     "flatten": Code(lambda node, ins, module: f"torch.flatten({ins[0]}, 1)"),
-    "add": Code(lambda node, ins, module: " + ".join(ins)),
+    "add": Code(lambda node, ins, module: " + ".join(ins), broadcast=True),
+    "multiply": Code(lambda node, ins, module: " * ".join(ins), broadcast=True),
+    "scale": Code(_module_call, lambda node, graph: f"Scale({node.shape[0]}, init={node.attrs['init']!r})",
+                  lambda node: ("Scale",)),
     "concat": Code(lambda node, ins, module: f"torch.cat([{', '.join(ins)}], dim=1)"),
 }
 
@@ -226,7 +257,7 @@ def _variables(graph) -> dict[str, str]:
     """One Python variable per layer output (``x`` throughout for a plain chain of layers)."""
     if graph.is_sequential():
         return {"input": "x", **{n.name: "x" for n in graph.nodes}}
-    out, used = {"input": "x"}, set(RESERVED_VARS)
+    out, used = {"input": "x"}, set(RESERVED_VARS) | set(HELPERS)
     for node in graph.nodes:
         var = re.sub(r"\W", "_", node.name)
         if var[0].isdigit() or keyword.iskeyword(var):
@@ -242,7 +273,16 @@ def _variables(graph) -> dict[str, str]:
 def _class_name(spec_name: str) -> str:
     words = [w for w in re.split(r"[^0-9A-Za-z]+", spec_name) if w]
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
-    return name if name[0].isalpha() else "Net" + name
+    name = name if name[0].isalpha() else "Net" + name
+    return name + "Net" if name in HELPERS else name  # a spec named 'scale' must not hide the helper Scale
+
+
+def _inputs(node, graph, variables, code: Code) -> list[str]:
+    """The input expressions; a broadcasting layer reads a [N, C] gate as [N, C, 1, 1] beside maps."""
+    ins = [variables[i] for i in node.inputs]
+    if code.broadcast and len(node.shape) == 3:
+        ins = [f"{v}[:, :, None, None]" if len(graph.shape_of(i)) == 1 else v for i, v in zip(node.inputs, ins)]
+    return ins
 
 
 def _comment(text: str) -> list[str]:
@@ -290,14 +330,15 @@ def generate_model_py(graph) -> str:
         f"CLASSES = {list(graph.classes) if graph.classes else None!r}",
         "",
     ]
-    if AVG_HELPER in needs:
-        out += ["", inspect.getsource(layers.avg_pool_excluding_padding).rstrip(), ""]
+    for helper, source in HELPERS.items():
+        if helper in needs:
+            out += ["", inspect.getsource(source).rstrip(), ""]
     out += ["", f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     out += ["        " + line for line in names.lines]
     out += ["", "    def forward(self, x):"]
     for node in graph.nodes:
-        ins = [variables[i] for i in node.inputs]
-        expr = code_for(node.op, node.name).call(node, ins, names.exprs.get(node.name))
+        code = code_for(node.op, node.name)
+        expr = code.call(node, _inputs(node, graph, variables, code), names.exprs.get(node.name))
         out.append(f"        {variables[node.name]} = {expr}  # {node.name}: {_shape(node.shape)}")
     out.append(f"        return {variables[graph.output.name]}")
     out += [

@@ -34,6 +34,7 @@ class FunctionCall:
     function: str                # "F.relu", "torch.softmax": as model.py imports them
     args: tuple[str, ...] = ()
     kwargs: tuple = ()           # ((name, value), ...)
+    keywords: tuple[str, ...] = ()  # activation arguments passed by keyword, same name (F.gelu's approximate)
 
     @cached_property
     def resolved(self):
@@ -41,10 +42,12 @@ class FunctionCall:
         return getattr({"F": F, "torch": torch}[namespace], name)
 
     def __call__(self, x, attrs):
-        return self.resolved(x, *(attrs[a] for a in self.args), **dict(self.kwargs))
+        return self.resolved(x, *(attrs[a] for a in self.args), **{k: attrs[k] for k in self.keywords},
+                             **dict(self.kwargs))
 
     def code(self, x: str, attrs) -> str:
-        extra = [repr(attrs[a]) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        extra = ([repr(attrs[a]) for a in self.args] + [f"{k}={attrs[k]!r}" for k in self.keywords]
+                 + [f"{k}={v!r}" for k, v in self.kwargs])
         return f"{self.function}({', '.join([x, *extra])})"
 
 
@@ -56,6 +59,12 @@ ACTIVATION_CALLS = {
     "tanh": FunctionCall("torch.tanh"),
     "softmax": FunctionCall("torch.softmax", kwargs=(("dim", 1),)),  # channels for maps, features for vectors
     "leaky_relu": FunctionCall("F.leaky_relu", args=("slope",)),
+    "silu": FunctionCall("F.silu"),
+    "hard_sigmoid": FunctionCall("F.hardsigmoid"),  # min(max(x + 3, 0), 6) / 6
+    "hard_swish": FunctionCall("F.hardswish"),
+    "gelu": FunctionCall("F.gelu", keywords=("approximate",)),  # 'none' or 'tanh', as the contract names them
+    "elu": FunctionCall("F.elu", args=("alpha",)),
+    "mish": FunctionCall("F.mish"),
 }
 
 # fused activations (conv2d/dense ``activation``): name -> function of x, with the registry's defaults
@@ -220,6 +229,24 @@ class GlobalAvgPool2d(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+class GlobalMaxPool2d(nn.Module):
+    """Maximum over height and width: [N, C, H, W] -> [N, C]."""
+
+    def forward(self, x):
+        return x.amax(dim=(2, 3))
+
+
+def fixed_affine(norm, scale=True, center=True):
+    """Keras' ``scale=False`` / ``center=False`` on a PyTorch batchnorm, whose ``affine`` switches both
+    together: the part that is not learned becomes a constant buffer (1 or 0), outside parameters()
+    and state_dict, so it is neither trained nor expected in a weights file."""
+    for part, learned, value in (("weight", scale, 1.0), ("bias", center, 0.0)):
+        if not learned:
+            delattr(norm, part)
+            norm.register_buffer(part, torch.full((norm.num_features,), value), persistent=False)
+    return norm
+
+
 class _NeutralKeysBatchNorm:
     """The contract's weights hold weight, bias, running_mean and running_var only: the step counter
     (unused, since momentum is always a number) is kept out of state_dict, and ignored when a
@@ -238,22 +265,78 @@ class _NeutralKeysBatchNorm:
 
 
 class BatchNorm2d(_NeutralKeysBatchNorm, nn.BatchNorm2d):
-    def __init__(self, channels, eps, momentum):
+    def __init__(self, channels, eps, momentum, scale=True, center=True):
         super().__init__(channels, eps=eps, momentum=momentum)
         self._hide_counter()
+        fixed_affine(self, scale, center)
 
 
 class BatchNorm1d(_NeutralKeysBatchNorm, nn.BatchNorm1d):
-    def __init__(self, features, eps, momentum):
+    def __init__(self, features, eps, momentum, scale=True, center=True):
         super().__init__(features, eps=eps, momentum=momentum)
         self._hide_counter()
+        fixed_affine(self, scale, center)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer normalisation over the channels at each pixel of [N, C, H, W] (ConvNeXt's LayerNorm2d):
+    nn.LayerNorm normalises the last axis, so the channels go last and back."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel of [N, C, H, W] or feature of [N, C]. The statistics are constants of
+    the model (buffers outside state_dict), not weights: a model that expects them takes [0, 1] pixels."""
+
+    def __init__(self, channels, mean=0.0, std=1.0):
+        super().__init__()
+        for name, value in (("mean", mean), ("std", std)):
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32).expand(channels).clone(),
+                                 persistent=False)
+
+    def forward(self, x):
+        shape = (-1,) + (1,) * (x.dim() - 2)  # channels first: [C, 1, 1] for maps
+        return (x - self.mean.view(shape)) / self.std.view(shape)
+
+
+class Scale(nn.Module):
+    """A learned multiplier per channel of [N, C, H, W] or feature of [N, C] (ConvNeXt's layer scale)."""
+
+    def __init__(self, channels, init=1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x):
+        return x * self.weight.view((-1,) + (1,) * (x.dim() - 2))
+
+
+def as_maps(xs):
+    """[N, C] vectors beside [N, C, H, W] maps as [N, C, 1, 1], so they broadcast over height and width
+    (left alone, [N, C] would line up with [H, W])."""
+    if all(x.dim() == xs[0].dim() for x in xs):
+        return xs
+    return [x[:, :, None, None] if x.dim() == 2 else x for x in xs]
 
 
 class Add(nn.Module):
     def forward(self, *xs):
+        xs = as_maps(xs)
         out = xs[0]
         for x in xs[1:]:
             out = out + x
+        return out
+
+
+class Multiply(nn.Module):
+    """Element-wise product, left to right; a [N, C] gate scales each channel of a [N, C, H, W] map."""
+
+    def forward(self, *xs):
+        xs = as_maps(xs)
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
         return out
 
 

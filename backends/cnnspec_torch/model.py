@@ -48,8 +48,14 @@ def _avgpool(node, graph):
 
 
 def _batchnorm(node, graph):
+    a = node.attrs
     cls = layers.BatchNorm2d if len(node.shape) == 3 else layers.BatchNorm1d
-    return cls(node.shape[0], node.attrs["eps"], node.attrs["momentum"])
+    return cls(node.shape[0], a["eps"], a["momentum"], a["scale"], a["center"])
+
+
+def _layernorm(node, graph):
+    cls = layers.LayerNorm2d if len(node.shape) == 3 else nn.LayerNorm
+    return cls(node.shape[0], eps=node.attrs["eps"])
 
 
 def _activation(name):
@@ -64,7 +70,10 @@ LAYER_BUILDERS = {
     "maxpool2d": _maxpool,
     "avgpool2d": _avgpool,
     "global_avgpool2d": lambda node, graph: layers.GlobalAvgPool2d(),
+    "global_maxpool2d": lambda node, graph: layers.GlobalMaxPool2d(),
     "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
+    "normalize": lambda node, graph: layers.Normalize(node.shape[0], node.attrs["mean"], node.attrs["std"]),
     "dropout": lambda node, graph: nn.Dropout(node.attrs["rate"]),
     "flatten": lambda node, graph: nn.Flatten(),
     "relu": lambda node, graph: nn.ReLU(),
@@ -73,7 +82,15 @@ LAYER_BUILDERS = {
     "tanh": lambda node, graph: nn.Tanh(),
     "softmax": lambda node, graph: layers.Softmax(),
     "leaky_relu": lambda node, graph: nn.LeakyReLU(node.attrs["slope"]),
+    "silu": lambda node, graph: nn.SiLU(),
+    "hard_sigmoid": lambda node, graph: nn.Hardsigmoid(),
+    "hard_swish": lambda node, graph: nn.Hardswish(),
+    "gelu": lambda node, graph: nn.GELU(approximate=node.attrs["approximate"]),
+    "elu": lambda node, graph: nn.ELU(node.attrs["alpha"]),
+    "mish": lambda node, graph: nn.Mish(),
     "add": lambda node, graph: layers.Add(),
+    "multiply": lambda node, graph: layers.Multiply(),
+    "scale": lambda node, graph: layers.Scale(node.shape[0], node.attrs["init"]),
     "concat": lambda node, graph: layers.Concat(),
 }
 
