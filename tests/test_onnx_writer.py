@@ -51,12 +51,16 @@ def seeded_weights(graph, seed=0):
 
 
 def onnx_shapes(model) -> dict:
-    """Every value's shape as ONNX's strict shape inference finds it, from the input alone."""
+    """Every value's shape as ONNX's strict shape inference finds it, from the input alone. Resize
+    (upsample2d) scales every dimension, the batch too, and ONNX names no symbol it cannot compute: a
+    batch it loses that way (its own ``unk__`` symbol) reads as ``batch``, every other dimension as found."""
     bare = onnx.ModelProto()
     bare.CopyFrom(model)
     del bare.graph.value_info[:]
     g = onnx.shape_inference.infer_shapes(bare, strict_mode=True).graph
-    return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+    lost = lambda i, d: i == 0 and d.dim_param.startswith("unk__")  # noqa: E731
+    return {v.name: ["batch" if lost(i, d) else d.dim_param or d.dim_value
+                     for i, d in enumerate(v.type.tensor_type.shape.dim)]
             for v in chain(g.value_info, g.output)}
 
 
