@@ -185,7 +185,8 @@ def _window_sides(attrs, shape, what="kernel", dilation=(1, 1)) -> tuple[SideSiz
     left = output_size(w, kw, sw, pw, dilation[1], ceil)
     for side in (top, left):
         if side.size < 1:
-            raise ShapeProblem(f"{what} {_kernel_text(attrs['kernel'])} does not fit its {h}x{w} input: {side.arithmetic}")
+            raise ShapeProblem(f"{what} {_kernel_text(attrs['kernel'])} does not fit its {h}x{w} input: "
+                               f"{side.arithmetic}")
     return top, left
 
 
@@ -244,6 +245,8 @@ def infer_pool(attrs, shapes):
 
 
 def infer_conv2d_transpose(attrs, shapes):
+    """The full transposed convolution, then its padding cropped. Refused where PyTorch or TensorFlow
+    would refuse or disagree: output_padding of a stride or more, or with 'same'; 'same' with F < S."""
     (shape,) = shapes
     _need_map("conv2d_transpose", shape)
     c_in, h, w = shape
@@ -283,6 +286,7 @@ def infer_zeropad2d(attrs, shapes):
 
 
 def infer_crop2d(attrs, shapes):
+    """At least one row and one column stay (Keras refuses an empty crop; PyTorch makes an empty map)."""
     (shape,) = shapes
     _need_map("crop2d", shape)
     c, h, w = shape
