@@ -32,7 +32,9 @@ class Node:
     via: tuple = ()  # block calls that produced this node: ((block, Location), ...)
     # filled by shape inference
     shape: Shape | None = None
-    pads: tuple[int, int, int, int] | None = None  # top, bottom, left, right (conv and pool)
+    # top, bottom, left, right as every target applies them: padding (a ceil-mode pool's reaches its
+    # last window, so a floor-mode pool computes it), or cropping (conv2d_transpose, crop2d)
+    pads: tuple[int, int, int, int] | None = None
     params: int = 0
     macs: int = 0
 

@@ -3,6 +3,7 @@
 In the core, not the Keras backend, so ``cnnspec convert`` needs no framework and no plugin. The
 Keras layout is what each layer's ``get_weights()`` returns, keyed ``<layer>.<variable>``:
 - conv2d: ``kernel`` [kh, kw, C_in/groups, filters] (grouped and depthwise alike), ``bias``
+- conv2d_transpose: ``kernel`` [kh, kw, filters, C_in] (Conv2DTranspose's), ``bias``
 - dense: ``kernel`` [in, units], ``bias``. No row permutation after a flatten: the Keras model
   flattens in C-H-W order, as the contract does.
 - batchnorm: ``gamma``, ``beta``, ``moving_mean``, ``moving_variance`` (without ``gamma`` / ``beta``
@@ -45,10 +46,12 @@ class Part:
 
 
 OIHW_TO_HWIO = (2, 3, 1, 0)
+IOHW_TO_HWOI = (2, 3, 1, 0)  # transposed: [C_in, filters, kh, kw] -> [kh, kw, filters, C_in]
 
 # op -> its parts in the Keras layer's get_weights() order; parts a layer lacks (no bias) are skipped
 KERAS_PARTS: dict[str, tuple[Part, ...]] = {
     "conv2d": (Part("weight", "kernel", OIHW_TO_HWIO), Part("bias", "bias")),
+    "conv2d_transpose": (Part("weight", "kernel", IOHW_TO_HWOI), Part("bias", "bias")),
     "dense": (Part("weight", "kernel", (1, 0)), Part("bias", "bias")),
     "batchnorm": (Part("weight", "gamma"), Part("bias", "beta"),
                   Part("running_mean", "moving_mean"), Part("running_var", "moving_variance")),

@@ -44,6 +44,7 @@ class Emitter:
         return key
 
     def constant(self, name: str, values, dtype: str = "float32") -> str:
+        """A helper initializer: float32, or int64 for the index inputs of Pad and Slice."""
         import numpy as np
 
         self.initializers.append((name, np.asarray(values, dtype=dtype)))
@@ -135,6 +136,17 @@ def lower_conv2d(e: Emitter, node: Node, ins, out) -> None:
         _then_activation(e, node, target, out)
 
 
+def lower_conv2d_transpose(e: Emitter, node: Node, ins, out) -> None:
+    # node.pads are the crop (ONNX's ConvTranspose pads); the neutral weight is ONNX's [C_in, filters, kh, kw]
+    a = node.attrs
+    inputs = [ins[0], e.weight(f"{node.name}.weight")] + ([e.weight(f"{node.name}.bias")] if a["bias"] else [])
+    target = _fused(node, out)
+    e.node("ConvTranspose", inputs, target, node.name, node.shape, kernel_shape=list(a["kernel"]),
+           strides=list(a["stride"]), pads=onnx_pads(node.pads), output_padding=list(a["output_padding"]))
+    if target != out:
+        _then_activation(e, node, target, out)
+
+
 def lower_dense(e: Emitter, node: Node, ins, out) -> None:
     a = node.attrs
     inputs = [ins[0], e.weight(f"{node.name}.weight")] + ([e.weight(f"{node.name}.bias")] if a["bias"] else [])
@@ -150,7 +162,9 @@ def _pool_attrs(node: Node) -> dict:
 
 
 def lower_maxpool2d(e: Emitter, node: Node, ins, out) -> None:
-    # ONNX's MaxPool ignores padded positions (as -inf would): the contract's max padding
+    # ONNX's MaxPool ignores padded positions (as -inf would): the contract's max padding. A ceil-mode
+    # pool's pads reach its last window, so floor mode computes it: ONNX's shape inference at opset 17
+    # lacks PyTorch's last-window rule, so ceil_mode=1 would declare one more row than ONNX Runtime makes.
     e.node("MaxPool", ins, out, node.name, node.shape, **_pool_attrs(node))
 
 
@@ -158,6 +172,41 @@ def lower_avgpool2d(e: Emitter, node: Node, ins, out) -> None:
     # explicit padding counts its zeros (PyTorch's default); `same` excludes them (TensorFlow's)
     count = 0 if node.attrs["padding"] == "same" else 1
     e.node("AveragePool", ins, out, node.name, node.shape, count_include_pad=count, **_pool_attrs(node))
+
+
+def _nchw_sides(name: str, e: Emitter, pads) -> str:
+    """(top, bottom, left, right) as ONNX Pad's int64 [begin N, C, H, W, end N, C, H, W]."""
+    top, bottom, left, right = pads
+    return e.constant(name, [0, 0, top, left, 0, 0, bottom, right], "int64")
+
+
+def lower_zeropad2d(e: Emitter, node: Node, ins, out) -> None:
+    pads = _nchw_sides(f"{node.name}/pads", e, node.pads)
+    value = e.constant(f"{node.name}/value", float(node.attrs["value"]))
+    e.node("Pad", [ins[0], pads, value], out, node.name, node.shape, mode="constant")
+
+
+def lower_crop2d(e: Emitter, node: Node, ins, out) -> None:
+    top, _, left, _ = node.pads
+    _, h, w = node.shape
+    starts = e.constant(f"{node.name}/starts", [top, left], "int64")
+    ends = e.constant(f"{node.name}/ends", [top + h, left + w], "int64")
+    axes = e.constant(f"{node.name}/axes", [2, 3], "int64")
+    e.node("Slice", [ins[0], starts, ends, axes], out, node.name, node.shape)
+
+
+# upsample2d: nearest repeats each pixel (source = floor(destination / scale)); bilinear samples at
+# half-pixel centres, clamped at the borders (PyTorch's align_corners=False, TensorFlow's resize)
+RESIZE_MODES = {
+    "nearest": dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+    "bilinear": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+}
+
+
+def lower_upsample2d(e: Emitter, node: Node, ins, out) -> None:
+    sh, sw = node.attrs["scale"]
+    scales = e.constant(f"{node.name}/scales", [1.0, 1.0, float(sh), float(sw)])
+    e.node("Resize", [ins[0], "", scales], out, node.name, node.shape, **RESIZE_MODES[node.attrs["mode"]])
 
 
 def lower_global_avgpool2d(e: Emitter, node: Node, ins, out) -> None:
@@ -283,9 +332,13 @@ def lower_concat(e: Emitter, node: Node, ins, out) -> None:
 
 LOWERINGS: dict[str, Callable | str] = {
     "conv2d": lower_conv2d,
+    "conv2d_transpose": lower_conv2d_transpose,
     "dense": lower_dense,
     "maxpool2d": lower_maxpool2d,
     "avgpool2d": lower_avgpool2d,
+    "zeropad2d": lower_zeropad2d,
+    "crop2d": lower_crop2d,
+    "upsample2d": lower_upsample2d,
     "global_avgpool2d": lower_global_avgpool2d,
     "global_maxpool2d": lower_global_maxpool2d,
     "batchnorm": lower_batchnorm,

@@ -12,15 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .shapes import output_size, standardize_pair
+from .shapes import SideSize, output_size, standardize_pair, transpose_output_size
 
 POS_INT = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
 NONNEG_INT = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
 SIZE = {"anyOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 2, "maxItems": 2}],
         "description": "a positive integer or a pair [height, width]"}
-PADDING = {"anyOf": [NONNEG_INT, {"type": "array", "items": NONNEG_INT, "minItems": 2, "maxItems": 2},
-                     {"enum": ["same", "valid"]}],
-           "description": "zero or more, a pair [height, width], 'same' or 'valid'"}
+NONNEG_PAIR = {"type": "array", "items": NONNEG_INT, "minItems": 2, "maxItems": 2}
+FOUR_SIDES = {"type": "array", "items": NONNEG_INT, "minItems": 4, "maxItems": 4}
+PADDING = {"anyOf": [NONNEG_INT, NONNEG_PAIR, FOUR_SIDES, {"enum": ["same", "valid"]}],
+           "description": "zero or more, a pair [height, width], four numbers [top, bottom, left, right], "
+                          "'same' or 'valid'"}
+# zeropad2d's padding, crop2d's cropping: explicit amounts only
+AMOUNTS = {"anyOf": [NONNEG_INT, NONNEG_PAIR, FOUR_SIDES],
+           "description": "zero or more, a pair [height, width] or four numbers [top, bottom, left, right]"}
+OUTPUT_PADDING = {"anyOf": [NONNEG_INT, NONNEG_PAIR], "description": "zero or more or a pair [height, width]"}
 
 
 @dataclass(frozen=True)
@@ -175,20 +181,57 @@ def _need_map(op_name, shape):
         raise ShapeProblem(f"needs a [C, H, W] input but gets {fmt_shape(shape)}{hint}")
 
 
-def _window(attrs, shape, what="kernel", dilation=(1, 1)):
+def four_sides(value) -> tuple[int, int, int, int]:
+    """A normalised amount (a pair, or four numbers) as (top, bottom, left, right)."""
+    if len(value) == 4:
+        return tuple(value)
+    h, w = value
+    return (h, h, w, w)
+
+
+def _axis_padding(pad):
+    """'same' or 'valid' for both axes, else each axis' (before, after)."""
+    if isinstance(pad, str):
+        return pad, pad
+    top, bottom, left, right = four_sides(pad)
+    return (top, bottom), (left, right)
+
+
+def _kernel_text(kernel) -> str:
+    kh, kw = kernel
+    return f"{kh}" if kh == kw else f"{kh}x{kw}"
+
+
+def _window_sides(attrs, shape, what="kernel", dilation=(1, 1)) -> tuple[SideSize, SideSize]:
     """Both sides through the shared output-size function; explains a side that comes out < 1."""
     _, h, w = shape
     kh, kw = attrs["kernel"]
     sh, sw = attrs["stride"]
-    pad = attrs["padding"]
-    ph, pw = (pad, pad) if isinstance(pad, str) else pad
-    top = output_size(h, kh, sh, ph, dilation[0])
-    left = output_size(w, kw, sw, pw, dilation[1])
+    ph, pw = _axis_padding(attrs["padding"])
+    ceil = attrs.get("ceil", False)
+    top = output_size(h, kh, sh, ph, dilation[0], ceil)
+    left = output_size(w, kw, sw, pw, dilation[1], ceil)
     for side in (top, left):
         if side.size < 1:
-            k = f"{kh}" if kh == kw else f"{kh}x{kw}"
-            raise ShapeProblem(f"{what} {k} does not fit its {h}x{w} input: {side.arithmetic}")
-    return (top.size, left.size), (top.pad_before, top.pad_after, left.pad_before, left.pad_after)
+            raise ShapeProblem(f"{what} {_kernel_text(attrs['kernel'])} does not fit its {h}x{w} input: "
+                               f"{side.arithmetic}")
+    return top, left
+
+
+def _pads(top: SideSize, left: SideSize) -> tuple[int, int, int, int]:
+    return (top.pad_before, top.pad_after, left.pad_before, left.pad_after)
+
+
+def _window(attrs, shape, what="kernel", dilation=(1, 1)):
+    top, left = _window_sides(attrs, shape, what, dilation)
+    return (top.size, left.size), _pads(top, left)
+
+
+def written_padding(attrs) -> tuple[int, int, int, int]:
+    """Explicit padding as written, (top, bottom, left, right) ('valid': none). A ceil-mode pool's
+    ``node.pads`` reach further (to its last window); PyTorch's own ``ceil_mode`` takes these."""
+    pad = attrs["padding"]
+    return (0, 0, 0, 0) if pad == "valid" else four_sides(pad)
 
 
 def infer_conv2d(attrs, shapes):
@@ -207,17 +250,88 @@ def infer_conv2d(attrs, shapes):
     return Inferred((filters, h2, w2), pads, params, filters * h2 * w2 * per_filter)
 
 
+SIDE_NAMES = {2: ("height", "height", "width", "width"), 4: ("top", "bottom", "left", "right")}
+
+
 def infer_pool(attrs, shapes):
     (shape,) = shapes
     _need_map("pool", shape)
     pad = attrs["padding"]
+    if attrs.get("ceil") and pad == "same":
+        raise ShapeProblem("'ceil: true' needs explicit or 'valid' padding, got 'same' "
+                           "(which already rounds up: W2 = ceil(W1/S))")
     if not isinstance(pad, str):
-        for p, k, side in zip(pad, attrs["kernel"], ("height", "width")):
+        kh, kw = attrs["kernel"]
+        for p, k, side in zip(four_sides(pad), (kh, kh, kw, kw), SIDE_NAMES[len(pad)]):
             if 2 * p > k:
                 raise ShapeProblem(f"padding {p} is more than half the kernel {k} ({side}); "
                                    f"a window would see only padding")
-    (h2, w2), pads = _window(attrs, shape, "pool window")
-    return Inferred((shape[0], h2, w2), pads)
+    top, left = _window_sides(attrs, shape, "pool window")
+    # a ceil-mode pool is a floor-mode one whose bottom and right -inf padding reaches its last window
+    pads = (top.pad_before, top.window_pad_after, left.pad_before, left.window_pad_after)
+    return Inferred((shape[0], top.size, left.size), pads)
+
+
+def infer_conv2d_transpose(attrs, shapes):
+    """The full transposed convolution, then its padding cropped. Refused where PyTorch or TensorFlow
+    would refuse or disagree: output_padding of a stride or more, or with 'same'; 'same' with F < S."""
+    (shape,) = shapes
+    _need_map("conv2d_transpose", shape)
+    c_in, h, w = shape
+    kernel, stride, extra = attrs["kernel"], attrs["stride"], attrs["output_padding"]
+    pad = attrs["padding"]
+    for o, s, side in zip(extra, stride, ("height", "width")):
+        if o >= s:
+            raise ShapeProblem(f"output_padding must be less than the stride on each side, got {o} with "
+                               f"stride {s} ({side})")
+    if pad == "same":
+        if any(extra):
+            raise ShapeProblem(f"output_padding does not go with padding 'same', which makes W1*S; "
+                               f"got output_padding {list(extra)}")
+        for k, s, side in zip(kernel, stride, ("height", "width")):
+            if k < s:
+                raise ShapeProblem(f"padding 'same' needs a kernel at least as large as the stride, got kernel "
+                                   f"{k} with stride {s} ({side}): it would crop F - S = {k} - {s} = {k - s}")
+    ph, pw = _axis_padding(pad)
+    top = transpose_output_size(h, kernel[0], stride[0], ph, extra[0])
+    left = transpose_output_size(w, kernel[1], stride[1], pw, extra[1])
+    for side in (top, left):
+        if side.size < 1:
+            raise ShapeProblem(f"padding crops all the transposed convolution makes of its {h}x{w} input: "
+                               f"{side.arithmetic}")
+    filters, (kh, kw) = attrs["filters"], kernel
+    per_pixel = filters * kh * kw
+    params = c_in * per_pixel + (filters if attrs["bias"] else 0)
+    return Inferred((filters, top.size, left.size), _pads(top, left), params, c_in * h * w * per_pixel)
+
+
+def infer_zeropad2d(attrs, shapes):
+    (shape,) = shapes
+    _need_map("zeropad2d", shape)
+    c, h, w = shape
+    top, bottom, left, right = pads = four_sides(attrs["padding"])
+    return Inferred((c, h + top + bottom, w + left + right), pads)
+
+
+def infer_crop2d(attrs, shapes):
+    """At least one row and one column stay (Keras refuses an empty crop; PyTorch makes an empty map)."""
+    (shape,) = shapes
+    _need_map("crop2d", shape)
+    c, h, w = shape
+    top, bottom, left, right = crops = four_sides(attrs["cropping"])
+    for before, after, size, what in ((top, bottom, h, "rows"), (left, right, w, "columns")):
+        if size - before - after < 1:
+            raise ShapeProblem(f"cropping must leave at least one pixel of its {h}x{w} input: cropping "
+                               f"{before} + {after} {what} from {size} leaves {size - before - after}")
+    return Inferred((c, h - top - bottom, w - left - right), crops)
+
+
+def infer_upsample2d(attrs, shapes):
+    (shape,) = shapes
+    _need_map("upsample2d", shape)
+    c, h, w = shape
+    sh, sw = attrs["scale"]
+    return Inferred((c, h * sh, w * sw))
 
 
 def infer_global_pool(attrs, shapes):
@@ -312,6 +426,14 @@ def conv2d_weights(attrs, shapes, out):
     return parts
 
 
+def conv2d_transpose_weights(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    parts = {"weight": (shapes[0][0], attrs["filters"], kh, kw)}  # PyTorch's ConvTranspose2d layout
+    if attrs["bias"]:
+        parts["bias"] = (attrs["filters"],)
+    return parts
+
+
 def dense_weights(attrs, shapes, out):
     (n_in,) = shapes[0]
     parts = {"weight": (attrs["units"], n_in)}
@@ -345,7 +467,7 @@ _POOL_ARGS = {
     "kernel": Arg(SIZE, required=True, doc="window size", kind="pair"),
     "stride": Arg(SIZE, None, doc="defaults to the kernel", kind="pair", default_from="kernel"),
     "padding": Arg(PADDING, 0, doc="max pads with -inf; avg counts explicit zeros, excludes 'same' padding",
-                   kind="pair"),
+                   kind="sides"),
 }
 
 OPS: dict[str, OpDef] = {}
@@ -359,14 +481,38 @@ _register(OpDef("conv2d", "2-D convolution, cross-correlation as in every framew
     "filters": Arg(POS_INT, required=True),
     "kernel": Arg(SIZE, required=True, kind="pair"),
     "stride": Arg(SIZE, 1, kind="pair"),
-    "padding": Arg(PADDING, 0, kind="pair"),
+    "padding": Arg(PADDING, 0, kind="sides"),
     "dilation": Arg(SIZE, 1, kind="pair"),
     "groups": Arg(POS_INT, 1, doc="groups == input channels == filters is a depthwise convolution"),
     "bias": Arg({"type": "boolean"}, True),
     "activation": Arg(ACTIVATION, None, kind="activation"),
 }, primary="filters", infer=infer_conv2d, weights=conv2d_weights))
-_register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
+_register(OpDef("conv2d_transpose", "transposed 2-D convolution (learned upsampling), PyTorch's ConvTranspose2d", {
+    "filters": Arg(POS_INT, required=True),
+    "kernel": Arg(SIZE, required=True, kind="pair"),
+    "stride": Arg(SIZE, 1, kind="pair"),
+    "padding": Arg(PADDING, 0, doc="cropped from the full output; 'same' makes W1*S (TensorFlow's split)",
+                   kind="sides"),
+    "output_padding": Arg(OUTPUT_PADDING, 0, doc="rows and columns added at the bottom and right; less than "
+                                                "the stride", kind="pair"),
+    "bias": Arg({"type": "boolean"}, True),
+    "activation": Arg(ACTIVATION, None),
+}, primary="filters", infer=infer_conv2d_transpose, weights=conv2d_transpose_weights))
+_register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS, ceil=Arg(
+    {"type": "boolean"}, False, doc="round the last partial window up (PyTorch's ceil_mode); not with 'same'")),
+    primary="kernel", infer=infer_pool))
 _register(OpDef("avgpool2d", "average pooling", dict(_POOL_ARGS), primary="kernel", infer=infer_pool))
+_register(OpDef("zeropad2d", "pads height and width with a constant (zeros unless 'value' says)", {
+    "padding": Arg(AMOUNTS, required=True, kind="sides"),
+    "value": Arg({"type": "number", "minimum": -1e38, "maximum": 1e38}, 0, doc="the padding's value"),
+}, primary="padding", infer=infer_zeropad2d))
+_register(OpDef("crop2d", "removes rows and columns at the edges", {
+    "cropping": Arg(AMOUNTS, required=True, kind="sides"),
+}, primary="cropping", infer=infer_crop2d))
+_register(OpDef("upsample2d", "repeats (nearest) or interpolates (bilinear, half-pixel centres) by an integer scale", {
+    "scale": Arg(SIZE, required=True, kind="pair"),
+    "mode": Arg({"enum": ["nearest", "bilinear"]}, "nearest"),
+}, primary="scale", infer=infer_upsample2d))
 _register(OpDef("global_avgpool2d", "mean over height and width", infer=infer_global_pool))
 _register(OpDef("global_maxpool2d", "maximum over height and width", infer=infer_global_pool))
 _register(OpDef("batchnorm", "batch normalisation; inference uses the running statistics", {

@@ -16,21 +16,41 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.ops import ACTIVATION_ALIASES, ACTIVATIONS
-from cnnspec.shapes import output_size
+from cnnspec.ops import ACTIVATION_ALIASES, ACTIVATIONS, four_sides
+from cnnspec.shapes import output_size, transpose_output_size
 
 ACTS = [None, *ACTIVATIONS, *ACTIVATION_ALIASES]
 # values an activation's arguments are drawn from (its default otherwise)
 ACTIVATION_ARG_VALUES = {"slope": [0.01, 0.2], "approximate": ["none", "tanh"], "alpha": [1.0, 0.5]}
+GROW_UP_TO = 12  # upsampling ops grow a map only up to this side, so random specs stay small
 
 
-def _fits(h, w, kernel, stride, padding, dilation):
+def _sides(amount):
+    """An int, a pair or four numbers as (top, bottom, left, right)."""
+    return four_sides((amount, amount) if isinstance(amount, int) else tuple(amount))
+
+
+def _axes(padding):
+    """'same'/'valid' for both axes, else each axis' (before, after)."""
+    if isinstance(padding, str):
+        return padding, padding
+    top, bottom, left, right = _sides(padding)
+    return (top, bottom), (left, right)
+
+
+def _fits(h, w, kernel, stride, padding, dilation, ceil=False):
     kh, kw = kernel
     sh, sw = stride
-    ph, pw = (padding, padding) if isinstance(padding, str) else padding
-    oh = output_size(h, kh, sh, ph, dilation[0]).size
-    ow = output_size(w, kw, sw, pw, dilation[1]).size
+    ph, pw = _axes(padding)
+    oh = output_size(h, kh, sh, ph, dilation[0], ceil).size
+    ow = output_size(w, kw, sw, pw, dilation[1], ceil).size
     return oh, ow
+
+
+def _amounts(draw, high):
+    """An int, a pair or four numbers [top, bottom, left, right], each 0..high."""
+    return draw(st.one_of(st.integers(0, high), st.lists(st.integers(0, high), min_size=2, max_size=2),
+                          st.lists(st.integers(0, high), min_size=4, max_size=4)))
 
 
 def _size(draw, lo, hi):
@@ -56,10 +76,8 @@ def _conv(draw, shape, name, prev):
     kernel, k = _size(draw, 1, 3)
     stride, s = _size(draw, 1, 2)
     dilation, d = (1, (1, 1)) if draw(st.booleans()) else _size(draw, 1, 2)
-    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2),
-                             st.lists(st.integers(0, 2), min_size=2, max_size=2)))
-    pad = padding if isinstance(padding, str) else ((padding, padding) if isinstance(padding, int) else tuple(padding))
-    oh, ow = _fits(h, w, k, s, pad, d)
+    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.just(None))) or _amounts(draw, 2)
+    oh, ow = _fits(h, w, k, s, padding, d)
     assume(oh >= 1 and ow >= 1)
     groups = 1
     if draw(st.booleans()):
@@ -85,17 +103,71 @@ def _pool(op):
         if draw(st.booleans()):
             stride, s = _size(draw, 1, 2)
             args["stride"] = stride
-        mode = draw(st.sampled_from(["default", "same", "valid", "explicit"]))
-        pad = (0, 0)
+        mode = draw(st.sampled_from(["default", "same", "valid", "explicit", "four"]))
+        pad = 0
         if mode in ("same", "valid"):
             args["padding"] = pad = mode
         elif mode == "explicit":
-            pad = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-            args["padding"] = list(pad)
-        oh, ow = _fits(h, w, k, s, pad, (1, 1))
+            pad = [draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2))]
+            args["padding"] = pad
+        elif mode == "four":
+            pad = [draw(st.integers(0, half)) for half in (k[0] // 2, k[0] // 2, k[1] // 2, k[1] // 2)]
+            args["padding"] = pad
+        ceil = op == "maxpool2d" and mode != "same" and draw(st.booleans())
+        if ceil:
+            args["ceil"] = True
+        oh, ow = _fits(h, w, k, s, pad, (1, 1), ceil)
         assume(oh >= 1 and ow >= 1)
         return [{op: args, "name": name}], (c, oh, ow)
     return layers
+
+
+def _conv_transpose(draw, shape, name, prev):
+    c, h, w = shape
+    grow = max(h, w) <= GROW_UP_TO
+    filters = draw(st.integers(1, 4))
+    kernel, k = _size(draw, 1, 3)
+    stride, s = _size(draw, 1, 2) if grow else (1, (1, 1))
+    args = {"filters": filters, "kernel": kernel, "stride": stride}
+    same = k[0] >= s[0] and k[1] >= s[1] and draw(st.booleans())
+    padding = "same" if same else draw(st.one_of(st.just("valid"), st.just(None))) or _amounts(draw, 1)
+    args["padding"] = padding
+    extra = (0, 0)
+    if not same and max(s) > 1 and draw(st.booleans()):
+        extra = (draw(st.integers(0, s[0] - 1)), draw(st.integers(0, s[1] - 1)))
+        args["output_padding"] = list(extra)
+    ph, pw = _axes(padding)
+    oh = transpose_output_size(h, k[0], s[0], ph, extra[0]).size
+    ow = transpose_output_size(w, k[1], s[1], pw, extra[1]).size
+    assume(oh >= 1 and ow >= 1)
+    if draw(st.booleans()):
+        args["bias"] = False
+    return [{"conv2d_transpose": _fused(draw, args), "name": name}], (filters, oh, ow)
+
+
+def _zeropad(draw, shape, name, prev):
+    c, h, w = shape
+    padding = _amounts(draw, 2) if max(h, w) <= GROW_UP_TO else 0
+    args = {"padding": padding}
+    if draw(st.booleans()):
+        args["value"] = draw(st.sampled_from([-1.5, 0.25, -100]))
+    top, bottom, left, right = _sides(padding)
+    return [{"zeropad2d": args, "name": name}], (c, h + top + bottom, w + left + right)
+
+
+def _crop(draw, shape, name, prev):
+    c, h, w = shape
+    cropping = _amounts(draw, 2)
+    top, bottom, left, right = _sides(cropping)
+    assume(h - top - bottom >= 1 and w - left - right >= 1)
+    return [{"crop2d": cropping, "name": name}], (c, h - top - bottom, w - left - right)
+
+
+def _upsample(draw, shape, name, prev):
+    c, h, w = shape
+    scale, (sh, sw) = _size(draw, 1, 2) if max(h, w) <= GROW_UP_TO else (1, (1, 1))
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    return [{"upsample2d": {"scale": scale, "mode": mode}, "name": name}], (c, h * sh, w * sw)
 
 
 def _dense(draw, shape, name, prev):
@@ -166,8 +238,12 @@ class OpStrategy:
 
 STRATEGIES: dict[str, OpStrategy] = {
     "conv2d": OpStrategy(_conv, (3,), weight=4),
+    "conv2d_transpose": OpStrategy(_conv_transpose, (3,)),
     "maxpool2d": OpStrategy(_pool("maxpool2d"), (3,), weight=2),
     "avgpool2d": OpStrategy(_pool("avgpool2d"), (3,), weight=2),
+    "zeropad2d": OpStrategy(_zeropad, (3,)),
+    "crop2d": OpStrategy(_crop, (3,)),
+    "upsample2d": OpStrategy(_upsample, (3,)),
     "global_avgpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_avgpool2d": None, "name": name}],
                                                                     (shape[0],)), (3,)),
     "global_maxpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_maxpool2d": None, "name": name}],

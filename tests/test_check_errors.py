@@ -29,7 +29,8 @@ layers:
     ("negative-filters", "  - conv2d: {filters: -3, kernel: 3}\n", "5:23: conv2d_1: 'filters' must be at least 1, got -3"),
     ("float-as-int", "  - conv2d: {filters: 64.0, kernel: 3}\n", "5:23: conv2d_1: 'filters' must be an integer, got 64.0"),
     ("bad-padding", "  - conv2d: {filters: 3, kernel: 3, padding: full}\n",
-     "5:46: conv2d_1: 'padding' must be zero or more, a pair [height, width], 'same' or 'valid', got 'full'"),
+     "5:46: conv2d_1: 'padding' must be zero or more, a pair [height, width], four numbers [top, bottom, left, right], "
+     "'same' or 'valid', got 'full'"),
     ("relu-args", "  - relu: 3\n", "5:11: relu_1: relu takes no arguments; write '- relu'"),
     ("two-ops", "  - conv2d: {filters: 3, kernel: 3}\n    relu: {}\n", "6:5: layer has several ops ('conv2d', 'relu'); put each op in its own list item"),
     ("add-shapes", "  - conv2d: {filters: 4, kernel: 3, name: x}\n".replace(", name: x", "") +
@@ -74,8 +75,9 @@ layers:
     ("repeat-no-times", "  - {relu: null, repeat: {start: 2}}\n", "5:26: 'repeat' needs 'times' (how many copies) beside 'start'"),
     ("too-many-layers", "  - {relu: null, repeat: 20000}\n  - {relu: null, repeat: 20000}\n",
      "6:26: the spec expands to more than 20000 layers"),
-    ("pool-four-sided-padding", "  - maxpool2d: {kernel: 2, padding: [1, 0, 1, 0]}\n",
-     "5:37: maxpool2d_1: 'padding' must be zero or more, a pair [height, width], 'same' or 'valid', got [1, 0, 1, 0]"),
+    ("pool-three-sided-padding", "  - maxpool2d: {kernel: 2, padding: [1, 0, 1]}\n",
+     "5:37: maxpool2d_1: 'padding' must be zero or more, a pair [height, width], four numbers [top, bottom, left, "
+     "right], 'same' or 'valid', got [1, 0, 1]"),
     ("pool-stride-not-its-doc", "  - avgpool2d: {kernel: 2, stride: [1, 2, 3]}\n",
      "5:36: avgpool2d_1: 'stride' must be a positive integer or a pair [height, width], got [1, 2, 3]"),
     ("name-too-long", "cnnspec: 1\nname: " + "x" * 201 + "\ninput: [1, 2, 2]\nlayers: [relu]\n",

@@ -108,9 +108,11 @@ def test_the_leaky_slope_is_stated_once():
     ({"kernel": 3}, {"kernel": (3, 3), "stride": (3, 3), "padding": (0, 0)}),
     ({"kernel": [2, 3], "padding": "same"}, {"kernel": (2, 3), "stride": (2, 3), "padding": "same"}),
     ({"kernel": 2, "stride": 1, "padding": [1, 0]}, {"kernel": (2, 2), "stride": (1, 1), "padding": (1, 0)}),
+    ({"kernel": 2, "padding": [1, 0, 0, 1]}, {"kernel": (2, 2), "stride": (2, 2), "padding": (1, 0, 0, 1)}),
 ])
 def test_sizes_normalise_by_their_declared_kind(raw, expected):
-    assert OPS["maxpool2d"].normalize(raw) == expected
+    assert OPS["avgpool2d"].normalize(raw) == expected
+    assert OPS["maxpool2d"].normalize(raw) == {**expected, "ceil": False}
 
 
 @pytest.mark.parametrize("value, expected", [(2, (2, 2)), ([1, 2], (1, 2)), ([1, 2, 3, 4], (1, 2, 3, 4)),

@@ -51,12 +51,16 @@ def seeded_weights(graph, seed=0):
 
 
 def onnx_shapes(model) -> dict:
-    """Every value's shape as ONNX's strict shape inference finds it, from the input alone."""
+    """Every value's shape as ONNX's strict shape inference finds it, from the input alone. Resize
+    (upsample2d) scales every dimension, the batch too, and ONNX names no symbol it cannot compute: a
+    batch it loses that way (its own ``unk__`` symbol) reads as ``batch``, every other dimension as found."""
     bare = onnx.ModelProto()
     bare.CopyFrom(model)
     del bare.graph.value_info[:]
     g = onnx.shape_inference.infer_shapes(bare, strict_mode=True).graph
-    return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+    lost = lambda i, d: i == 0 and d.dim_param.startswith("unk__")  # noqa: E731
+    return {v.name: ["batch" if lost(i, d) else d.dim_param or d.dim_value
+                     for i, d in enumerate(v.type.tensor_type.shape.dim)]
             for v in chain(g.value_info, g.output)}
 
 
@@ -142,6 +146,16 @@ EDGE_LAYERS = {
                                   {"concat": None, "in": ["d", "t"]}, "flatten"]),
     "global-pool-head": ([3, 5, 5], [{"conv2d": {"filters": 4, "kernel": 3, "bias": False}}, "global_avgpool2d",
                                      {"batchnorm": {"eps": 0.001}}, {"dense": {"units": 2, "activation": "softmax"}}]),
+    # the spatial ops: every value's shape is ONNX's own (Resize aside, which loses the batch symbol)
+    "ceil-pools-four-sided": ([2, 7, 6], [{"maxpool2d": {"kernel": 2, "padding": 1, "ceil": True}},
+                                          {"maxpool2d": {"kernel": 3, "stride": 2, "padding": [1, 0, 0, 1], "ceil": True}},
+                                          {"avgpool2d": {"kernel": 2, "stride": 1, "padding": [0, 1, 1, 0]}}]),
+    "transposed-convolutions": ([3, 4, 5], [{"conv2d_transpose": {"filters": 2, "kernel": 3, "stride": 2,
+                                                                  "padding": "same", "activation": "relu"}},
+                                            {"conv2d_transpose": {"filters": 2, "kernel": [1, 2], "stride": [2, 3],
+                                                                  "padding": [0, 1, 1, 0], "output_padding": [1, 0]}}]),
+    "pad-crop-upsample": ([2, 3, 4], [{"zeropad2d": {"padding": [1, 2], "value": -3}}, {"crop2d": [0, 1, 2, 0]},
+                                      {"upsample2d": [2, 1]}, {"upsample2d": {"scale": 2, "mode": "bilinear"}}]),
 }
 
 

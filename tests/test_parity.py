@@ -220,6 +220,44 @@ EDGE_CASES = {
     "residual-add": ([3, 6, 6], [{"conv2d": {"filters": 3, "kernel": 3, "padding": "same"}, "name": "a"},
                                  {"batchnorm": None}, {"add": None, "in": ["input", "batchnorm_1"]}, "relu",
                                  "global_avgpool2d", {"dense": 4}, "softmax"]),
+    # the spatial ops of the second edition: four-sided padding, ceil pools, transposed convolutions,
+    # zero padding (a value too), cropping, upsampling
+    "conv-four-sided": ([2, 7, 6], [{"conv2d": {"filters": 3, "kernel": 3, "stride": 2, "padding": [1, 0, 2, 1]}}]),
+    "max-four-sided-over-negatives": ([2, 6, 7], [{"conv2d": {"filters": 2, "kernel": 1}},
+                                                  {"maxpool2d": {"kernel": 3, "stride": 2, "padding": [1, 0, 0, 1]}}]),
+    "avg-four-sided-counts-zeros": ([2, 6, 5], [{"avgpool2d": {"kernel": 2, "padding": [1, 0, 0, 1]}}]),
+    "max-ceil": ([2, 8, 7], [{"maxpool2d": {"kernel": 3, "stride": 2, "ceil": True}}]),
+    "max-ceil-padded-drops-last-window": ([2, 5, 5], [{"maxpool2d": {"kernel": 2, "padding": 1, "ceil": True}}]),
+    "max-ceil-four-sided": ([2, 7, 6], [{"maxpool2d": {"kernel": 3, "stride": 2, "padding": [1, 0, 0, 1],
+                                                       "ceil": True}}]),
+    "transpose-same-odd-crop": ([3, 4, 5], [{"conv2d_transpose": {"filters": 2, "kernel": 3, "stride": 2,
+                                                                  "padding": "same", "activation": "leaky_relu"}}]),
+    "transpose-padding-output-padding": ([3, 4, 3], [{"conv2d_transpose": {"filters": 2, "kernel": [3, 2],
+                                                                           "stride": [2, 3], "padding": 1,
+                                                                           "output_padding": [1, 2]}}]),
+    "transpose-four-sided-kernel-below-stride": ([2, 3, 4], [{"conv2d_transpose": {
+        "filters": 3, "kernel": [1, 3], "stride": 2, "padding": [0, 1, 2, 0], "bias": False, "activation": "softmax"}}]),
+    "zeropad-then-maxpool": ([2, 6, 6], [{"conv2d": {"filters": 2, "kernel": 1}}, {"zeropad2d": 1},
+                                         {"maxpool2d": {"kernel": 3, "stride": 2}}]),  # ResNet50V2's stem
+    "zeropad-value-crop": ([2, 5, 6], [{"zeropad2d": {"padding": [2, 0, 1, 3], "value": -0.75}},
+                                       {"crop2d": [1, 0, 3, 2]}]),
+    "upsample-nearest-pair": ([2, 3, 4], [{"upsample2d": [3, 2]}]),
+    "upsample-bilinear": ([2, 4, 3], [{"upsample2d": {"scale": [2, 3], "mode": "bilinear"}}]),
+    # a small U-Net: conv, max pool, a stride-2 transposed conv and a bilinear upsample, each joined
+    # with its encoder's skip
+    "unet-small": ([3, 16, 16], [
+        {"conv2d": {"filters": 4, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "enc1"},
+        {"maxpool2d": 2, "name": "pool1"},
+        {"conv2d": {"filters": 8, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "enc2"},
+        {"maxpool2d": 2, "name": "pool2"},
+        {"conv2d": {"filters": 8, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "mid"},
+        {"conv2d_transpose": {"filters": 8, "kernel": 2, "stride": 2}, "name": "up2", "expect": [8, 8, 8]},
+        {"concat": None, "in": ["up2", "enc2"], "name": "cat2"},
+        {"conv2d": {"filters": 8, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "dec2"},
+        {"upsample2d": {"scale": 2, "mode": "bilinear"}, "name": "up1"},
+        {"concat": None, "in": ["up1", "enc1"], "name": "cat1"},
+        {"conv2d": {"filters": 4, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "dec1"},
+        {"conv2d": {"filters": 2, "kernel": 1}, "name": "head", "expect": [2, 16, 16]}]),
 }
 
 

@@ -61,6 +61,28 @@ class NegInfPadding2D(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cnnspec")
+class ConstantPadding2D(layers.Layer):
+    """Pads height and width with a constant: ZeroPadding2D with a ``value`` (Keras' pads zeros only)."""
+
+    def __init__(self, padding=((0, 0), (0, 0)), value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(p) for p in side) for side in padding)
+        self.value = float(value)
+
+    def call(self, x):
+        (top, bottom), (left, right) = self.padding
+        return ops.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=self.value)
+
+    def compute_output_shape(self, shape):
+        (top, bottom), (left, right) = self.padding
+        grow = lambda size, extra: None if size is None else size + extra  # noqa: E731
+        return (shape[0], grow(shape[1], top + bottom), grow(shape[2], left + right), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "value": self.value}
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
 class Subsample2D(layers.Layer):
     """Keeps every stride-th row and column: a stride after a dilated convolution, which Keras
     refuses to combine in one layer. Exact: a strided convolution is a subsampled stride-1 one."""
@@ -123,4 +145,4 @@ class Scale(layers.Layer):
         return {**super().get_config(), "init": self.init}
 
 
-CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, Subsample2D, GELU, Scale)}
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, ConstantPadding2D, Subsample2D, GELU, Scale)}

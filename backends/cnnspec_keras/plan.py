@@ -8,6 +8,10 @@ where the output is a feature map, closes with one back. Everything in between i
 Where a Keras default differs from the contract, the plan says so explicitly:
 - flatten transposes to C-H-W first (Keras flattens H-W-C);
 - explicit pool padding is a pad layer then a ``valid`` pool (-inf for max, counted zeros for avg);
+  a ``ceil: true`` max pool (Keras has no ceil mode) pads -inf just as far as its last window reaches;
+- a transposed convolution is a ``valid`` Conv2DTranspose then a Cropping2D of its ``padding`` (the
+  contract's crop, of any symmetry, whose ``same`` split is TensorFlow's);
+- zeropad2d with a ``value`` other than 0 is :class:`ConstantPadding2D` (ZeroPadding2D has no value);
 - conv ``same`` with stride and dilation both above 1 (Keras refuses the pair) is explicit zero
   padding, a stride-1 dilated convolution and a subsampling layer, which is the same arithmetic;
 - a fused activation Keras' ``activation=`` string cannot say exactly (``leaky_relu``: Keras' string
@@ -29,7 +33,7 @@ from cnnspec.ops import activation_defaults
 
 TARGET = "keras"
 # layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
-CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "Subsample2D", "GELU", "Scale")
+CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "ConstantPadding2D", "Subsample2D", "GELU", "Scale")
 # layers called on a list of inputs
 MULTI_INPUT = ("Add", "Multiply", "Concatenate")
 
@@ -194,6 +198,21 @@ def plan_conv2d(b: _Builder, node: Node, ins):
     return _activation_after(b, node, x)
 
 
+def plan_conv2d_transpose(b: _Builder, node: Node, ins):
+    a = node.attrs
+    # output_padding always: without it Keras makes W1*S where the kernel is smaller than the stride,
+    # not the contract's (W1 - 1)*S + F
+    kwargs = dict(filters=a["filters"], kernel_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding="valid",
+                  output_padding=tuple(a["output_padding"]))
+    if not a["bias"]:
+        kwargs["use_bias"] = False
+    kwargs.update(_activation_kwargs(b, node))  # element-wise: commutes with the crop
+    x = b.add("Conv2DTranspose", ins[0], name=node.name, **kwargs)
+    if any(node.pads):
+        x = b.add("Cropping2D", x, helper=f"{node.name}_crop", cropping=_pads(node))
+    return _activation_after(b, node, x)
+
+
 def _plan_pool(keras_layer: str, pad_layer: str):
     def plan(b: _Builder, node: Node, ins):
         a = node.attrs
@@ -207,6 +226,13 @@ def _plan_pool(keras_layer: str, pad_layer: str):
         return b.add(keras_layer, x, name=node.name, pool_size=tuple(a["kernel"]),
                      strides=tuple(a["stride"]), padding=padding)
     return plan
+
+
+def plan_zeropad2d(b: _Builder, node: Node, ins):
+    value = float(node.attrs["value"])
+    if value == 0:
+        return b.add("ZeroPadding2D", ins[0], name=node.name, padding=_pads(node))
+    return b.add("ConstantPadding2D", ins[0], name=node.name, padding=_pads(node), value=value)
 
 
 def plan_batchnorm(b: _Builder, node: Node, ins):
@@ -279,8 +305,13 @@ def plan_dropout(b: _Builder, node: Node, ins):
 PLANNERS = {
     **{name: _plan_activation(name) for name in ACTIVATIONS},
     "conv2d": plan_conv2d,
+    "conv2d_transpose": plan_conv2d_transpose,
     "maxpool2d": _plan_pool("MaxPooling2D", "NegInfPadding2D"),
     "avgpool2d": _plan_pool("AveragePooling2D", "ZeroPadding2D"),
+    "zeropad2d": plan_zeropad2d,
+    "crop2d": lambda b, node, ins: b.add("Cropping2D", ins[0], name=node.name, cropping=_pads(node)),
+    "upsample2d": lambda b, node, ins: b.add("UpSampling2D", ins[0], name=node.name, size=tuple(node.attrs["scale"]),
+                                             interpolation=node.attrs["mode"]),
     "global_avgpool2d": _simple("GlobalAveragePooling2D"),
     "global_maxpool2d": _simple("GlobalMaxPooling2D"),
     "batchnorm": plan_batchnorm,

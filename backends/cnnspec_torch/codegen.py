@@ -18,7 +18,7 @@ from typing import Callable
 
 from cnnspec import __version__
 from cnnspec.errors import LoweringMissing
-from cnnspec.ops import activation_defaults
+from cnnspec.ops import activation_defaults, written_padding
 
 from . import layers
 
@@ -41,10 +41,16 @@ def _kwargs(**items) -> str:
     return "".join(f", {k}={v}" for k, v in items.items() if v is not None)
 
 
-def _symmetric_padding(node) -> str | None:
+def _symmetric_padding(pads) -> str | None:
     """nn layers pad symmetrically only: the padding argument where that suffices (else F.pad in forward)."""
-    pads = node.pads
     return _size((pads[0], pads[2])) if layers.symmetric(pads) and any(pads) else None
+
+
+def _keep(node) -> str:
+    """The slice that keeps a layer's output of its cropped input: ``[:, :, top:top+H, left:left+W]``."""
+    top, _, left, _ = node.pads
+    _, h, w = node.shape
+    return f"[:, :, {top}:{top + h}, {left}:{left + w}]"
 
 
 def _with_activation(node, expr: str) -> str:
@@ -58,7 +64,7 @@ def _conv2d_constructor(node, graph) -> str:
     a = node.attrs
     c_in = graph.shape_of(node.inputs[0])[0]
     return (f"nn.Conv2d({c_in}, {a['filters']}, kernel_size={_size(a['kernel'])}"
-            + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None, padding=_symmetric_padding(node),
+            + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None, padding=_symmetric_padding(node.pads),
                       dilation=_size(a["dilation"]) if a["dilation"] != (1, 1) else None,
                       groups=a["groups"] if a["groups"] != 1 else None,
                       bias=None if a["bias"] else False) + ")")
@@ -68,6 +74,22 @@ def _conv2d_call(node, ins, module) -> str:
     x = ins[0]
     inner = x if layers.symmetric(node.pads) else f"F.pad({x}, {layers.torch_pad(node.pads)})"
     return _with_activation(node, f"{module}({inner})")
+
+
+def _conv2d_transpose_constructor(node, graph) -> str:
+    a = node.attrs
+    c_in = graph.shape_of(node.inputs[0])[0]
+    return (f"nn.ConvTranspose2d({c_in}, {a['filters']}, kernel_size={_size(a['kernel'])}"
+            + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None,
+                      padding=_symmetric_padding(node.pads),
+                      output_padding=_size(a["output_padding"]) if any(a["output_padding"]) else None,
+                      bias=None if a["bias"] else False) + ")")
+
+
+def _conv2d_transpose_call(node, ins, module) -> str:
+    # nn.ConvTranspose2d crops symmetrically only: an asymmetric crop is a slice of its uncropped output
+    keep = "" if layers.symmetric(node.pads) else _keep(node)
+    return _with_activation(node, f"{module}({ins[0]}){keep}")
 
 
 def _dense_constructor(node, graph) -> str:
@@ -101,34 +123,62 @@ def _normalize_constructor(node, graph) -> str:
     return f"Normalize({node.shape[0]}, mean={a['mean']!r}, std={a['std']!r})"
 
 
-def _pool_constructor(kind: str, node, graph) -> str:
+def _pool_constructor(kind: str, node, pads, ceil: bool = False) -> str:
     a = node.attrs
-    padding = _symmetric_padding(node)
+    padding = _symmetric_padding(pads)
     stride = None if a["stride"] == a["kernel"] else _size(a["stride"])
     exclude = kind == "nn.AvgPool2d" and padding is not None and a["padding"] == "same"
     return (f"{kind}({_size(a['kernel'])}" + _kwargs(stride=stride, padding=padding)
-            + (", count_include_pad=False" if exclude else "") + ")")
+            + (", count_include_pad=False" if exclude else "") + (", ceil_mode=True" if ceil else "") + ")")
+
+
+def _maxpool_pads(node) -> tuple[tuple, bool]:
+    """The padding model.py's max pool applies, and whether PyTorch's ``ceil_mode`` does the rest
+    (symmetric written padding); else ``node.pads``, which reach the last window, before a floor pool."""
+    native = layers.ceil_mode_padding(written_padding(node.attrs) if node.attrs["ceil"] else None)
+    return (native or node.pads), native is not None
+
+
+def _maxpool_constructor(node, graph) -> str:
+    pads, ceil = _maxpool_pads(node)
+    return _pool_constructor("nn.MaxPool2d", node, pads, ceil)
 
 
 def _maxpool_call(node, ins, module) -> str:
-    if layers.symmetric(node.pads):
+    pads, _ = _maxpool_pads(node)
+    if layers.symmetric(pads):
         return f"{module}({ins[0]})"
-    return f"{module}(F.pad({ins[0]}, {layers.torch_pad(node.pads)}, value=-math.inf))"
+    return f"{module}(F.pad({ins[0]}, {layers.torch_pad(pads)}, value=-math.inf))"
 
 
-def _asymmetric_avg(node) -> bool:
-    return not layers.symmetric(node.pads)
+def _avg_helper(node) -> bool:
+    """`same` with an odd total: no nn layer excludes asymmetric padding from the count."""
+    return not layers.symmetric(node.pads) and node.attrs["padding"] == "same"
 
 
 def _avgpool_constructor(node, graph) -> str | None:
-    return None if _asymmetric_avg(node) else _pool_constructor("nn.AvgPool2d", node, graph)
+    return None if _avg_helper(node) else _pool_constructor("nn.AvgPool2d", node, node.pads)
 
 
 def _avgpool_call(node, ins, module) -> str:
-    if not _asymmetric_avg(node):
-        return f"{module}({ins[0]})"
     a = node.attrs
-    return f"{AVG_HELPER}({ins[0]}, {tuple(a['kernel'])}, {tuple(a['stride'])}, {layers.torch_pad(node.pads)})"
+    if _avg_helper(node):
+        return f"{AVG_HELPER}({ins[0]}, {tuple(a['kernel'])}, {tuple(a['stride'])}, {layers.torch_pad(node.pads)})"
+    if layers.symmetric(node.pads):
+        return f"{module}({ins[0]})"
+    return f"{module}(F.pad({ins[0]}, {layers.torch_pad(node.pads)}))"  # explicit: the zeros count
+
+
+def _zeropad2d_constructor(node, graph) -> str:
+    value = node.attrs["value"]
+    pads = layers.torch_pad(node.pads)
+    return f"nn.ZeroPad2d({pads})" if value == 0 else f"nn.ConstantPad2d({pads}, {float(value)!r})"
+
+
+def _upsample2d_constructor(node, graph) -> str:
+    a = node.attrs
+    linear = ", align_corners=False" if a["mode"] == "bilinear" else ""
+    return f"nn.Upsample(scale_factor={_size(a['scale'])}, mode={a['mode']!r}{linear})"
 
 
 def _module_call(node, ins, module) -> str:
@@ -163,6 +213,7 @@ def _activation_code(name: str) -> Code:
 CODE = {
     **{name: _activation_code(name) for name in layers.ACTIVATION_CALLS},
     "conv2d": Code(_conv2d_call, _conv2d_constructor),
+    "conv2d_transpose": Code(_conv2d_transpose_call, _conv2d_transpose_constructor),
     "dense": Code(lambda node, ins, module: _with_activation(node, f"{module}({ins[0]})"), _dense_constructor),
     "batchnorm": Code(_module_call, _batchnorm_constructor,
                       lambda node: ("fixed_affine",) if _fixed_affine(node) else ()),
@@ -170,10 +221,12 @@ CODE = {
                       lambda node: ("LayerNorm2d",) if len(node.shape) == 3 else ()),
     "normalize": Code(_module_call, _normalize_constructor, lambda node: ("Normalize",)),
     "dropout": Code(_module_call, lambda node, graph: f"nn.Dropout({node.attrs['rate']!r})"),
-    "maxpool2d": Code(_maxpool_call, lambda node, graph: _pool_constructor("nn.MaxPool2d", node, graph),
-                      lambda node: () if layers.symmetric(node.pads) else (MATH,)),
-    "avgpool2d": Code(_avgpool_call, _avgpool_constructor,
-                      lambda node: (AVG_HELPER,) if _asymmetric_avg(node) else ()),
+    "maxpool2d": Code(_maxpool_call, _maxpool_constructor,
+                      lambda node: () if layers.symmetric(_maxpool_pads(node)[0]) else (MATH,)),
+    "avgpool2d": Code(_avgpool_call, _avgpool_constructor, lambda node: (AVG_HELPER,) if _avg_helper(node) else ()),
+    "zeropad2d": Code(_module_call, _zeropad2d_constructor),
+    "crop2d": Code(lambda node, ins, module: f"{ins[0]}{_keep(node)}"),
+    "upsample2d": Code(_module_call, _upsample2d_constructor),
     "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3))"),
     "global_maxpool2d": Code(lambda node, ins, module: f"{ins[0]}.amax(dim=(2, 3))"),
     "flatten": Code(lambda node, ins, module: f"torch.flatten({ins[0]}, 1)"),

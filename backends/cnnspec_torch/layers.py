@@ -10,6 +10,10 @@ PyTorch lacks, and keeps every ONNX op of its layer inside its own forward:
   AveragePool node with asymmetric ``pads`` instead of a Pad chain;
 * ``same`` average pooling excludes the padding from the count (as TensorFlow does); explicit
   padding counts the zeros (PyTorch's default);
+* a transposed convolution crops its output (``padding``) symmetrically in PyTorch only, so an
+  asymmetric crop (``same`` with an odd ``F - S``, or four sides) is a padding-free one, then a slice;
+* ``ceil: true`` max pooling with asymmetric padding pads -inf just as far as the last window reaches,
+  then pools in floor mode (the same numbers as ``ceil_mode``);
 * a fused ``activation`` runs inside the layer's module, so the layer's output is the activated one.
 """
 from __future__ import annotations
@@ -88,6 +92,12 @@ def onnx_pads(pads) -> list[int]:
     return [top, left, bottom, right]
 
 
+def crop(x, pads):
+    """Removes (top, bottom, left, right) rows and columns of an [N, C, H, W] tensor."""
+    top, bottom, left, right = pads
+    return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
+
+
 def avg_pool_excluding_padding(x, kernel, stride, pads):
     """TensorFlow's ``same`` average pooling: zero-pad, sum each window, divide by the number of real
     (unpadded) pixels in it. ``pads`` is F.pad's (left, right, top, bottom)."""
@@ -126,13 +136,15 @@ class _AsymmetricMaxPool(torch.autograd.Function):
 
 class _AsymmetricAvgPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, kernel, stride, pads):
+    def forward(ctx, x, kernel, stride, pads, count_padding):
+        if count_padding:
+            return F.avg_pool2d(F.pad(x, torch_pad(pads)), kernel, stride)
         return avg_pool_excluding_padding(x, kernel, stride, torch_pad(pads))
 
     @staticmethod
-    def symbolic(g, x, kernel, stride, pads):
+    def symbolic(g, x, kernel, stride, pads, count_padding):
         return g.op("AveragePool", x, kernel_shape_i=list(kernel), pads_i=onnx_pads(pads),
-                    strides_i=list(stride), count_include_pad_i=0)
+                    strides_i=list(stride), count_include_pad_i=int(count_padding))
 
 
 def _exporting() -> bool:
@@ -174,6 +186,29 @@ class Conv2d(_FusedActivation, nn.Conv2d):
         return text + (f", activation={self.activation}" if self.activation else "")
 
 
+class ConvTranspose2d(_FusedActivation, nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with a (top, bottom, left, right) crop of any symmetry and a fused activation."""
+
+    def __init__(self, in_channels, out_channels, kernel, stride, pads, output_padding, bias, activation=None):
+        even = symmetric(pads)
+        super().__init__(in_channels, out_channels, tuple(kernel), tuple(stride),
+                         padding=(pads[0], pads[2]) if even else 0, output_padding=tuple(output_padding),
+                         bias=bias)
+        self.pads = tuple(pads)
+        self.post_crop = None if even else self.pads
+        self.activation = activation
+
+    def forward(self, x):
+        y = super().forward(x)
+        return self.activate(y if self.post_crop is None else crop(y, self.post_crop))
+
+    def extra_repr(self):
+        text = super().extra_repr()
+        if self.post_crop is not None:
+            text += f", crop(top, bottom, left, right)={self.pads}"
+        return text + (f", activation={self.activation}" if self.activation else "")
+
+
 class Linear(_FusedActivation, nn.Linear):
     def __init__(self, in_features, out_features, bias, activation=None):
         super().__init__(in_features, out_features, bias=bias)
@@ -186,13 +221,23 @@ class Linear(_FusedActivation, nn.Linear):
         return super().extra_repr() + (f", activation={self.activation}" if self.activation else "")
 
 
-class MaxPool2d(nn.MaxPool2d):
-    """Max pooling; every padded position is -inf (PyTorch's implicit padding, or an explicit -inf pad)."""
+def ceil_mode_padding(ceil_pads) -> tuple | None:
+    """PyTorch's ``ceil_mode`` computes a ceil-mode pool where its written padding is symmetric: that
+    padding, else None (then ``pads``, which reach the last window, go before a floor-mode pool)."""
+    return tuple(ceil_pads) if ceil_pads is not None and symmetric(ceil_pads) else None
 
-    def __init__(self, kernel, stride, pads):
+
+class MaxPool2d(nn.MaxPool2d):
+    """Max pooling; every padded position is -inf (PyTorch's implicit padding, or an explicit -inf pad).
+    ``ceil_pads``: for ``ceil: true``, the padding as written (``pads`` reach the last window)."""
+
+    def __init__(self, kernel, stride, pads, ceil_pads=None):
+        native = ceil_mode_padding(ceil_pads)
+        pads = tuple(native or pads)
         even = symmetric(pads)
-        super().__init__(tuple(kernel), tuple(stride), padding=(pads[0], pads[2]) if even else 0)
-        self.pads = tuple(pads)
+        super().__init__(tuple(kernel), tuple(stride), padding=(pads[0], pads[2]) if even else 0,
+                         ceil_mode=native is not None)
+        self.pads = pads
         self.pre_pad = None if even else torch_pad(pads)
 
     def forward(self, x):
@@ -204,22 +249,38 @@ class MaxPool2d(nn.MaxPool2d):
 
 
 class AvgPool2d(nn.AvgPool2d):
-    """Average pooling. ``same`` excludes the padding from the count; explicit padding counts its zeros."""
+    """Average pooling. ``same`` excludes the padding from the count; explicit padding counts its zeros
+    (asymmetric explicit padding: zeros padded first, then a padding-free pool)."""
 
     def __init__(self, kernel, stride, pads, count_padding: bool):
         even = symmetric(pads)
         super().__init__(tuple(kernel), tuple(stride), padding=(pads[0], pads[2]) if even else 0,
                          count_include_pad=count_padding)
         self.pads = tuple(pads)
-        # explicit padding is always symmetric, so only `same` reaches the asymmetric path
         self.pre_pad = None if even else torch_pad(pads)
 
     def forward(self, x):
         if self.pre_pad is None:
             return super().forward(x)
         if _exporting():
-            return _AsymmetricAvgPool.apply(x, self.kernel_size, self.stride, self.pads)
+            return _AsymmetricAvgPool.apply(x, self.kernel_size, self.stride, self.pads, self.count_include_pad)
+        if self.count_include_pad:
+            return super().forward(F.pad(x, self.pre_pad))  # padding=0 here: the zeros are real pixels now
         return avg_pool_excluding_padding(x, self.kernel_size, self.stride, self.pre_pad)
+
+
+class Crop2d(nn.Module):
+    """Removes (top, bottom, left, right) rows and columns."""
+
+    def __init__(self, crops):
+        super().__init__()
+        self.crops = tuple(crops)
+
+    def forward(self, x):
+        return crop(x, self.crops)
+
+    def extra_repr(self):
+        return f"crop(top, bottom, left, right)={self.crops}"
 
 
 class GlobalAvgPool2d(nn.Module):

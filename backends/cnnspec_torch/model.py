@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from cnnspec.errors import LoweringMissing, UsageError
+from cnnspec.ops import written_padding
 
 from . import layers
 
@@ -31,6 +32,13 @@ def _conv2d(node, graph):
                          a["bias"], _fused(node))
 
 
+def _conv2d_transpose(node, graph):
+    a = node.attrs
+    c_in = graph.shape_of(node.inputs[0])[0]
+    return layers.ConvTranspose2d(c_in, a["filters"], a["kernel"], a["stride"], node.pads, a["output_padding"],
+                                  a["bias"], _fused(node))
+
+
 def _dense(node, graph):
     a = node.attrs
     (n_in,) = graph.shape_of(node.inputs[0])
@@ -38,13 +46,27 @@ def _dense(node, graph):
 
 
 def _maxpool(node, graph):
-    return layers.MaxPool2d(node.attrs["kernel"], node.attrs["stride"], node.pads)
+    a = node.attrs
+    return layers.MaxPool2d(a["kernel"], a["stride"], node.pads, written_padding(a) if a["ceil"] else None)
 
 
 def _avgpool(node, graph):
     # `same` excludes its padding from the average; explicit padding counts its zeros
     return layers.AvgPool2d(node.attrs["kernel"], node.attrs["stride"], node.pads,
                             count_padding=node.attrs["padding"] != "same")
+
+
+def _zeropad2d(node, graph):
+    value = node.attrs["value"]
+    pads = layers.torch_pad(node.pads)
+    return nn.ZeroPad2d(pads) if value == 0 else nn.ConstantPad2d(pads, float(value))
+
+
+def _upsample2d(node, graph):
+    a = node.attrs
+    bilinear = a["mode"] == "bilinear"
+    return nn.Upsample(scale_factor=tuple(float(s) for s in a["scale"]), mode=a["mode"],
+                       align_corners=False if bilinear else None)
 
 
 def _batchnorm(node, graph):
@@ -66,9 +88,13 @@ def _activation(name):
 LAYER_BUILDERS = {
     **{name: _activation(name) for name in layers.ACTIVATION_CALLS},  # those without an nn module of their own
     "conv2d": _conv2d,
+    "conv2d_transpose": _conv2d_transpose,
     "dense": _dense,
     "maxpool2d": _maxpool,
     "avgpool2d": _avgpool,
+    "zeropad2d": _zeropad2d,
+    "crop2d": lambda node, graph: layers.Crop2d(node.pads),
+    "upsample2d": _upsample2d,
     "global_avgpool2d": lambda node, graph: layers.GlobalAvgPool2d(),
     "global_maxpool2d": lambda node, graph: layers.GlobalMaxPool2d(),
     "batchnorm": _batchnorm,
