@@ -210,7 +210,7 @@ BAD_INPUTS = [
     ("version-2-liar", "v2.npy",
      lambda p: _npy_with_header(p, {**F4, "shape": (10 ** 9, 1, 8, 8)}, version=(2, 0)), "declares [1000000000, 1, 8, 8]"),
     ("python-objects", "o.npy", _npy(np.array([{"a": 1}], dtype=object)),
-     "it holds Python objects, which cnnspec never unpickles"),
+     "o.npy: holds Python objects: loading them means unpickling, and cnnspec never unpickles"),
     ("complex-values", "c.npy", _npy(np.zeros((1, 8, 8), np.complex64)), "holds complex64 values"),
     ("nan-array", "n.npy", _npy(np.full((1, 8, 8), np.nan, np.float32)), "n.npy: holds NaN or infinite values"),
     ("inf-array", "i.npy", _npy(np.full((1, 8, 8), np.inf, np.float32)), "holds NaN or infinite values"),

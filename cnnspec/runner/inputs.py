@@ -14,11 +14,11 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..images import IMAGE_MODES, load_image
+from ..npyfile import read_header
 from ..resources import require_fits
 
 MAX_NPY_BYTES = 2 * 1024 ** 3
 NPY_SUFFIXES = (".npy",)
-MAX_NPY_HEADER = 10_000  # numpy's own default bound on a header's length
 FLOAT32 = 4
 
 
@@ -28,15 +28,6 @@ class Sample:
 
     file: str
     index: int | None
-
-
-@dataclass(frozen=True)
-class NpyHeader:
-    """What a .npy file declares, checked: its dtype, shape, and where its data starts."""
-
-    dtype: object
-    shape: tuple
-    offset: int
 
 
 def require_regular_input(path: Path, what: str = "input file") -> int:
@@ -55,39 +46,18 @@ def require_regular_input(path: Path, what: str = "input file") -> int:
     return st.st_size
 
 
-def read_npy_header(path: Path, size: int) -> NpyHeader:
-    """The header of a .npy file, checked against the file before any data is read: a file that is
-    no .npy at all, a header declaring more data than the file holds, or Python objects, is one line."""
+def read_npy_header(path: Path, size: int):
+    """The checked header of a .npy input (see :mod:`cnnspec.npyfile`), holding real numbers."""
     import numpy as np
-    from numpy.lib import format as npy
 
-    # version 3.0 has 2.0's layout (its header is UTF-8, which only structured dtypes use)
-    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0, (3, 0): npy.read_array_header_2_0}
     try:
         with open(path, "rb") as fh:
-            version = npy.read_magic(fh)
-            reader = readers.get(version)
-            if reader is None:
-                raise InputError(f"{path}: not a .npy array (unknown .npy version {version[0]}.{version[1]})")
-            shape, fortran, dtype = reader(fh, max_header_size=MAX_NPY_HEADER)
-            offset = fh.tell()
-    except InputError:
-        raise
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        magic = "magic string" in str(exc) or isinstance(exc, EOFError)
-        raise InputError(f"{path}: not a .npy array ({'no .npy header' if magic else 'malformed .npy header'})") from None
+            header = read_header(fh, size, str(path))
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if dtype.hasobject:
-        raise InputError(f"{path}: not a readable .npy array (it holds Python objects, which cnnspec never unpickles)")
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
-        raise InputError(f"{path}: holds {dtype} values; cnnspec run needs real numbers (float32 preferred)")
-    declared = _count(shape) * dtype.itemsize
-    if declared != size - offset:
-        more = "more" if size - offset > declared else "less"
-        raise InputError(f"{path}: the .npy header declares {list(shape)} {dtype} ({declared:,} bytes) but the file "
-                         f"holds {more} ({size - offset:,} bytes); truncated or not a .npy array")
-    return NpyHeader(dtype, tuple(int(d) for d in shape), offset)
+    if not (np.issubdtype(header.dtype, np.floating) or np.issubdtype(header.dtype, np.integer)):
+        raise InputError(f"{path}: holds {header.dtype} values; cnnspec run needs real numbers (float32 preferred)")
+    return header
 
 
 def _count(shape) -> int:
@@ -118,8 +88,7 @@ def _load_npy(path: Path, chw):
         raise InputError(f"{path}: larger than the {MAX_NPY_BYTES} bytes cnnspec run reads")
     header = read_npy_header(path, size)
     indexed = _fit_npy(path, header.shape, chw)
-    require_fits(_count(header.shape) * FLOAT32, f"{path}: its {list(header.shape)} values as float32",
-                 error=InputError)
+    require_fits(header.count * FLOAT32, f"{path}: its {list(header.shape)} values as float32", error=InputError)
     try:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as exc:
