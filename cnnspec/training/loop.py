@@ -23,7 +23,7 @@ from .batching import epoch_batches, shard, validation_split
 from .config import TrainConfig
 from .distributed import World, world_from_env
 from .loss import training_head
-from .outputs import export_labels, write_outputs
+from .outputs import OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 
 
@@ -59,10 +59,10 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     graph = load(spec_path).graph
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
-    require_memory(graph)
+    require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
-        check_can_create_dir(out)  # created only when the outputs are written
+        check_can_create_dir(out, OUTPUT_FILES)  # created only when the outputs are written
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
