@@ -121,3 +121,62 @@ def test_a_2000_layer_spec_builds_in_seconds_and_linearly(tmp_path, backend, cap
     assert large < 60, f"2,000 layers took {large:.1f} s"
     assert large < 24 * max(small, 0.05), f"250 layers: {small:.2f} s, 2,000 layers: {large:.2f} s (quadratic?)"
     assert (tmp_path / f"{backend}2000" / "model.onnx").is_file()
+
+
+# ---------------------------------------------------------------- activation memory, before allocating
+
+ACTIVATIONS = """cnnspec: 1
+name: act
+input: [3, 40000, 40000]
+layers:
+  - conv2d: {filters: 4, kernel: 3, padding: same}
+  - global_avgpool2d
+  - dense: 2
+"""
+SIXTEEN_GIB = 16 * 2 ** 30
+ACT_LINE = ("spec 'act': the float32 activations of {samples} (input [3, 40000, 40000], 44,800,000,024 bytes a sample) "
+            "need {need}, more than half of this machine's 16.00 GiB of memory; refused before allocating")
+
+
+@pytest.fixture
+def sixteen_gib(monkeypatch):
+    import cnnspec.resources
+
+    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: SIXTEEN_GIB)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_build_refuses_activations_bigger_than_memory_with_the_figure(tmp_path, capsys, sixteen_gib, backend):
+    from cnnspec.cli import main
+
+    spec = tmp_path / "act.yaml"
+    spec.write_text(ACTIVATIONS)
+    graph, _ = check_path(spec)
+    assert graph.params == 122
+    assert main(["build", str(spec), "--backend", backend, "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "cnnspec: error: " + ACT_LINE.format(samples="one sample", need="41.72 GiB")
+    assert not (tmp_path / "out").exists()
+
+
+def test_spec_to_refuses_activations_bigger_than_memory(sixteen_gib):
+    import cnnspec
+    from cnnspec.errors import UsageError
+
+    spec = cnnspec.loads(ACTIVATIONS)
+    with pytest.raises(UsageError) as info:
+        spec.to("onnx")
+    assert str(info.value) == ACT_LINE.format(samples="one sample", need="41.72 GiB")
+
+
+def test_train_counts_the_activations_of_its_batch(tmp_path, monkeypatch):
+    import cnnspec.resources
+    from cnnspec.errors import UsageError
+    from cnnspec.training import TrainConfig, train
+
+    spec = tmp_path / "small.yaml"
+    spec.write_text("cnnspec: 1\nname: small\ninput: [1, 256, 256]\nlayers:\n  - conv2d: {filters: 8, kernel: 3, "
+                    "padding: same}\n  - global_avgpool2d\n  - dense: 10\n")
+    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: 64 * 2 ** 20)  # one sample: 2.25 MiB; 32: 72 MiB
+    with pytest.raises(UsageError, match=r"the float32 activations of a batch of 32 samples .* need 72.00 MiB"):
+        train(str(spec), "torch", "digits", TrainConfig(epochs=1, batch_size=32), outdir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
