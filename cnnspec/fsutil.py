@@ -16,7 +16,6 @@ for the fall-backs.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import stat
@@ -28,6 +27,11 @@ from typing import Iterator
 
 from . import signals
 from .errors import OutputError, UsageError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: stages are told apart by their process ids alone
+    fcntl = None
 
 # what a file is, by its suffix: the words of "cannot write the ONNX model: ..."
 WHAT = {".onnx": "the ONNX model", ".safetensors": "the weights", ".py": "the model code",
@@ -396,8 +400,10 @@ def _rename_failed(code: int, target: Path, flag: int) -> bool | None:
     raise OSError(code, os.strerror(code), str(target))
 
 
-def _lock(folder: Path) -> int:
+def _lock(folder: Path) -> int | None:
     """An flock held on the stage while this process lives: how a sweep tells live from dead."""
+    if fcntl is None:
+        return None
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
@@ -433,6 +439,8 @@ def _is_dead(path: Path, tail: str) -> bool:
     pid = tail.partition("-")[0]
     if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
         return False
+    if fcntl is None:
+        return pid.isdigit()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:

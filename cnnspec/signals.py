@@ -18,8 +18,10 @@ from typing import Iterator
 
 from .errors import Terminated
 
-ENDING = {signal.SIGTERM: Terminated, signal.SIGHUP: Terminated, signal.SIGINT: None}  # None: KeyboardInterrupt
-IGNORED = (signal.SIGXFSZ,)
+# None: KeyboardInterrupt. SIGHUP and SIGXFSZ are POSIX only.
+ENDING = {sig: kind for sig, kind in ((signal.SIGTERM, Terminated), (getattr(signal, "SIGHUP", None), Terminated),
+                                      (signal.SIGINT, None)) if sig is not None}
+IGNORED = tuple(s for s in (getattr(signal, "SIGXFSZ", None),) if s is not None)
 
 _state = threading.local()
 _pending: list[int] = []

@@ -520,6 +520,12 @@ def test_two_builds_into_one_folder_forced_to_interleave(tmp_path, refs, hooks):
         p.stdout.close(), p.stderr.close(), p.stdin.close()
 
 
+def _publish(out: Path, files: dict) -> None:
+    with staged_output(out) as stage:
+        for name, data in files.items():
+            atomic_write_bytes(stage / name, data)
+
+
 # every step of a publication, in order: (function, before/after, which call)
 STEPS = [
     ("_lock", "after", 1),                 # the stage exists, nothing written
@@ -531,23 +537,28 @@ STEPS = [
 ]
 
 
-@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGHUP"])
+# how each signal ends the build: (exit status, its last words; None for SIGKILL, which allows none)
+ENDINGS = {"SIGKILL": (-signal.SIGKILL, None), "SIGTERM": (-signal.SIGTERM, "cnnspec: stopped by SIGTERM"),
+           "SIGHUP": (-signal.SIGHUP, "cnnspec: stopped by SIGHUP"), "SIGINT": (130, "cnnspec: interrupted")}
+
+
+@pytest.mark.parametrize("sig", list(ENDINGS))
 def test_a_build_killed_at_every_step_leaves_the_old_set_or_the_new(tmp_path, refs, hooks, sig):
     spec, sets = refs
     out = tmp_path / "out"
     old = {**sets[1], "notes.txt": b"mine"}
     new = {**sets[2], "notes.txt": b"mine"}
     for name, when, nth in STEPS:
-        assert _cli("build", spec, "--backend", "onnx", "--seed", 1, "-o", out, "--quiet").returncode == 0
-        (out / "notes.txt").write_bytes(b"mine")
+        _publish(out, old)  # the old set, as a build with seed 1 leaves it, and a file of the user's
         proc = _hooked(hooks, spec, out, 2, HOOK_KILL=f"{name}:{when}:{nth}:{sig}")
         _, err = proc.communicate(timeout=120)
         step = f"{name} {when} call {nth}"
-        assert proc.returncode == -getattr(signal, sig), (step, err)
+        status, words = ENDINGS[sig]
+        assert proc.returncode == status, (step, err)
         now = _snapshot(out)
         assert now in (old, new), f"{sig} at {step}: a mixed set {sorted(now)}"
-        if sig != "SIGKILL":
-            assert err.strip() == f"cnnspec: stopped by {sig}", step
+        if words is not None:
+            assert err.strip() == words, step
             assert _leftovers(tmp_path, out) == [], step
     assert _cli("build", spec, "--backend", "onnx", "--seed", 2, "-o", out, "--quiet").returncode == 0
     assert _leftovers(tmp_path, out) == []  # what SIGKILL left, the next build removed
