@@ -77,7 +77,7 @@ def test_two_processes_match_one_and_only_rank_0_writes(tmp_path):
     assert not (tmp_path / "writes-rank1").exists(), (tmp_path / "writes-rank1").read_text()
     written = (tmp_path / "writes-rank0").read_text()
     for name in ("weights.safetensors", "model.onnx", "metrics.json", "curves.png"):
-        assert f"/{name}" in written and "dist/" in written  # staged inside dist/, then published
+        assert f"/{name}" in written and "/.dist.cnnspec-staging-" in written  # staged beside dist/, then swapped in
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(
         ["curves.png", "metrics.json", "model.onnx", "weights.safetensors"])
     assert proc.stderr.count("held-out images") == 1  # progress from rank 0 only
