@@ -194,8 +194,9 @@ F4 = {"descr": "<f4", "fortran_order": False}
 BAD_INPUTS = [
     # (id, file name, how to make it, the words of the one line)
     ("text-named-npy", "t.npy", _text, "t.npy: not a .npy array (no .npy header)"),
-    ("dev-zero-named-npy", "z.npy", _zero_link, "z.npy: not a regular file (a device, FIFO or socket)"),
-    ("dev-zero-as-image", "z.png", _zero_link, "z.png: not a regular file"),
+    ("dev-zero-named-npy", "z.npy", _zero_link, "z.npy: not a .npy array (a character device, not a regular file)"),
+    ("dev-zero-as-image", "z.png", _zero_link, "z.png: a character device, not a regular file; give a .npy array or an "
+     "image file"),
     ("unknown-npy-version", "v.npy", _bad_version, "v.npy: not a .npy array (unknown .npy version 9.0)"),
     ("code-in-header", "h.npy", _bad_header, "h.npy: not a .npy array (malformed .npy header)"),
     ("header-declares-1e12", "big.npy",
@@ -230,15 +231,18 @@ def test_unusable_inputs_are_one_line(model, tmp_path, capfd, name, make, words)
     assert words in line, line
 
 
-@pytest.mark.parametrize("name", ["pipe.npy", "pipe.png"])
+FIFO_WORDS = {"pipe.npy": "not a .npy array (a FIFO (named pipe), not a regular file)",
+              "pipe.png": "a FIFO (named pipe), not a regular file; give a .npy array or an image file"}
+
+
+@pytest.mark.parametrize("name", list(FIFO_WORDS))
 def test_a_fifo_as_input_is_refused_not_waited_on(model, tmp_path, name):
     fifo = tmp_path / name
     os.mkfifo(fifo)
     proc = subprocess.run([sys.executable, "-m", "cnnspec.cli", "run", str(model), "--input", str(fifo)],
                           capture_output=True, text=True, timeout=60, env=ENV)  # a hang fails here
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (f"cnnspec: error: {fifo}: not a regular file (a device, FIFO or socket); "
-                                   f"give a .npy array or an image file")
+    assert proc.stderr.strip() == f"cnnspec: error: {fifo}: {FIFO_WORDS[name]}"
 
 
 def test_npy_inputs_are_checked_against_memory_with_the_figure(model, tmp_path, capfd, monkeypatch):

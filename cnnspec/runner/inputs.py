@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..fsutil import NOT_REGULAR
 from ..images import IMAGE_MODES, load_image
 from ..npyfile import read_header
 from ..resources import require_fits
@@ -42,7 +43,10 @@ def require_regular_input(path: Path, what: str = "input file") -> int:
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path}: is a directory, not an {what}")
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: not a regular file (a device, FIFO or socket); give a .npy array or an image file")
+        kind = NOT_REGULAR.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        if path.suffix.lower() in NPY_SUFFIXES:
+            raise InputError(f"{path}: not a .npy array ({kind}, not a regular file)")
+        raise InputError(f"{path}: {kind}, not a regular file; give a .npy array or an image file")
     return st.st_size
 
 
