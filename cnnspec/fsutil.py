@@ -159,6 +159,8 @@ def staged_output(outdir: str | Path) -> Iterator[Path]:
             pub.open()
         try:
             yield pub.stage
+        except (BrokenPipeError, ConnectionError):
+            raise  # stdout or stderr closed under the progress lines: not an output's fault
         except OSError as exc:  # a writer outside atomic_write (Keras' own save): still one line
             where = pub.published_name(exc.filename) if exc.filename else pub.display
             raise OutputError(where, f"cannot write the output files: {os_reason(exc)}") from None
