@@ -10,8 +10,8 @@ import importlib
 import os
 import sys
 
-from . import __version__
-from .errors import CnnspecError
+from . import __version__, signals
+from .errors import CnnspecError, Terminated
 
 COMMANDS = ("check", "schema", "backends", "build", "run", "train", "eval", "convert")
 EXIT_USAGE = 2
@@ -58,8 +58,30 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    with signals.handling():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+        code = _dispatch(args)
+    if isinstance(code, Terminated):
+        print(f"cnnspec: stopped by {signal_name(code.signum)}", file=sys.stderr)
+        return signals.end_by(code.signum)
+    return code
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _dispatch(args):
+    """The command's exit code; a Terminated, for the caller to end the process by its signal
+    once the handlers are restored."""
     try:
         return int(args._run(args) or 0)
+    except Terminated as exc:
+        return exc
     except CnnspecError as exc:
         print(f"cnnspec: {exc.render()}" if exc.exit_code == EXIT_USAGE else exc.render(), file=sys.stderr)
         return exc.exit_code

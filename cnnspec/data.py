@@ -17,10 +17,16 @@ from pathlib import Path
 
 from .errors import InputError, UsageError
 from .images import load_image
+from .resources import require_fits
 
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 20240521  # fixed: the held-out split never depends on --seed, so runs stay comparable
 MAX_ARRAY_BYTES = 4 * 1024 ** 3  # refuse data files that would decompress to more than this
+MAX_CLASSES = 1_000_000  # a dense layer's own bound on units: no label can be larger
+FLOAT32 = 4
+# float32 copies of the images held at the peak: the converted array and the one scaling or the
+# split makes from it
+FLOAT32_COPIES = 2
 IMAGE_SKIP = {"thumbs.db", "desktop.ini"}
 
 
@@ -100,13 +106,21 @@ def load_image_folder(root: Path, input_shape, spec_classes=None) -> Dataset:
         labels = tuple(spec_classes)
     else:
         labels = tuple(p.name for p in folders)
+    files = {folder: _image_files(folder) for folder in folders}
+    empty = next((folder for folder, found in files.items() if not found), None)
+    if empty is not None:
+        raise InputError(f"{empty}: class folder '{empty.name}' holds no images")
+    if len(folders) < 2:
+        raise InputError(f"{root}: only one class ('{folders[0].name}'); a classifier needs images of at least two "
+                         f"(with one, every answer is right and accuracy 1.0 means nothing)")
+    count = sum(len(found) for found in files.values())
+    require_fits((FLOAT32_COPIES + 1) * count * c * h * w * FLOAT32,
+                 f"{root}: {count:,} images of {list(input_shape)} as float32 (decoded, stacked and split)",
+                 error=InputError)
     images, targets = [], []
-    for folder in folders:
-        files = _image_files(folder)
-        if not files:
-            raise InputError(f"{folder}: class folder '{folder.name}' holds no images")
+    for folder, found in files.items():
         index = labels.index(folder.name)
-        for f in files:
+        for f in found:
             images.append(load_image(f, c, h, w))
             targets.append(index)
     x = np.stack(images).astype(np.float32)
@@ -165,14 +179,36 @@ def _as_labels(y, n: int, where: str):
     return y.astype(np.int64)
 
 
-def _array_dataset(x_train, y_train, x_test, y_test, input_shape, where: str) -> Dataset:
-    x_train = _as_nchw(x_train, input_shape, where)
-    x_test = _as_nchw(x_test, input_shape, where)
+def _require_labels_fit(y_train, y_test, units: int | None, where: str) -> int:
+    """The number of classes the labels name, checked against the spec's output before any image is
+    converted (a label of 10^9 named a billion classes, and allocated for them, before this)."""
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    limit = MAX_CLASSES if units is None else units
+    if num_classes > limit:
+        bound = f"the spec's output has only {units} units" if units is not None else \
+            f"cnnspec takes at most {MAX_CLASSES:,} classes"
+        raise InputError(f"{where}: {num_classes:,} classes (labels 0..{num_classes - 1:,}) but {bound}; labels out "
+                         f"of range" + (f" (or change the last dense layer to {num_classes})" if units else ""))
+    return num_classes
+
+
+def _require_float32_memory(where: str, *arrays) -> None:
+    """The images as float32, the conversion's copy included, against this machine's memory."""
+    count = sum(int(a.size) for a in arrays)
+    require_fits(FLOAT32_COPIES * count * FLOAT32, f"{where}: {count:,} pixel values as float32 "
+                 f"({FLOAT32} bytes each, and a copy)", error=InputError)
+
+
+def _array_dataset(x_train, y_train, x_test, y_test, input_shape, where: str, units: int | None = None) -> Dataset:
+    """Labels first (cheap, and they bound everything else), then memory, then the float32 images."""
     y_train = _as_labels(y_train, len(x_train), where)
     y_test = _as_labels(y_test, len(x_test), where)
     if len(y_train) == 0 or len(y_test) == 0:
         raise InputError(f"{where}: needs at least one training and one held-out image")
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    num_classes = _require_labels_fit(y_train, y_test, units, where)
+    _require_float32_memory(where, x_train, x_test)
+    x_train = _as_nchw(x_train, input_shape, where)
+    x_test = _as_nchw(x_test, input_shape, where)
     return Dataset(x_train, y_train, x_test, y_test, tuple(str(i) for i in range(num_classes)), where)
 
 
@@ -194,22 +230,52 @@ def load_digits_dataset(input_shape) -> Dataset:
     return Dataset(x[train], y[train], x[test], y[test], tuple(str(i) for i in range(10)), "digits")
 
 
-def load_npz(path: Path, input_shape) -> Dataset:
-    """Keras' mnist.npz layout: x_train, y_train, x_test, y_test. Never unpickles."""
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz_headers(path: Path) -> dict:
+    """The checked .npy header of each member of an .npz (shape, dtype, declared size against the
+    member's size), read before any array is: a header declaring 10^12 values is one line, not a
+    MemoryError. Keys are member names without '.npy'."""
+    import zipfile
+
+    from .npyfile import read_header
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            declared = sum(info.file_size for info in zf.infolist())
+            if declared > MAX_ARRAY_BYTES:
+                raise InputError(f"{path}: would unpack to {declared} bytes, more than the {MAX_ARRAY_BYTES} allowed")
+            headers = {}
+            for info in infos:
+                key = info.filename[:-len(".npy")]
+                if key in NPZ_ARRAYS:
+                    with zf.open(info) as fh:
+                        headers[key] = read_header(fh, info.file_size, f"{path} ({key})")
+            return headers
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise InputError(f"{path}: not an .npz file ({str(exc).splitlines()[0][:100] or 'not a zip archive'})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def load_npz(path: Path, input_shape, units: int | None = None) -> Dataset:
+    """Keras' mnist.npz layout: x_train, y_train, x_test, y_test. Never unpickles; every member's
+    header and the float32 images' memory are checked before any array is loaded."""
     import zipfile
 
     import numpy as np
 
-    try:
-        with zipfile.ZipFile(path) as zf:
-            declared = sum(info.file_size for info in zf.infolist())
-    except zipfile.BadZipFile:
-        raise InputError(f"{path}: not an .npz file (not a zip archive)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if declared > MAX_ARRAY_BYTES:
-        raise InputError(f"{path}: would unpack to {declared} bytes, more than the {MAX_ARRAY_BYTES} allowed")
-    needed = ("x_train", "y_train", "x_test", "y_test")
+    headers = npz_headers(path)
+    images = [h for k, h in headers.items() if k.startswith("x_")]
+    raw = sum(h.nbytes for h in headers.values())
+    require_fits(raw + FLOAT32_COPIES * FLOAT32 * sum(h.count for h in images),
+                 f"{path}: its arrays ({raw:,} bytes) and their images as float32 ({FLOAT32} bytes a value, and a copy)",
+                 error=InputError)
+    needed = NPZ_ARRAYS
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in needed if k not in npz.files]
@@ -223,7 +289,7 @@ def load_npz(path: Path, input_shape) -> Dataset:
         raise InputError(f"{path}: cannot load without unpickling or malformed ({str(exc).splitlines()[0][:100]})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: unreadable .npz ({str(exc).splitlines()[0][:100]})") from None
-    return _array_dataset(*arrays, input_shape, str(path))
+    return _array_dataset(*arrays, input_shape, str(path), units)
 
 
 # IDX: magic 0x00 0x00 TYPE NDIM, then NDIM big-endian uint32 sizes, then the data, big-endian
@@ -288,7 +354,7 @@ def read_idx(path: Path, expect_ndim: int):
     return np.frombuffer(payload, dtype=dtype).reshape(dims)
 
 
-def load_idx_folder(folder: Path, input_shape) -> Dataset:
+def load_idx_folder(folder: Path, input_shape, units: int | None = None) -> Dataset:
     found = {key: _find_idx(folder, names) for key, names in IDX_NAMES.items()}
     missing = [IDX_NAMES[k][0] for k, p in found.items() if p is None]
     if missing:
@@ -299,13 +365,15 @@ def load_idx_folder(folder: Path, input_shape) -> Dataset:
         if n_x != n_y:
             raise InputError(f"{found[f'y_{split}']}: {n_y} labels for {n_x} images in {found[f'x_{split}'].name}")
     return _array_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                          input_shape, f"MNIST IDX {folder}")
+                          input_shape, f"MNIST IDX {folder}", units)
 
 
 # ---------------------------------------------------------------- the front door
 
 def load_source(source: str, graph) -> Dataset:
-    """Parse ``--data SOURCE`` and load it for this graph; then :func:`check_fits`."""
+    """Parse ``--data SOURCE`` and load it for this graph; then :func:`check_fits`. The spec's
+    output is checked first: it bounds the labels before any image is converted."""
+    units = class_units(graph)
     if source == "digits":
         data = load_digits_dataset(graph.input_shape)
     else:
@@ -319,17 +387,17 @@ def load_source(source: str, graph) -> Dataset:
             if path.suffix.lower() != ".npz":
                 raise InputError(f"{source}: a data file must be an MNIST-layout .npz; "
                                  f"for IDX files or images, give their folder")
-            data = load_npz(path, graph.input_shape)
+            data = load_npz(path, graph.input_shape, units)
         elif is_idx_folder(path):
-            data = load_idx_folder(path, graph.input_shape)
+            data = load_idx_folder(path, graph.input_shape, units)
         else:
             data = load_image_folder(path, graph.input_shape, graph.classes)
     check_fits(data, graph)
     return data
 
 
-def check_fits(data: Dataset, graph) -> None:
-    """The data must fit the spec before a single step is taken: one line naming what does not."""
+def class_units(graph) -> int:
+    """The spec's number of class scores; one line where its output is not a vector of two or more."""
     out = graph.output_shape
     if out is None or len(out) != 1:
         shape = "?" if out is None else "[" + ", ".join(map(str, out)) + "]"
@@ -338,6 +406,20 @@ def check_fits(data: Dataset, graph) -> None:
     units = out[0]
     if units < 2:
         raise UsageError(f"{graph.file}: the spec's output has {units} unit; classification needs at least 2")
+    return units
+
+
+def check_fits(data: Dataset, graph) -> None:
+    """The data must fit the spec before a single step is taken: one line naming what does not;
+    and it must hold two classes or more (one class trains to an accuracy of 1.0 that means nothing)."""
+    import numpy as np
+
+    units = class_units(graph)
+    present = np.unique(data.y_train)
+    if len(present) < 2:
+        label = data.labels[int(present[0])] if len(present) and int(present[0]) < len(data.labels) else "?"
+        raise InputError(f"{data.source}: every training image is of one class ('{label}'); a classifier needs "
+                         f"images of at least two (with one, accuracy 1.0 means nothing)")
     if tuple(data.x_train.shape[1:]) != tuple(graph.input_shape):
         raise InputError(f"{data.source}: images are {list(data.x_train.shape[1:])} but the spec's input is "
                          f"{list(graph.input_shape)}")

@@ -85,6 +85,19 @@ class InputError(UsageError):
     """A data, weights, model or image file that cannot be used; says which file and why."""
 
 
+class OutputError(UsageError):
+    """An output that cannot be written: one line naming the path the user asked for, what was
+    being written and why (the OS's words). ``path`` is kept so a file written in a staging
+    folder can be reported under the name it was going to be published as."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+    def at(self, path) -> "OutputError":
+        return OutputError(path, self.reason)
+
+
 class BackendUnavailable(UsageError):
     """A backend or device was asked for that is not installed or not present."""
 
@@ -115,6 +128,16 @@ def sort_diagnostics(diagnostics) -> list[Diagnostic]:
             seen.add(d.render())
             out.append(d)
     return out
+
+
+class Terminated(BaseException):
+    """A signal that ends the process (SIGTERM, SIGHUP) raised as an exception, so that every
+    ``finally`` runs and no staging file is left behind; not an ``Exception``, so no handler
+    meant for errors swallows it. The CLI ends the process by the same signal afterwards."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signum)
 
 
 class LoweringMissing(CnnspecError):

@@ -77,6 +77,7 @@ class Expander:
         self.stack: list[str] = []
         self.called: set[str] = set()  # blocks that calls reached (what an exported spec must carry)
         self.failures = 0  # layers that failed without a name of their own (see _failed)
+        self.full = False  # MAX_LAYERS reached and said: expansion stops
 
     # -- helpers -------------------------------------------------------------------------------
     def error(self, message, path, scope, key=False, rank=20):
@@ -163,11 +164,20 @@ class Expander:
         prev = next(iter(scope.inputs.values()))  # the first layer reads the (first) input
         scope.declared |= {raw["name"] for raw in layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
         for i, raw in enumerate(layers):
-            if len(self.items) > MAX_LAYERS:
-                self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + (i,), scope)
+            if self.full:
                 return prev
             prev = self.expand_item(raw, path + (i,), scope, prev)
         return prev
+
+    def _room(self, path, scope) -> bool:
+        """Whether one more layer fits under MAX_LAYERS; the first that does not is the error, said
+        once, where the layer (or the repeat) that would pass the limit is written."""
+        if len(self.items) < MAX_LAYERS:
+            return True
+        if not self.full:
+            self.full = True
+            self.error(f"the spec expands to more than {MAX_LAYERS} layers", path, scope, rank=10)
+        return False
 
     def expand_item(self, raw, path, scope, prev):
         """The full name of the item's output: ``prev`` where ``when`` leaves the layer out, and a
@@ -281,8 +291,7 @@ class Expander:
         out = None
         chained = inputs
         for copy in range(times):
-            if len(self.items) > MAX_LAYERS:
-                self.error(f"the spec expands to more than {MAX_LAYERS} layers", path + ("repeat",), scope)
+            if self.full or (op in OPS and not self._room(path + ("repeat",) if repeat is not None else path, scope)):
                 return None
             local = f"{base}.{start + copy}" if repeat is not None else base
             problems_before = len(self.diagnostics)  # errors inside an earlier copy's block are not this one's
@@ -305,7 +314,7 @@ class Expander:
                                      explicit=name is not None)
             else:
                 out = self._call_block(op, local, args, chained, path, scope, "in" in raw)
-                if out and expect is not None and copy == times - 1:
+                if out and expect is not None and copy == times - 1 and self.items:
                     last = self.items[-1]
                     if last.expect is None and last.name == out:  # not where the block's last layer failed
                         self.items[-1] = replace(last, expect=expect, path=path)
@@ -400,7 +409,7 @@ class Expander:
             self.error(f"block '{block}' calls itself (through {' -> '.join(self.stack + [block])})", path, scope)
             return None
         if scope.depth >= MAX_BLOCK_DEPTH:
-            self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} calls", path, scope)
+            self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} calls", path, scope, rank=10)  # the cause: first
             return None
         definition = self.blocks[block]
         if not isinstance(definition.definition, dict) or not isinstance(definition.definition.get("layers"), list):

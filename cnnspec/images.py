@@ -35,7 +35,7 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
                     raise InputError(f"{path}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} cnnspec "
                                      f"will decode (a possible decompression bomb)")
                 img.load()  # decode now: truncated or corrupt data fails here, inside the guard
-                pixels = _unit_pixels(ImageOps.exif_transpose(img), channels, (width, height))
+                pixels = _unit_pixels(ImageOps.exif_transpose(img), channels, (width, height), path)
     except InputError:
         raise
     except FileNotFoundError:
@@ -56,13 +56,16 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
     return np.ascontiguousarray(chw, dtype=np.float32)
 
 
-def _unit_pixels(img, channels: int, size):
-    """[H, W] or [H, W, 3] float32 in [0, 1]."""
+def _unit_pixels(img, channels: int, size, path):
+    """[H, W] or [H, W, 3] float32 in [0, 1]; a float image holding NaN or infinities is refused
+    (clipping would hide them, and a NaN sample trains or predicts nothing)."""
     import numpy as np
     from PIL import Image
 
     if img.mode.startswith("I") or img.mode == "F":  # high bit depth: scale before any 8-bit conversion
         grey = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(grey).all():
+            raise InputError(f"{path}: the image holds NaN or infinite values")
         full = 1.0 if img.mode == "F" else 65535.0 if img.mode.startswith("I;16") or grey.max() <= 65535 \
             else 4294967295.0
         grey = np.clip(grey / full, 0.0, 1.0).astype(np.float32)

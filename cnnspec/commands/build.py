@@ -21,7 +21,8 @@ def run(args) -> int:
     import time
 
     from ..api import load
-    from ..fsutil import staged_output
+    from ..backend_api import ONNX_FILE, WEIGHTS_FILE
+    from ..fsutil import check_can_create_dir, staged_output
     from ..resources import require_memory, require_onnx_size
     from ..plugins import load_backend
     from ..weights import read_weights
@@ -33,6 +34,7 @@ def run(args) -> int:
     backend = load_backend(args.backend)
     weights = read_weights(args.weights, graph) if args.weights else None
     outdir = Path(args.output or Path("build") / graph.name)
+    check_can_create_dir(outdir, (ONNX_FILE, WEIGHTS_FILE))  # before the work: a folder at a file's name, say
     start = time.perf_counter()
 
     def progress(message: str) -> None:

@@ -26,6 +26,17 @@ def read_json(meta: dict, key: str):
         return None
 
 
+MAX_NAME_CHARS = 200
+
+
+def display_name(meta: dict, model) -> str:
+    """The model's name for the report: its metadata's, else its graph's, bounded and printable."""
+    for name in (meta.get("cnnspec.name"), model.graph.name):
+        if isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable():
+            return name
+    return "unnamed"
+
+
 def classes(meta: dict, n_outputs: int) -> list[str] | None:
     """The labels, where the metadata holds exactly one string per output."""
     labels = read_json(meta, CLASSES_KEY)

@@ -37,4 +37,5 @@ def _where(entry: dict) -> str:
 
 
 def to_json(result: dict) -> str:
-    return json.dumps(result, indent=2, ensure_ascii=False)
+    """Strict JSON: NaN and Infinity are not JSON (run refuses non-finite outputs before this)."""
+    return json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)

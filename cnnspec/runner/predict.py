@@ -6,9 +6,10 @@ them. Softmax is applied only where the model does not already end in it: the me
 """
 from __future__ import annotations
 
-from ..errors import UsageError
-from .inputs import load_inputs
-from .metadata import classes, output_is_softmax
+from ..errors import InputError, UsageError
+from ..resources import require_fits
+from .inputs import FLOAT32, load_inputs
+from .metadata import classes, display_name, output_is_softmax
 from .session import input_layout, open_session, run_batches
 
 
@@ -27,6 +28,18 @@ def looks_like_probabilities(raw) -> bool:
     return bool(np.all(raw >= 0) and np.allclose(raw.sum(axis=1), 1.0, atol=1e-4))
 
 
+def _require_finite(model_path: str, raw, samples) -> None:
+    """NaN or infinite outputs (broken weights, an overflow) are refused: no ranking means anything."""
+    import numpy as np
+
+    bad = ~np.isfinite(raw.reshape(raw.shape[0], -1)).all(axis=1)
+    if bad.any():
+        first = samples[int(np.flatnonzero(bad)[0])]
+        where = first.file if first.index is None else f"{first.file}[{first.index}]"
+        raise InputError(f"{model_path}: the model's output for {where} holds NaN or infinite values "
+                         f"({int(bad.sum())} of {len(bad)} samples)")
+
+
 def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: int = 32, top: int = 5) -> dict:
     """Run ``model_path`` on every sample of ``inputs``; a JSON-ready result (see ``format_results``)."""
     import numpy as np
@@ -43,11 +56,15 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
     model, session = open_session(model_path, provider)
     meta = metadata(model)
     batch, chw = input_layout(model_path, session, meta)
+    c, h, w = chw  # the smallest run: one sample (or the model's fixed batch), before any file is decoded
+    require_fits(c * h * w * FLOAT32 * (batch or 1), f"{model_path}: its declared input [{batch or 1}, {c}, {h}, {w}] "
+                 f"as float32 would", error=InputError)
     data, samples = load_inputs(inputs, chw)
-    raw = run_batches(session, data, batch, batch_size)
+    raw = run_batches(session, data, batch, batch_size, model_path)
+    _require_finite(model_path, raw, samples)
     result = {
         "model": model_path,
-        "name": meta.get("cnnspec.name", model.graph.name),
+        "name": display_name(meta, model),
         "provider": provider,
         "input_shape": list(chw),
         "output_shape": list(raw.shape[1:]),

@@ -30,7 +30,7 @@ from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_
 from .config import TrainConfig
 from .distributed import World, world_from_env
 from .loss import training_head
-from .outputs import export_labels, write_outputs
+from .outputs import OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
 from .scores import matrix_json, per_class
@@ -76,13 +76,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     checkpoint = read_checkpoint(resume) if resume is not None else None
     graph = load(spec_path).graph
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
-    require_memory(graph)
+    require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     if resume is not None:
         out = Path(resume).parent if Path(resume).is_file() else Path(resume)
     else:
         out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
-        check_can_create_dir(out)  # created by the first checkpoint
+        check_can_create_dir(out, OUTPUT_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
