@@ -70,7 +70,7 @@ def _build_node(item: Item, doc, diags) -> Node | None:
         return None
     attrs = op_def.normalize(args)
     return Node(item.name, item.op, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
-                doc.loc(item.path), item.via)
+                doc.loc(item.path), item.via, item.scope)
 
 
 def build_nodes(items: list[Item], doc) -> tuple[list[Node], list[Diagnostic]]:
