@@ -20,12 +20,13 @@ class Saves:
     """What autograd keeps of one op until the backward pass: its input (a padded copy where the padding
     is uneven, as the torch backend pads explicitly), its output, and ``extra`` bytes per output element
     (max pooling's int64 indices, dropout's mask:
-    a float32 on the CPU, so 4 bytes are counted). ``alias``: the output is a view of the input."""
+    a float32 on the CPU, so 4 bytes are counted), and ``per_channel`` floats per channel whatever the batch. ``alias``: the output is a view of the input."""
 
     input: bool = False
     output: bool = False
     extra: int = 0
     alias: bool = False
+    per_channel: int = 0  # floats per channel, whatever the batch
 
 
 NOTHING = Saves()
@@ -39,7 +40,7 @@ SAVES: dict[str, Saves] = {
     "conv2d": Saves(input=True),
     "conv2d_transpose": Saves(input=True),
     "dense": Saves(input=True),
-    "batchnorm": Saves(input=True),
+    "batchnorm": Saves(input=True, per_channel=2),  # and the batch's mean and inverse deviation
     "layernorm": Saves(input=True),
     "scale": Saves(input=True),
     "multiply": Saves(input=True),
@@ -163,12 +164,39 @@ class _Values:
                 self.numel[n.name] = _numel(n.shape)
 
 
-def kept_for_backward(graph: Graph) -> tuple[int, int]:
-    """(floats, extra bytes) per sample that autograd keeps from the forward pass to the backward."""
-    values = _Values(graph)
-    kept = {values.root[graph.output.name]}
-    floats, extra = _numel(graph.output.shape), 0  # the loss keeps the output and its log-softmax
+@dataclass(frozen=True)
+class Kept:
+    """What the forward pass leaves for the backward: float32 values and other bytes per sample, and
+    bytes that do not grow with the batch (batchnorm's saved mean and inverse deviation)."""
+
+    floats: int
+    extra: int
+    fixed: int
+
+    def bytes(self, batch: int) -> int:
+        return batch * (FLOAT * self.floats + self.extra) + self.fixed
+
+
+def _needs_grad(graph: Graph) -> set[str]:
+    """Values autograd tracks: those after a layer with trainable weights. Before the first such layer
+    nothing needs a gradient, so those ops keep nothing."""
+    tracked = set()
     for n in graph.nodes:
+        if n.params or any(i in tracked for i in n.inputs):
+            tracked.add(n.name)
+    return tracked
+
+
+def kept_for_backward(graph: Graph) -> Kept:
+    """What autograd keeps from the forward pass to the backward (each tensor once, views resolved)."""
+    values = _Values(graph)
+    tracked = _needs_grad(graph)
+    kept, floats, extra, fixed = set(), 0, 0, 0
+    if graph.output.name in tracked:  # the loss keeps its log-softmax of the output
+        floats += _numel(graph.output.shape)
+    for n in graph.nodes:
+        if n.name not in tracked:
+            continue
         saves = SAVES.get(n.op, DEFAULT_SAVES)
         out = _numel(n.shape)
         if saves.input:
@@ -180,13 +208,14 @@ def kept_for_backward(graph: Graph) -> tuple[int, int]:
         if saves.output:
             kept.add(values.root[n.name])
         extra += saves.extra * out
+        fixed += FLOAT * saves.per_channel * n.shape[0]
         act = n.attrs.get("activation")
         if act:  # a fused activation: after the op, on a tensor of the output's size
             if ACTIVATION_SAVES.get(act, Saves(input=True)).output:
                 kept.add(values.root[n.name])
             else:
                 floats += out  # the pre-activation value, a tensor of its own
-    return floats + sum(values.numel[v] for v in kept), extra
+    return Kept(floats + sum(values.numel[v] for v in kept), extra, fixed)
 
 
 def peak_live(graph: Graph) -> int:
@@ -236,11 +265,10 @@ def estimate(graph: Graph, batch: int, optimizer: str = DEFAULT_OPTIMIZER) -> Me
                    "every weight, batchnorm's running statistics included")
     activations = Part("activations", FLOAT * batch * peak_live(graph),
                        "the most layer outputs alive at once, each freed after its last reader")
-    kept_floats, kept_extra = kept_for_backward(graph)
-    kept = Part("activations_kept", batch * (FLOAT * kept_floats + kept_extra),
+    kept = Part("activations_kept", kept_for_backward(graph).bytes(batch),
                 "what PyTorch's autograd saves: the input of conv, dense, batchnorm, pools; "
                 "the output of relu, sigmoid, tanh, softmax; max pooling's indices, dropout's mask; "
-                "the output and its log-softmax for the loss")
+                "the loss's log-softmax of the output; nothing before the first layer with weights")
     gradients = Part("gradients", FLOAT * graph.params, "one per trainable parameter")
     state = Part("optimizer_state", FLOAT * opt.copies * graph.params, f"{opt.state}, cnnspec train's default")
     backward = Part("backward_workspace", FLOAT * batch * 2 * largest_output(graph),

@@ -192,7 +192,8 @@ def memory_lines(memory, width: int = DEFAULT_WIDTH) -> list[str]:
             continue
         seen.add(part.name)
         head = f"  {part.name.ljust(names)}  {human_bytes(part.bytes).rjust(10)}  "
-        out += textwrap.wrap(part.assumption, width, initial_indent=head, subsequent_indent=" " * len(head))
+        out += textwrap.wrap(part.assumption, width, initial_indent=head, subsequent_indent=" " * len(head),
+                             break_on_hyphens=False)
     return out
 
 
