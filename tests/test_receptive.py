@@ -6,6 +6,7 @@ The receptive-field convention (cnnspec/receptive.py): sizes in input pixels, pa
 outside the image (not clipped), a layer reached by several paths gets their union.
 """
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,78 @@ def test_dilation_padding_and_same_split():
     assert fields["d"].size == (5, 5) and fields["d"].interval(0, 0) == (-2, 2)
     # same, kernel 2 stride 2 on 9: total padding 1, all of it at the bottom: the field starts at -2 still
     assert fields["s"].size == (6, 6) and fields["s"].interval(0, 0) == (-2, 3) and fields["s"].stride == (2, 2)
+
+
+# ---- rules for ops of the contract's second edition, checked on nodes built here (the ops may not be in
+# OPS yet; their attrs as the contract names them) against a brute-force 1-D count of the inputs read
+
+def _apply(op, attrs, n_in, n_out):
+    from cnnspec.ir import Node, frozen_attrs
+    from cnnspec.receptive import Field, input_field
+
+    node = Node("x", op, ("input",), frozen_attrs(attrs), shape=(1, n_out, n_out))
+    height, width = RULES[op](node, [input_field((1, n_in, n_in))])
+    return Field(height, width, (n_out, n_out), True)
+
+
+def _transposed_reads(o, n, k, s, p):
+    """Inputs i whose taps i*s + t (t < k) land on output o of the output cropped by p before."""
+    return {i for i in range(n) for t in range(k) if i * s + t - p == o}
+
+
+@pytest.mark.parametrize("k, s, padding", [(3, 2, 0), (4, 2, 1), (3, 1, 1), (2, 2, "valid"), (5, 3, "same"), (1, 3, 0)])
+def test_conv2d_transpose_rule_contains_what_is_read(k, s, padding):
+    n = 6
+    p = (k - s) // 2 if padding == "same" else 0 if padding == "valid" else padding
+    n_out = n * s if padding == "same" else (n - 1) * s - 2 * p + k
+    f = _apply("conv2d_transpose", {"kernel": (k, k), "stride": (s, s), "padding": padding}, n, n_out)
+    assert f.stride == (Fraction(1, s),) * 2
+    for o in range(n_out):
+        read = _transposed_reads(o, n, k, s, p)
+        if not read:  # kernel < stride: between the taps an output reads nothing (its bias only)
+            continue
+        lo, hi = f.interval(0, o)
+        assert lo <= min(read) and max(read) <= hi, (o, read, lo, hi)
+        assert lo == min(read) or lo < 0  # the first input read is exact
+        assert hi - lo + 1 <= -(-k // s)
+
+
+@pytest.mark.parametrize("scale, mode", [(2, "nearest"), (3, "nearest"), (2, "bilinear"), (3, "bilinear")])
+def test_upsample2d_rule(scale, mode):
+    n = 5
+    f = _apply("upsample2d", {"scale": (scale, scale), "mode": mode}, n, n * scale)
+    for o in range(n * scale):
+        x = (o + 0.5) / scale - 0.5
+        read = ({o // scale} if mode == "nearest"
+                else {min(max(int(np.floor(x)) + d, 0), n - 1) for d in (0, 1)})
+        lo, hi = f.interval(0, o)
+        if mode == "nearest":
+            assert (lo, hi) == (o // scale, o // scale)
+        else:  # the two taps around the sample; at the border one of them is clamped in
+            assert lo <= min(read) and max(read) <= max(hi, 0) and hi - lo == 1
+
+
+def test_zeropad2d_and_crop2d_shift_the_field():
+    pad = _apply("zeropad2d", {"padding": (2, 0, 1, 3)}, 6, 8)
+    assert pad.interval(0, 0) == (-2, -2) and pad.interval(1, 0) == (-1, -1) and pad.size == (1, 1)
+    crop = _apply("crop2d", {"cropping": (1, 1)}, 6, 4)
+    assert crop.interval(0, 0) == (1, 1) and crop.interval(1, 3) == (4, 4)
+
+
+def test_broadcast_vector_joins_every_position():
+    """multiply(map, gate) with the gate a [C] vector (squeeze-and-excite): every position sees the
+    gate's whole field, and the map's stride stays."""
+    graph = graph_of([{"conv2d": {"filters": 2, "kernel": 3, "padding": 1}, "name": "c"},
+                      {"global_avgpool2d": None, "name": "g"}, {"dense": 2, "name": "d"}], [1, 8, 8])
+    fields = receptive_fields(graph)
+    from cnnspec.ir import Node, frozen_attrs
+    from cnnspec.receptive import Field
+
+    node = Node("m", "multiply", ("c", "d"), frozen_attrs({}), shape=(2, 8, 8))
+    height, width = RULES["multiply"](node, [fields["c"], fields["d"]])
+    f = Field(height, width, (8, 8), True)
+    assert f.interval(0, 0) == fields["d"].interval(0, 0) == (-1, 8)
+    assert f.stride == (1, 1) and f.size == (10, 10)
 
 
 def test_unknown_op_gives_none_not_an_error(monkeypatch):
