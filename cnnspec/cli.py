@@ -13,7 +13,7 @@ import sys
 from . import __version__, signals
 from .errors import CnnspecError, Terminated
 
-COMMANDS = ("check", "schema", "backends", "build", "run", "train", "eval", "convert")
+COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert")
 EXIT_USAGE = 2
 
 

@@ -71,7 +71,7 @@ def _build_node(item: Item, doc, diags) -> Node | None:
     attrs = op_def.normalize(args)
     # op_def.name, not item.op: an alias (swish) is read as its op's own name (silu)
     return Node(item.name, op_def.name, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
-                doc.loc(item.path), item.via)
+                doc.loc(item.path), item.via, item.scope)
 
 
 def build_nodes(items: list[Item], doc) -> tuple[list[Node], list[Diagnostic]]:

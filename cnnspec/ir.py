@@ -29,7 +29,8 @@ class Node:
     attrs: Mapping = field(default_factory=frozen_attrs, hash=False, compare=False)
     expect: Shape | None = None
     location: Location | None = None
-    via: tuple = ()  # block calls that produced this node: ((block, Location), ...)
+    via: tuple = ()  # block calls that produced this node: ((block, Location), ...), innermost first
+    call: str = ""   # the name prefix of the innermost call ('layer1.0.'): tells repeat copies apart
     # filled by shape inference
     shape: Shape | None = None
     # top, bottom, left, right as every target applies them: padding (a ceil-mode pool's reaches its

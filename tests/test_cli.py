@@ -42,7 +42,10 @@ def test_check_json_one_object_for_one_spec(specs, capsys):
     assert doc["valid"] is True and doc["name"] == "tiny" and doc["output_shape"] == [2]
     assert doc["params"] == 4 * 9 + 4 + 144 * 2 + 2
     assert doc["layers"][0] == {"name": "conv2d_1", "op": "conv2d", "inputs": ["input"], "output_shape": [4, 6, 6],
-                                "params": 40, "macs": 4 * 36 * 9}
+                                "params": 40, "macs": 4 * 36 * 9, "flops": 2 * 4 * 36 * 9,
+                                "receptive_field": [3, 3], "effective_stride": [1, 1],
+                                "params_share": round(40 / 330, 6), "macs_share": round(1296 / (1296 + 288), 6)}
+    assert doc["flops"] == 2 * doc["macs"]
     assert doc["errors"] == []
 
 

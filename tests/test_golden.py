@@ -33,6 +33,25 @@ def test_check_table(spec, monkeypatch, capsys):
     _compare(out, GOLDEN / f"{spec.stem}.txt")
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_check_table_all_columns(spec, monkeypatch, capsys):
+    """Every figure of every layer (receptive fields, strides, shares, FLOPs), reviewed as text."""
+    monkeypatch.chdir(ROOT)
+    assert main(["check", f"specs/{spec.name}", "--columns", "all"]) == 0
+    _compare(capsys.readouterr().out, GOLDEN / "wide" / f"{spec.stem}.txt")
+
+
+BLOCK_SPECS = [p for p in SPECS if "blocks:" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("spec", BLOCK_SPECS, ids=[p.stem for p in BLOCK_SPECS])
+def test_check_blocks_with_memory(spec, monkeypatch, capsys):
+    """One row per block call, and the memory at a batch size with its assumptions."""
+    monkeypatch.chdir(ROOT)
+    assert main(["check", f"specs/{spec.name}", "--blocks", "--batch", "32"]) == 0
+    _compare(capsys.readouterr().out, GOLDEN / "blocks" / f"{spec.stem}.txt")
+
+
 @pytest.mark.parametrize("spec", BROKEN, ids=[p.stem for p in BROKEN])
 def test_check_errors(spec, monkeypatch, capsys):
     monkeypatch.chdir(GOLDEN / "errors")

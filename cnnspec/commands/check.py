@@ -1,16 +1,51 @@
 """``cnnspec check``: validate and shape-check specs, print the table or JSON; never a framework."""
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 
 NAME = "check"
 HELP = "validate specs and infer every shape; print a per-layer table (or --json)"
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000000, got '{text}'")
+    return value
+
+
+def _columns(text: str):
+    from ..report import parse_columns
+
+    try:
+        return parse_columns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser):
     parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--batch", type=_positive, metavar="B",
+                        help="add the memory of inference and of a training step at batch B, with assumptions")
+    parser.add_argument("--blocks", action="store_true", help="one row per block call instead of per layer")
+    parser.add_argument("--columns", type=_columns, metavar="LIST",
+                        help="columns to show, comma-separated: name, op, inputs, shape, rf, stride, params, "
+                             "params%%, macs, macs%%, flops, or all (default: what fits the terminal)")
+
+
+def terminal_width(stream) -> int:
+    """The terminal's width where printing to one, else 80 (pipes and files get the same table every time)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 80
+    except (AttributeError, OSError, ValueError):
+        return 80
 
 
 def run(args) -> int:
@@ -35,13 +70,19 @@ def run(args) -> int:
                 print(d.render(), file=sys.stderr)
             n = len(diagnostics)
             print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        warnings = [] if diagnostics or graph is None else lint(graph)
+        valid = not diagnostics and graph is not None
+        warnings = lint(graph) if valid else []
         for w in warnings:
             print(w.render(), file=sys.stderr)
-        if not diagnostics and graph is not None and not args.json:
-            tables.append(table(graph))
+        memory = None
+        if valid and args.batch:
+            from ..memory import estimate
+
+            memory = estimate(graph, args.batch)
+        if valid and not args.json:
+            tables.append(table(graph, args.columns, terminal_width(sys.stdout), args.blocks, memory))
         if args.json:
-            documents.append(to_json(path, graph, diagnostics, warnings))
+            documents.append(to_json(path, graph, diagnostics, warnings, args.blocks, memory))
     if args.json:
         print(json.dumps(documents[0] if len(args.specs) == 1 else documents, indent=2, ensure_ascii=False))
     elif tables:
