@@ -380,3 +380,42 @@ def test_labels_that_repeat_the_index_are_shown_once():
     assert digits[-2:] == ["   1. 8  0.9000", "   2. 6  0.1000"]
     named = runner.format_results(result([f"class-{i}" for i in range(10)])).splitlines()
     assert named[-2:] == ["   1. 8  class-8  0.9000", "   2. 6  class-6  0.1000"]
+
+
+def test_a_map_output_is_saved_as_arrays_not_ranked(tmp_path, capsys):
+    """A segmentation-style net (output [C, H, W]) gets its outputs written as .npy, one per input file."""
+    pytest.importorskip("onnxruntime")
+    import json as json_
+
+    from cnnspec.cli import main
+
+    spec = tmp_path / "seg.yaml"
+    spec.write_text("cnnspec: 1\nname: seg\ninput: [1, 6, 6]\nlayers:\n"
+                    "  - conv2d: {filters: 2, kernel: 3, padding: 1}\n  - sigmoid\n", encoding="utf-8")
+    assert main(["build", str(spec), "--backend", "onnx", "-o", str(tmp_path / "m"), "--quiet"]) == 0
+    x = np.random.default_rng(0).random((3, 1, 6, 6), dtype=np.float32)
+    np.save(tmp_path / "batch.npy", x)
+    np.save(tmp_path / "one.npy", x[0])
+    out = tmp_path / "masks"
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "m" / "model.onnx"), "-i", str(tmp_path / "batch.npy"),
+                 str(tmp_path / "one.npy"), "--save", str(out), "--json"]) == 0
+    result = json_.loads(capsys.readouterr().out)
+    assert result["probabilities"] is None and result["output_shape"] == [2, 6, 6]
+    batch, one = np.load(out / "batch.npy"), np.load(out / "one.npy")
+    assert batch.shape == (3, 2, 6, 6) and one.shape == (2, 6, 6)
+    np.testing.assert_allclose(one, batch[0], rtol=1e-6)
+    assert ((batch > 0) & (batch < 1)).all()  # the sigmoid's numbers, saved as they came
+    assert {r["saved"] for r in result["results"]} == {str(out / "batch.npy"), str(out / "one.npy")}
+
+
+def test_train_says_it_trains_classifiers_only(tmp_path, capsys):
+    from cnnspec.cli import main
+
+    spec = tmp_path / "seg.yaml"
+    spec.write_text("cnnspec: 1\nname: seg\ninput: [1, 8, 8]\nlayers:\n  - conv2d: {filters: 2, kernel: 1}\n",
+                    encoding="utf-8")
+    assert main(["train", str(spec), "--data", "digits", "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trains classifiers" in err[0] and "[2, 8, 8]" in err[0]
+    assert not (tmp_path / "o").exists()

@@ -16,7 +16,8 @@ def format_results(result: dict) -> str:
     if result["probabilities"] is None:
         width = max(len(_where(r)) for r in result["results"])
         for r in result["results"]:
-            lines.append(f"{_where(r):<{width}}  min {r['min']:.6g}  max {r['max']:.6g}  mean {r['mean']:.6g}")
+            lines.append(f"{_where(r):<{width}}  min {r['min']:.6g}  max {r['max']:.6g}  mean {r['mean']:.6g}"
+                         f"  -> {r['saved']}")
         return "\n".join(lines)
     lines.append(PROBABILITY_NOTES[result["probabilities"]])
     all_top = [t for r in result["results"] for t in r["top"]]
@@ -25,7 +26,7 @@ def format_results(result: dict) -> str:
     named = any(t["label"] and t["label"] != str(t["class"]) for t in all_top)
     label_width = max((len(t["label"]) for t in all_top if t["label"]), default=0) if named else 0
     for r in result["results"]:
-        lines.append(_where(r))
+        lines.append(_where(r) + (f"  -> {r['saved']}" if r.get("saved") else ""))
         for rank, t in enumerate(r["top"], 1):
             label = f"  {t['label']:<{label_width}}" if label_width else ""
             lines.append(f"  {rank:>2}. {t['class']:>{index_width}}{label}  {t['probability']:.4f}")

@@ -40,8 +40,13 @@ def _require_finite(model_path: str, raw, samples) -> None:
                          f"({int(bad.sum())} of {len(bad)} samples)")
 
 
-def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: int = 32, top: int = 5) -> dict:
-    """Run ``model_path`` on every sample of ``inputs``; a JSON-ready result (see ``format_results``)."""
+def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: int = 32, top: int = 5,
+              save: str | None = None) -> dict:
+    """Run ``model_path`` on every sample of ``inputs``; a JSON-ready result (see ``format_results``).
+
+    A model whose output is not a vector of class scores (a map: a segmentation) has its outputs
+    saved as ``.npy`` files in ``save`` (default ``outputs/``) instead of top classes; ``save``
+    also saves a classifier's raw scores beside its top classes."""
     import numpy as np
 
     from ..onnxio import metadata
@@ -69,10 +74,16 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
         "input_shape": list(chw),
         "output_shape": list(raw.shape[1:]),
     }
-    if raw.ndim != 2:  # not class scores: summarise each sample's output
+    saved = None
+    if raw.ndim != 2 or save is not None:
+        from .save import DEFAULT_DIR, save_outputs
+
+        saved = save_outputs(raw, samples, save if save is not None else DEFAULT_DIR)
+    if raw.ndim != 2:  # not class scores: the saved arrays, and a summary of each sample's output
         result["probabilities"] = None
         result["results"] = [
-            {"input": s.file, "index": s.index, "min": float(o.min()), "max": float(o.max()), "mean": float(o.mean())}
+            {"input": s.file, "index": s.index, "saved": saved[s.file], "min": float(o.min()), "max": float(o.max()),
+             "mean": float(o.mean())}
             for s, o in zip(samples, raw)]
         return result
     ends_in_softmax = output_is_softmax(meta)
@@ -85,7 +96,8 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
     entries = []
     for sample, p in zip(samples, probs):
         order = np.argsort(-p, kind="stable")[:k]
-        entries.append({"input": sample.file, "index": sample.index, "top": [
+        entries.append({"input": sample.file, "index": sample.index, **({"saved": saved[sample.file]} if saved else {}),
+                        "top": [
             {"class": int(i), "label": labels[i] if labels else None, "probability": float(p[i])} for i in order]})
     result["results"] = entries
     return result

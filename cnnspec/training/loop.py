@@ -59,6 +59,15 @@ class Selection:
     stopped_early: bool = False
 
 
+def require_classifier(graph) -> None:
+    """Training fits class labels, so the spec must end in a vector of class scores; a map output
+    (a segmentation net) would need per-pixel labels, which no data source here provides yet."""
+    shape = graph.output_shape
+    if shape is None or len(shape) != 1:
+        raise UsageError(f"spec '{graph.name}': cnnspec train trains classifiers (an output of class scores such "
+                         f"as [10]) for now; this spec's output is [{', '.join(map(str, shape or ()))}]")
+
+
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
           init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
           env=os.environ) -> TrainResult:
@@ -75,6 +84,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
     graph = load(spec_path).graph
+    require_classifier(graph)
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     if resume is not None:

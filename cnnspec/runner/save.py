@@ -1,0 +1,48 @@
+"""Saving a model's raw outputs as ``.npy`` files: what ``run`` gives for a model whose output is a map
+(a segmentation, a U-Net), where top classes mean nothing, and for any model with ``--save``.
+
+One file per input file, named after it (``photo.png`` -> ``photo.npy``; a second ``photo`` from
+another folder becomes ``photo_2.npy``): [C, H, W] (or [K]) for an image or an unbatched array,
+[N, ...] for a batched ``.npy``. The files are published together (``fsutil.staged_output``), so a
+reader sees the whole set or the old one, and a failure leaves the folder as it was.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DEFAULT_DIR = "outputs"
+
+
+def _stem(file: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).stem) or "output"
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
+
+
+def save_outputs(raw, samples, outdir: str | Path) -> dict[str, str]:
+    """Write ``raw`` ([N, ...], one row per sample) grouped by input file; input file -> path written."""
+    import io
+
+    import numpy as np
+
+    from ..fsutil import atomic_write_bytes, staged_output
+
+    rows: dict[str, list] = {}
+    batched: dict[str, bool] = {}
+    for sample, row in zip(samples, raw):
+        rows.setdefault(sample.file, []).append(row)
+        batched[sample.file] = sample.index is not None
+    taken: set[str] = set()
+    names = {file: _stem(file, taken) + ".npy" for file in rows}
+    with staged_output(outdir) as stage:
+        for file, parts in rows.items():
+            array = np.stack(parts) if batched[file] else parts[0]
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+            atomic_write_bytes(stage / names[file], buffer.getvalue())
+    return {file: str(Path(outdir) / name) for file, name in names.items()}
