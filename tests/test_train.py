@@ -48,6 +48,8 @@ def without_timing(metrics: dict) -> dict:
     ("  - dense: {units: 10, activation: softmax}\n", "dense_1", "dense", None, "pre-softmax logits"),
     ("  - dense: {units: 10, activation: relu}\n", "dense_1", "dense", "relu", "ends in relu"),
     ("  - dense: 10\n  - sigmoid\n", "sigmoid_1", "sigmoid", None, "ends in sigmoid"),
+    ("  - dense: 10\n  - hard_swish\n", "hard_swish_1", "hard_swish", None, "ends in hard_swish"),  # the registry's
+    ("  - dense: {units: 10, activation: gelu}\n", "dense_1", "dense", "gelu", "ends in gelu"),
 ])
 def test_training_head_trains_on_logits(tail, trained_output, trained_op, activation, note):
     graph = cnnspec.loads("cnnspec: 1\nname: h\ninput: [1, 8, 8]\nlayers:\n  - flatten\n" + tail).graph

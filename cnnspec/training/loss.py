@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..ir import Graph, frozen_attrs
+from ..ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def training_head(graph: Graph) -> Head:
         return Head(replace(graph, nodes=graph.nodes[:-1] + (plain,)),
                     f"'{out.name}' ends in softmax: training its pre-softmax logits with cross-entropy "
                     f"(softmax applied once, inside the loss); the exported model keeps the softmax")
-    if out.op in ("sigmoid", "tanh", "relu", "relu6") or out.attrs.get("activation"):
+    if out.op in ACTIVATIONS or out.attrs.get("activation"):
         return Head(graph, f"the spec ends in {out.attrs.get('activation') or out.op}: its outputs are used as "
                            f"scores for softmax cross-entropy (logits train best: end with a plain dense)")
     return Head(graph, "the spec outputs logits: softmax cross-entropy loss")
