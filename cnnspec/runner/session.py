@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailable, InputError, UsageError
 from .metadata import INPUT_SHAPE_KEY, read_json
+from .options import session_options
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
-def open_session(model_path: str, provider: str):
+def open_session(model_path: str, provider: str, threads: int | None = None):
     """(the parsed model, an ONNX Runtime session on exactly the asked-for provider)."""
     import onnxruntime as ort
 
@@ -28,7 +29,7 @@ def open_session(model_path: str, provider: str):
             f"--provider {provider}: this onnxruntime {ort.__version__} has no {wanted} (it has "
             f"{', '.join(available)}); install onnxruntime-gpu with a matching CUDA, or use --provider cpu")
     model = read_model(model_path)
-    options = ort.SessionOptions()
+    options = session_options(threads)  # the measured settings: cnnspec/runner/options.py
     options.log_severity_level = 3  # errors only: warnings would interleave with the results
     chain = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
     try:
