@@ -13,7 +13,7 @@ import sys
 from . import __version__
 from .errors import CnnspecError
 
-COMMANDS = ("check", "schema", "backends", "build", "run", "train", "convert", "quantize")
+COMMANDS = ("check", "schema", "backends", "build", "run", "train", "convert", "quantize", "bench")
 EXIT_USAGE = 2
 
 

@@ -35,7 +35,7 @@ class Timing:
 
     def to_json(self) -> dict:
         return {"batch": self.batch, "calls": len(self.latencies),
-                **{f"p{p}_ms": round(self.percentile(p) * 1e3, 4) for p in PERCENTILES},
+                **{f"p{p}_ms": round(self.percentile(p) * 1e3, 6) for p in PERCENTILES},
                 "images_per_second": round(self.images_per_second, 2)}
 
 
