@@ -1,17 +1,23 @@
 """The quantisation recipes cnnspec knows, as data: each is a set of onnxruntime.quantization
 arguments and the reason it is, or is not, the default. ``bench/bench_quantize.py`` times them all.
 
-Measured with ONNX Runtime 1.32 on ResNet-18 (see the README's deployment section):
+Measured with ONNX Runtime 1.32 on ResNet-18, on this project's 2-core AVX2 machine (shared, so
+only ratios within one run count; ``bench/bench_quantize.py``, README's deployment section):
 
-- QDQ and QOperator give the same graph once ONNX Runtime has fused it (QLinearConv, QLinearAdd,
-  QGemm, NHWC): the same speed. QDQ is the standard form (other runtimes read it), so it is the one.
-- uint8 activations with int8 per-channel symmetric weights are the only pairing on x86 whose
-  convolutions all take MLAS's fast symmetric u8s8 kernel; every ReLU folds into the conv before it.
-- int8 (signed) activations keep the ReLUs (a signed range holds the negatives a ReLU removes), and
-  the convs that feed a residual add stay in float: 0.8-0.9x of fp32 on AVX2, slower than fp32.
-- uint8 weights take the u8u8 kernel: 1.1x of fp32 on AVX2, little better than fp32.
-- reduce_range (7-bit weights) picks the same kernel, so the same speed; it only avoids the
-  saturation of AVX2's 16-bit intermediate sums (vpmaddubsw), which costs accuracy on some models.
+- QDQ and QOperator become the same graph once ONNX Runtime has fused it (20/20 convs in
+  QLinearConv, QLinearAdd, QGemm, NHWC): the same speed (1.7-2.0x fp32 at batch 1, 1.9-2.0x at 32).
+  QDQ is the standard form other runtimes read, so it is the one.
+- uint8 activations with int8 per-channel symmetric weights: every conv takes MLAS's symmetric
+  u8s8 kernel and every ReLU folds into the conv before it.
+- int8 (signed) symmetric activations keep the ReLUs (a signed range holds the negatives a ReLU
+  removes) and leave 11 of 20 convs in float around the residual adds: 1.1x at batch 1, 0.95x at 32.
+- uint8 symmetric activations: as fast as qdq, but half the codes are wasted after a ReLU: a logit
+  difference 9x larger.
+- uint8 weights take the u8u8 kernel: 1.4x at batch 1, 1.2x at 32.
+- per-tensor weights: no faster than per-channel, and coarser.
+- reduce_range (7-bit weights): the same kernel and speed as qdq; it avoids the saturation of
+  AVX2's 16-bit pair sums (vpmaddubsw: 2 x 255 x 127 > 32767), and its logits were 2.2x closer to
+  fp32 there.
 """
 from __future__ import annotations
 

@@ -1,18 +1,20 @@
 """ONNX Runtime session settings for cnnspec's CNNs, each with what it was measured to buy
-(ResNet-18, ONNX Runtime 1.32, this project's 2-core AVX2 machine shared with other jobs; figures
-from ``bench/bench_quantize.py --sessions``, ratios within one run).
+(ResNet-18 fp32 and int8, ONNX Runtime 1.32, this project's 2-core AVX2 machine shared with other
+jobs; ``bench/bench_quantize.py`` part 2, three runs, speed relative to these settings):
 
 - graph optimisation ``ORT_ENABLE_ALL`` (ONNX Runtime's default, kept explicit): the NCHWc layout
   for fp32 convolutions and the QDQ fusions (QLinearConv, NHWC) for int8; ``EXTENDED`` ran fp32 at
-  0.5-0.7x.
-- CPU memory arena on (the default, kept explicit): off ran at 0.87-0.96x.
+  0.5-0.8x.
+- CPU memory arena on (the default, kept explicit): off ran at 0.8-0.95x.
 - intra-op threads: the cores this process may use (``os.sched_getaffinity``, which honours
-  taskset and cpusets), or ``--threads``; ONNX Runtime's own default counts every physical core of
-  the machine, too many in a container limited to fewer.
-- thread spinning off: a thread that spins while waiting holds a core that another job, or its
-  sibling thread, needs; on the shared machine fp32 batch 1 ran 1.5x faster without it, int8 2.3x,
-  and it changed batch 32 by less than the noise. This is the setting behind ORT fp32's swings
-  against PyTorch eager at batch 1 (see the README's deployment section).
+  taskset and cpusets), or ``--threads``; ONNX Runtime's own default counts the machine's physical
+  cores, too many in a container limited to fewer. One thread instead of two: 0.4-1.16x at batch 1
+  (the machine's load decides), 0.84-0.92x at batch 32.
+- thread spinning off: a thread that spins while it waits holds a core that another job, or its
+  own sibling, needs. With spinning on, fp32 ran at 0.62-0.69x at batch 1 and int8 at 0.26-0.60x;
+  at batch 32 0.87-1.0x and 0.81-0.89x. Waiting actively is also what made ORT fp32 against
+  PyTorch eager swing between runs (README, deployment section). On an idle machine spinning may
+  save a little latency; that was not measurable here.
 """
 from __future__ import annotations
 
