@@ -251,3 +251,34 @@ def test_unknown_source_kind_is_refused(digits_model, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="MNIST-layout .npz"):
         calibration.load_images(str(tmp_path / "notes.txt"), read_face(str(digits_model)))
+
+
+@pytest.mark.slow
+def test_keras_mnist_spec_on_mnist_format_digits_keeps_accuracy(tmp_path, capsys):
+    """The Keras-MNIST spec (ends in softmax) trained on an MNIST-layout .npz made from the digits
+    (28x28, train's split): at most 0.5 points lost, at least 99% agreement, softmax left in float."""
+    from pathlib import Path
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from cnnspec.data import stratified_split
+
+    bunch = load_digits()
+    x = np.stack([np.asarray(Image.fromarray((im * 255 / 16).astype(np.uint8)).resize((28, 28),
+                                                                                    Image.Resampling.BILINEAR))
+                  for im in bunch.images])
+    train, test = stratified_split(bunch.target)
+    np.savez(tmp_path / "mnist.npz", x_train=x[train], y_train=bunch.target[train], x_test=x[test],
+             y_test=bunch.target[test])
+    spec = Path(__file__).resolve().parent.parent / "specs" / "keras-mnist-cnn.yaml"
+    assert main(["train", str(spec), "--data", str(tmp_path / "mnist.npz"), "--epochs", "1", "-o",
+                 str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "int8.onnx"
+    report = quantize_json(capsys, tmp_path / "run" / "model.onnx", "--calibrate", tmp_path / "mnist.npz", "-o", out,
+                           "--samples", "64", "--speed-seconds", "0")
+    assert report["held_out"]["fp32_accuracy"] > 0.8  # a model worth quantising
+    assert report["held_out"]["drop_points"] <= 0.5 and report["held_out"]["agreement"] >= 0.99
+    nodes = onnx.load(str(out)).graph.node
+    assert [n.op_type for n in nodes[-2:]] == ["Gemm", "Softmax"]  # float scores into a float softmax
