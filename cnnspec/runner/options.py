@@ -5,7 +5,7 @@ jobs; ``bench/bench_quantize.py`` part 2, three runs, speed relative to these se
 - graph optimisation ``ORT_ENABLE_ALL`` (ONNX Runtime's default, kept explicit): the NCHWc layout
   for fp32 convolutions and the QDQ fusions (QLinearConv, NHWC) for int8; ``EXTENDED`` ran fp32 at
   0.5-0.8x.
-- CPU memory arena on (the default, kept explicit): off ran at 0.8-0.95x.
+- CPU memory arena on (the default, kept explicit): off ran at 0.78-0.96x.
 - intra-op threads: the cores this process may use (``os.sched_getaffinity``, which honours
   taskset and cpusets), or ``--threads``; ONNX Runtime's own default counts the machine's physical
   cores, too many in a container limited to fewer. One thread instead of two: 0.4-1.16x at batch 1
