@@ -13,7 +13,8 @@ import sys
 from . import __version__, signals
 from .errors import CnnspecError, Terminated
 
-COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert")
+COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert", "quantize",
+            "bench")
 EXIT_USAGE = 2
 
 

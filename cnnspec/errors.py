@@ -153,3 +153,9 @@ class LoweringMissing(CnnspecError):
         self.op, self.target, self.layer = op, target, layer
         where = f" (layer '{layer}')" if layer else ""
         super().__init__(f"the {target} target has no lowering for op '{op}'{where}")
+
+
+class QuantizationRefused(CnnspecError):
+    """``cnnspec quantize``: the int8 model loses more than ``--max-drop`` allows; nothing is written."""
+
+    exit_code = 1

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailable, InputError, UsageError
 from .metadata import INPUT_SHAPE_KEY, read_json
+from .options import session_options
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 MAX_DIM = 1_000_000  # a spec's own bound on a size: more never came from cnnspec
 ORT_QUIET = 4  # ONNX Runtime's log: fatal only; its errors reach the user as our one line
 
 
-def open_session(model_path: str, provider: str):
+def open_session(model_path: str, provider: str, threads: int | None = None):
     """(the parsed model, an ONNX Runtime session on exactly the asked-for provider)."""
     import onnxruntime as ort
 
@@ -34,7 +35,7 @@ def open_session(model_path: str, provider: str):
             f"{', '.join(available)}); install onnxruntime-gpu with a matching CUDA, or use --provider cpu")
     model = read_model(model_path)
     ort.set_default_logger_severity(ORT_QUIET)
-    options = ort.SessionOptions()
+    options = session_options(threads)  # the measured settings: cnnspec/runner/options.py
     options.log_severity_level = ORT_QUIET  # its coloured lines would interleave with ours
     chain = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
     try:

@@ -1,0 +1,132 @@
+"""quantize_model: fp32 cnnspec model + training images -> checked int8 file and a report, or a
+refusal with nothing written.
+
+The order is the promise: calibrate on training images only; measure on held-out images only; judge
+against ``max_drop`` before anything is written; then write once, checked and atomically. ``cnnspec
+quantize`` calls :func:`quantize_source`; ``train --quantize int8`` can call :func:`quantize_model`
+with the arrays it already holds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import QuantizationRefused, UsageError
+from . import calibration
+from .calibration import Images
+from .figures import held_out_figures, speed_ratios
+from .metadata import apply_metadata, quantization_record
+from .model import ModelFace, read_face
+from .recipes import RECIPES, choose_recipe
+from .report import QuantizeReport
+
+DEFAULT_SAMPLES = 256
+DEFAULT_MAX_DROP = 1.0
+DEFAULT_SPEED_SECONDS = 2.0
+
+
+def default_output(model_path: str | Path) -> Path:
+    """model.onnx -> model.int8.onnx, beside it."""
+    p = Path(model_path)
+    return p.with_name(f"{p.stem}.int8.onnx")
+
+
+def quantize_model(model_path, calibration_images, held_out_images, held_out_labels=None, *, output=None,
+                   source: str = "arrays", **options) -> QuantizeReport:
+    """Quantise ``model_path`` (a cnnspec fp32 model) calibrated on ``calibration_images`` (training
+    images, float32 [N, C, H, W] in [0, 1]); figures on ``held_out_images`` (and their labels, if
+    any). Options as :func:`quantize_face`."""
+    import numpy as np
+
+    face = read_face(str(model_path))
+    images = Images(np.asarray(calibration_images, np.float32), np.asarray(held_out_images, np.float32),
+                    None if held_out_labels is None else np.asarray(held_out_labels),
+                    "" if held_out_labels is not None else "no labels were given", source)
+    return quantize_face(face, images, output=output, **options)
+
+
+def quantize_source(model_path, source: str, *, output=None, **options) -> QuantizeReport:
+    """Quantise ``model_path`` on ``source`` as ``train --data`` reads it (or a folder of images)."""
+    face = read_face(str(model_path))
+    return quantize_face(face, calibration.load_images(source, face), output=output, **options)
+
+
+def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int = DEFAULT_SAMPLES,
+                  max_drop: float = DEFAULT_MAX_DROP, force: bool = False, recipe: str | None = None,
+                  speed_seconds: float = DEFAULT_SPEED_SECONDS, threads: int | None = None) -> QuantizeReport:
+    from ..cpuinfo import int8_isa
+    from ..fsutil import atomic_write_bytes, check_can_create_dir
+    from ..onnxio import check_model
+    from ..runner.session import open_session
+
+    out = Path(output) if output is not None else default_output(face.path)
+    _check_request(face, images, out, samples, max_drop, recipe)
+    check_can_create_dir(out.parent if str(out.parent) else ".")  # fail now, not after calibrating
+    isa = int8_isa()
+    chosen, reason = (RECIPES[recipe], RECIPES[recipe].why) if recipe else choose_recipe(isa)
+
+    from .quantizer import quantize_static_model
+
+    input_name = face.proto.graph.input[0].name
+    calibration_set = calibration.pick(images.train, samples)
+    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen)
+    _, fp32 = open_session(face.path, "cpu", threads)
+    int8 = _session(quantized, threads)
+    held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
+    guard, refused = _judge(held, max_drop)
+    if refused and not force:
+        raise QuantizationRefused(f"{refused}; nothing written (--force writes it anyway)")
+    speed = speed_ratios(fp32, int8, images.held_out, speed_seconds) if speed_seconds > 0 else {}
+    record = quantization_record(chosen, images.source, len(calibration_set), folded, Path(face.path).name,
+                                 {"images": held.images, "fp32_accuracy": held.fp32_accuracy,
+                                  "int8_accuracy": held.int8_accuracy, "agreement": held.agreement,
+                                  "max_output_difference": held.max_output_difference})
+    apply_metadata(quantized, face.metadata, record, face.proto)
+    blob = check_model(quantized)
+    atomic_write_bytes(out, blob)
+    return QuantizeReport(
+        model=face.path, output=str(out), recipe=chosen.name, recipe_description=chosen.describe(),
+        recipe_reason=reason, isa=isa, source=images.source, calibration_images=len(calibration_set),
+        training_images=len(images.train), batchnorms_folded=folded, held_out=held, label_note=images.label_note,
+        guard=guard, forced=bool(refused), speed=speed, fp32_bytes=Path(face.path).stat().st_size,
+        int8_bytes=len(blob))
+
+
+def _check_request(face, images, out: Path, samples: int, max_drop: float, recipe: str | None) -> None:
+    if samples < 1:
+        raise UsageError(f"--samples must be 1 or more, got {samples}")
+    if not max_drop >= 0:  # NaN too
+        raise UsageError(f"--max-drop must be 0 or more points, got {max_drop}")
+    if recipe is not None and recipe not in RECIPES:
+        raise UsageError(f"unknown recipe '{recipe}'; choose one of {', '.join(RECIPES)}")
+    if out.exists() and out.resolve() == Path(face.path).resolve():
+        raise UsageError(f"{out}: is the model being quantised; give another -o")
+    if len(images.train) == 0 or len(images.held_out) == 0:
+        raise UsageError(f"{images.source}: needs training images to calibrate on and held-out images to measure")
+    if tuple(images.train.shape[1:]) != face.chw or tuple(images.held_out.shape[1:]) != face.chw:
+        raise UsageError(f"{images.source}: images are {list(images.train.shape[1:])} but the model takes "
+                         f"{list(face.chw)}")
+
+
+def _judge(held, max_drop: float) -> tuple[str, str]:
+    """(how the guard judged, the refusal's reason or ""). With labels, the accuracy drop; without,
+    the top-1 disagreement, which bounds any drop the labels could have shown."""
+    if held.fp32_accuracy is not None:
+        drop = held.drop_points
+        line = (f"int8 accuracy {100 * held.int8_accuracy:.2f}% vs fp32 {100 * held.fp32_accuracy:.2f}% on "
+                f"{held.images} held-out images ({0.0 - drop + 0.0:+.2f} points)")
+    else:
+        drop = 100.0 * (1.0 - held.agreement)
+        line = (f"int8 and fp32 disagree on {drop:.2f}% of {held.images} held-out images (no labels: the "
+                f"disagreement bounds the accuracy drop)")
+    if drop > max_drop:
+        return f"{line}, more than --max-drop {max_drop:g}", f"{line}, more than --max-drop {max_drop:g}"
+    return f"{line}, within --max-drop {max_drop:g}", ""
+
+
+def _session(model, threads: int | None):
+    import onnxruntime as ort
+
+    from ..runner.options import session_options
+
+    return ort.InferenceSession(model.SerializeToString(), sess_options=session_options(threads),
+                                providers=["CPUExecutionProvider"])

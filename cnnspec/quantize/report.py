@@ -1,0 +1,69 @@
+"""What ``cnnspec quantize`` found, as one record: printed as aligned lines, or as JSON (the form
+``train --quantize`` can put in metrics.json)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from .figures import HeldOut
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    model: str
+    output: str | None  # None: nothing written (refused)
+    recipe: str
+    recipe_description: str
+    recipe_reason: str
+    isa: str
+    source: str
+    calibration_images: int
+    training_images: int
+    batchnorms_folded: int
+    held_out: HeldOut
+    label_note: str  # why accuracy was skipped; "" where it was measured
+    guard: str  # how --max-drop was judged
+    forced: bool
+    speed: dict = field(default_factory=dict)  # batch -> (int8 images/s, fp32 images/s, ratio)
+    fp32_bytes: int = 0
+    int8_bytes: int = 0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["held_out"] = {**asdict(self.held_out), "drop_points": self.held_out.drop_points}
+        out["speed"] = {str(b): {"int8_images_per_second": round(i, 2), "fp32_images_per_second": round(f, 2),
+                                 "ratio": round(r, 3)} for b, (i, f, r) in self.speed.items()}
+        return out
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def format_report(r: QuantizeReport) -> str:
+    h = r.held_out
+    lines = [
+        f"{r.model}: {r.recipe_description} (recipe {r.recipe}, {r.batchnorms_folded} batchnorms folded)",
+        f"  recipe         {r.recipe}: {r.recipe_reason}",
+        f"  calibration    {r.calibration_images} of the {r.training_images} training images of {r.source}",
+    ]
+    if h.fp32_accuracy is not None:
+        lines.append(f"  accuracy       fp32 {_percent(h.fp32_accuracy)}, int8 {_percent(h.int8_accuracy)} "
+                     f"({100 * (h.int8_accuracy - h.fp32_accuracy):+.2f} points) on {h.images} held-out images")
+    else:
+        lines.append(f"  accuracy       not measured: {r.label_note}")
+    lines += [
+        f"  agreement      top-1 {_percent(h.agreement)} of {h.images} held-out images",
+        f"  largest diff   {h.max_output_difference:.4g} (largest fp32 output {h.output_scale:.4g})",
+        f"  guard          {r.guard}" + (" (overridden by --force)" if r.forced else ""),
+    ]
+    for batch, (int8, fp32, ratio) in r.speed.items():
+        lines.append(f"  speed b{batch:<3}     int8 {int8:.1f} img/s, fp32 {fp32:.1f} img/s: {ratio:.2f}x on {r.isa}")
+    if r.int8_bytes:
+        lines.append(f"  size           {r.int8_bytes / 1e6:.2f} MB (fp32 {r.fp32_bytes / 1e6:.2f} MB)")
+    lines.append(f"  wrote          {r.output}" if r.output else "  wrote          nothing")
+    return "\n".join(lines)
+
+
+def report_json(r: QuantizeReport) -> str:
+    return json.dumps(r.to_json(), indent=2, ensure_ascii=False)
