@@ -50,14 +50,38 @@ def call_name(node) -> str | None:
     return node.call[:-1] if node.call else None
 
 
+def _calls_holding_calls(graph: Graph) -> set[str]:
+    """The calls whose block calls other blocks (GoogLeNet's inception calls basic_conv): a name that
+    prefixes a deeper call's name."""
+    depth: dict[str, int] = {}
+    for n in graph.nodes:
+        key = call_name(n)
+        if key is not None:
+            depth.setdefault(key, len(n.via))
+    holding = set()
+    for key, d in depth.items():
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            outer = ".".join(parts[:i])
+            if depth.get(outer, d) < d:
+                holding.add(outer)
+    return holding
+
+
 def call_rows(graph: Graph, fields: dict | None = None) -> list[Row]:
     """One row per innermost block call (its layers are consecutive: blocks expand in place), and one
-    per layer outside any block. A call's inputs are the rows it reads, its figures its layers' sums,
-    its shape and field those of its last layer (the call's output)."""
+    per layer outside any block. A call whose block calls other blocks has its own layers shown one
+    per row beside its inner calls' rows: they may come before, between and after those (an inception's
+    pool branch and concat around its BasicConv2d calls), so as one row they would repeat a name, read
+    their own output, or stand for the whole call with part of its figures. A call's inputs are the
+    rows it reads, its figures its layers' sums, its shape and field those of its last layer (the
+    call's output)."""
     fields = receptive_fields(graph) if fields is None else fields
+    holding = _calls_holding_calls(graph)
     groups: list[tuple[str | None, list]] = []
     for n in graph.nodes:
         key = call_name(n)
+        key = None if key in holding else key
         if key is not None and groups and groups[-1][0] == key:
             groups[-1][1].append(n)
         else:

@@ -3,7 +3,11 @@ memory: test_memory.py)."""
 import json
 from pathlib import Path
 
+import pytest
+
+import cnnspec
 from cnnspec.cli import main
+from cnnspec.figures import call_rows
 from cnnspec.report import COLUMNS, choose_columns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +58,36 @@ def test_blocks_one_row_per_call_in_json(monkeypatch, capsys):
     assert call["params"] == sum(layer["params"] for layer in doc["layers"] if layer["name"] in call["layers"])
     assert call["receptive_field"] == [67, 67] and call["effective_stride"] == [8, 8]
     assert sum(r["params"] for r in doc["blocks"]) == doc["params"]
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "unet", "mobilenet-v2", "convnext-tiny"])
+def test_blocks_rows_of_nested_calls_are_unique_and_acyclic(spec):
+    """A call whose block calls other blocks (an inception's basic_conv calls, U-Net's double_conv,
+    MobileNetV2's conv_bn_act) shows its own layers one per row beside its inner calls: no name twice
+    (GoogLeNet's inception3a once came out as two rows, one reading the other: a cycle in the
+    collapsed diagram, which crashed its layout), and every row reads only earlier rows."""
+    graph = cnnspec.load(ROOT / "specs" / f"{spec}.yaml").graph
+    rows = call_rows(graph)
+    names = [r.name for r in rows]
+    assert len(names) == len(set(names))
+    seen = {"input"}
+    for r in rows:
+        assert set(r.inputs) <= seen, (r.name, r.inputs)
+        seen.add(r.name)
+    assert sum(r.params for r in rows) == graph.params and sum(r.macs for r in rows) == graph.macs
+    assert sorted(layer for r in rows for layer in (r.layers or (r.name,))) == sorted(n.name for n in graph.nodes)
+
+
+def test_blocks_of_googlenet(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["check", "specs/googlenet.yaml", "--blocks", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["blocks"]}
+    assert rows["inception3a.branch4.0"]["block"] is None and rows["inception3a.branch4.0"]["op"] == "maxpool2d"
+    assert rows["inception3a.branch4.1"]["block"] == "basic_conv"
+    assert rows["inception3a.branch4.1"]["inputs"] == ["inception3a.branch4.0"]
+    assert rows["inception3a.concat_1"]["inputs"] == ["inception3a.branch1", "inception3a.branch2.1",
+                                                      "inception3a.branch3.1", "inception3a.branch4.1"]
+    assert "inception3a" not in rows
 
 
 def test_invalid_spec_has_null_figures(tmp_path, capsys):

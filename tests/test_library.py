@@ -13,7 +13,7 @@ from cnnspec.weights import expected_weights
 
 
 def test_the_library_holds_the_common_blocks():
-    assert library_names() == ["densenet", "googlenet", "mobilenet", "resnet", "squeezenet"]
+    assert library_names() == ["convnext", "densenet", "googlenet", "mobilenet", "resnet", "squeezenet", "unet"]
 
 
 @pytest.mark.parametrize("name", library_names())
@@ -143,3 +143,58 @@ def test_inverted_residual_without_expansion_shifts_torchvisions_indices():
     assert keys["features.2.conv.1.0.weight"] == (96, 1, 3, 3) and keys["features.2.conv.3.weight"] == (24,)
     assert g.node("features.3.conv.0.2").op == "relu" and g.node("features.2.conv.0.2").op == "relu6"
     assert g.node("features.3.add_1").inputs == ("features.3.conv.3", "features.2.conv.3")
+
+
+def test_cnblock_counts_and_keys():
+    """torchvision's CNBlock(dim): 7x7 depthwise with bias, LayerNorm, Linear(dim, 4 dim), GELU,
+    Linear(4 dim, dim), layer scale: 8 dim^2 + 58 dim parameters; the Linears as 1x1 convolutions."""
+    g = net("convnext", ["{conv2d: {filters: 96, kernel: 4, stride: 4}, name: stem}",
+                         "{cnblock: {dim: 96, hidden: 384}, name: features.1, repeat: 2}",
+                         "{cn_downsample: {filters: 192}, name: features.2}"], "[3, 32, 32]")
+    keys = expected_weights(g)
+    assert sum(_numel(shape) for k, shape in keys.items() if k.startswith("features.1.0.")) == 8 * 96 ** 2 + 58 * 96
+    assert keys["features.1.1.block.0.weight"] == (96, 1, 7, 7) and keys["features.1.1.block.0.bias"] == (96,)
+    assert keys["features.1.0.block.3.weight"] == (384, 96, 1, 1)
+    assert keys["features.1.0.block.5.weight"] == (96, 384, 1, 1)
+    assert keys["features.1.0.layer_scale.weight"] == (96,)
+    assert keys["features.2.0.weight"] == (96,) and keys["features.2.1.weight"] == (192, 96, 2, 2)
+    assert g.node("features.1.0.block.2").op == "layernorm" and g.node("features.1.0.block.2").attrs["eps"] == 1e-6
+    assert g.node("features.1.0.layer_scale").attrs["init"] == 1e-6
+    assert g.node("features.1.1.add_1").inputs == ("features.1.1.layer_scale", "features.1.0.add_1")
+    assert g.output_shape == (192, 4, 4)
+
+
+def test_unet_blocks_join_the_skip_first_and_keep_the_size():
+    """A two-level U-Net from the library: Up's ConvTranspose2d halves the channels and doubles the
+    size, the skip comes first in the concatenation, DoubleConv keeps the size."""
+    g = net("unet", ["{double_conv: {filters: 8}, name: inc}",
+                     "{unet_down: {filters: 16}, name: down1}",
+                     "{unet_down: {filters: 32}, name: down2}",
+                     "{unet_up: {half: 16, filters: 16}, in: [down2, down1], name: up1}",
+                     "{unet_up: {half: 8, filters: 8}, in: [up1, inc], name: up2}",
+                     "{conv2d: {filters: 3, kernel: 1}, name: outc.conv}"], "[1, 24, 24]")
+    assert g.output_shape == (3, 24, 24)
+    assert g.node("down2.maxpool_conv.1.double_conv.5").shape == (32, 6, 6) and g.node("up1.up").shape == (16, 12, 12)
+    assert g.node("up1.concat_1").inputs == ("down1.maxpool_conv.1.double_conv.5", "up1.up")
+    assert g.node("up1.concat_1").shape == (32, 12, 12)
+    keys = expected_weights(g)
+    assert keys["inc.double_conv.0.weight"] == (8, 1, 3, 3) and "inc.double_conv.0.bias" not in keys
+    assert keys["down1.maxpool_conv.1.double_conv.4.running_mean"] == (16,)
+    assert keys["up1.up.weight"] == (32, 16, 2, 2) and keys["up1.up.bias"] == (16,)
+    assert keys["up2.conv.double_conv.0.weight"] == (8, 16, 3, 3)
+    double = lambda i, o: 9 * i * o + 2 * o + 9 * o * o + 2 * o  # noqa: E731
+    assert g.params == (double(1, 8) + double(8, 16) + double(16, 32) + (32 * 16 * 4 + 16) + double(32, 16)
+                        + (16 * 8 * 4 + 8) + double(16, 8) + (8 * 3 + 3))
+
+
+def test_unet_up_takes_two_inputs():
+    with pytest.raises(cnnspec.SpecError, match=r"block 'unet_up' takes 2 inputs \(x, skip"):
+        net("unet", ["{double_conv: {filters: 8}, name: inc}", "{unet_down: {filters: 16}, name: down1}",
+                     "{unet_up: {half: 8, filters: 8}, in: [down1], name: up1}"], "[1, 16, 16]")
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n

@@ -108,12 +108,15 @@ def check_writer(graph, path, seed=0):
     return model
 
 
-def _zoo_params(path):
-    return cnnspec.load(path).graph.params
+MAX_MACS = 20_000_000_000  # likewise (U-Net at 256x256: 48 G MACs, about 40 s here)
 
 
-ZOO = [pytest.param(p, id=p.stem, marks=[] if _zoo_params(p) <= MAX_PARAMS else [pytest.mark.slow])
-       for p in SPECS]
+def _heavy(path):
+    graph = cnnspec.load(path).graph
+    return graph.params > MAX_PARAMS or graph.macs > MAX_MACS
+
+
+ZOO = [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if _heavy(p) else []) for p in SPECS]
 
 
 @pytest.mark.parametrize("path", ZOO)

@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.xdist_group("ker
 KERAS, TORCH = KerasBackend(), TorchBackend()
 RTOL = 1e-5
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
-# zoo nets that end in global pooling are checked at this input size (same layers, same weights);
-# the ones with a fixed flatten -> dense head (VGG-16, AlexNet) at their own size, marked slow
+# zoo nets that end in global pooling, and fully convolutional ones (U-Net: a map out), are checked at
+# this input size (same layers, same weights); the ones with a fixed flatten -> dense head (VGG-16,
+# AlexNet) at their own size, marked slow
 SMALL_SIDE = 64
 MAX_PARAMS = 30_000_000
 
@@ -115,8 +116,17 @@ def _without_expect(node):
     return node
 
 
+def _same_head(small, full) -> bool:
+    """A vector output must be the same vector; a map output (a segmentation net's per-pixel scores)
+    the same channels at the smaller size."""
+    if len(full.output_shape) == 1:
+        return small.output_shape == full.output_shape
+    return len(small.output_shape) == len(full.output_shape) and small.output_shape[0] == full.output_shape[0]
+
+
 def graph_at_test_size(path):
-    """The spec at SMALL_SIDE input where it still checks (global pooling heads), else as written."""
+    """The spec at SMALL_SIDE input where it still checks (global pooling heads, fully convolutional
+    nets), else as written."""
     graph = cnnspec.load(path).graph
     if graph.input_shape[1] <= SMALL_SIDE:
         return graph
@@ -126,7 +136,7 @@ def graph_at_test_size(path):
         small = cnnspec.loads(json.dumps(doc), file=str(path)).graph
     except SpecError:
         return graph
-    return small if small.output_shape == graph.output_shape else graph
+    return small if _same_head(small, graph) else graph
 
 
 def _zoo_param(path):

@@ -34,6 +34,15 @@ PARAMS = {
     "resnet101": 44_549_160,
     "mobilenet-v2": 3_504_872,
     "densenet121": 7_978_856,
+    "squeezenet1-1": 1_235_496,
+    "googlenet": 6_624_904,        # without the auxiliary classifiers (aux_logits=False)
+    "convnext-tiny": 28_589_128,
+    # U-Net as milesial/Pytorch-UNet builds it (n_channels=3, n_classes=2, bilinear=False), counted by
+    # hand: a DoubleConv(i, o) is two bias-free 3x3 convolutions, each with batchnorm (2 params per channel)
+    "unet": (sum(9*i*o + 2*o + 9*o*o + 2*o for i, o in ((3, 64), (64, 128), (128, 256), (256, 512), (512, 1024)))
+             + sum((c*(c // 2)*2*2 + c // 2) + (9*c*(c // 2) + c + 9*(c // 2)**2 + c)   # ConvTranspose2d + DoubleConv
+                   for c in (1024, 512, 256, 128))
+             + (64*2 + 2)),                                                              # outc: 1x1 with bias
     # LeNet-5 as usually rebuilt (C3 fully connected, no trainable subsampling coefficients)
     "lenet-5": (5*5*1*6 + 6) + (5*5*6*16 + 16) + (5*5*16*120 + 120) + (120*84 + 84) + (84*10 + 10),
     # The tutorials print no model.summary(); these are their layer definitions, counted by hand.
@@ -48,7 +57,8 @@ PARAMS = {
 
 # torchvision's published GFLOPS at 3x224x224, which are multiply-accumulates, to two decimals.
 GMACS = {"resnet18": 1.81, "resnet50": 4.09, "resnet101": 7.80, "mobilenet-v2": 0.30,
-         "alexnet": 0.71, "vgg16": 15.47, "densenet121": 2.83}
+         "alexnet": 0.71, "vgg16": 15.47, "densenet121": 2.83,
+         "squeezenet1-1": 0.35, "googlenet": 1.50, "convnext-tiny": 4.46}
 
 
 def test_the_zoo_is_complete():
@@ -177,8 +187,126 @@ def torchvision_densenet121_keys() -> dict:
     return dict(keys)
 
 
+def torchvision_squeezenet1_1_keys() -> dict:
+    """torchvision.models.squeezenet1_1().state_dict() shapes: features.0 conv, Fire modules at their
+    Sequential indices (pools at 2, 5, 8), classifier.1 the final 1x1 conv."""
+    keys = _Keys()
+    keys.conv("features.0", 64, 3, 3, bias=True)
+    fires = {3: (64, 16, 64, 64), 4: (128, 16, 64, 64), 6: (128, 32, 128, 128), 7: (256, 32, 128, 128),
+             9: (256, 48, 192, 192), 10: (384, 48, 192, 192), 11: (384, 64, 256, 256), 12: (512, 64, 256, 256)}
+    for index, (inplanes, squeeze, e1, e3) in fires.items():   # Fire(inplanes, squeeze, expand1x1, expand3x3)
+        keys.conv(f"features.{index}.squeeze", squeeze, inplanes, 1, bias=True)
+        keys.conv(f"features.{index}.expand1x1", e1, squeeze, 1, bias=True)
+        keys.conv(f"features.{index}.expand3x3", e3, squeeze, 3, bias=True)
+    keys.conv("classifier.1", 1000, 512, 1, bias=True)
+    return dict(keys)
+
+
+def torchvision_googlenet_keys() -> dict:
+    """torchvision.models.googlenet(aux_logits=False).state_dict() shapes, minus num_batches_tracked:
+    BasicConv2d is conv (no bias) + bn; Inception's arguments as its source passes them."""
+    keys = _Keys()
+
+    def basic(name, out, inp, k):
+        keys.conv(f"{name}.conv", out, inp, k)
+        keys.bn(f"{name}.bn", out)
+
+    basic("conv1", 64, 3, 7)
+    basic("conv2", 64, 64, 1)
+    basic("conv3", 192, 64, 3)
+    inceptions = {"3a": (192, 64, 96, 128, 16, 32, 32), "3b": (256, 128, 128, 192, 32, 96, 64),
+                  "4a": (480, 192, 96, 208, 16, 48, 64), "4b": (512, 160, 112, 224, 24, 64, 64),
+                  "4c": (512, 128, 128, 256, 24, 64, 64), "4d": (512, 112, 144, 288, 32, 64, 64),
+                  "4e": (528, 256, 160, 320, 32, 128, 128), "5a": (832, 256, 160, 320, 32, 128, 128),
+                  "5b": (832, 384, 192, 384, 48, 128, 128)}
+    for n, (inp, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) in inceptions.items():
+        p = f"inception{n}"
+        basic(f"{p}.branch1", ch1x1, inp, 1)
+        basic(f"{p}.branch2.0", ch3x3red, inp, 1)
+        basic(f"{p}.branch2.1", ch3x3, ch3x3red, 3)
+        basic(f"{p}.branch3.0", ch5x5red, inp, 1)
+        basic(f"{p}.branch3.1", ch5x5, ch5x5red, 3)   # kernel_size=3 in torchvision, 5x5 in the paper
+        basic(f"{p}.branch4.1", pool_proj, inp, 1)    # branch4.0 is the max pool
+    keys.linear("fc", 1000, 1024)
+    return dict(keys)
+
+
+def torchvision_convnext_tiny_keys() -> dict:
+    """torchvision.models.convnext_tiny().state_dict() shapes, in its order: a CNBlock's own parameter
+    layer_scale [C, 1, 1] comes before its submodules' (block.0 depthwise conv, block.2 LayerNorm,
+    block.3 and block.5 Linear); a Sequential(LayerNorm2d, Conv2d k2 s2) between stages."""
+    keys = _Keys()
+    keys.conv("features.0.0", 96, 3, 4, bias=True)
+    keys["features.0.1.weight"], keys["features.0.1.bias"] = (96,), (96,)
+    index = 1
+    for dim, out, layers in ((96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)):   # CNBlockConfig
+        for j in range(layers):
+            p = f"features.{index}.{j}"
+            keys[f"{p}.layer_scale"] = (dim, 1, 1)
+            keys.conv(f"{p}.block.0", dim, dim, 7, groups=dim, bias=True)
+            keys[f"{p}.block.2.weight"], keys[f"{p}.block.2.bias"] = (dim,), (dim,)
+            keys.linear(f"{p}.block.3", 4 * dim, dim)
+            keys.linear(f"{p}.block.5", dim, 4 * dim)
+        index += 1
+        if out is not None:
+            keys[f"features.{index}.0.weight"], keys[f"features.{index}.0.bias"] = (dim,), (dim,)
+            keys.conv(f"features.{index}.1", out, dim, 2, bias=True)
+            index += 1
+    keys["classifier.0.weight"], keys["classifier.0.bias"] = (768,), (768,)
+    keys.linear("classifier.2", 1000, 768)
+    return dict(keys)
+
+
+# The two places where the language's ConvNeXt differs from torchvision's keys: its Linear layers on
+# channels-last tensors are 1x1 convolutions here, and its layer_scale parameter is the 'scale' op's
+# weight. A torchvision checkpoint converts key by key (the same numbers, reshaped); specs/README.md
+# shows this table. (torchvision key pattern, our key, our shape from torchvision's)
+CONVNEXT_FROM_TORCHVISION = [
+    (r"(features\.\d+\.\d+)\.layer_scale", r"\1.layer_scale.weight", lambda s: (s[0],)),    # [C, 1, 1] -> [C]
+    (r"(features\.\d+\.\d+\.block\.[35])\.weight", r"\1.weight", lambda s: (*s, 1, 1)),   # [out, in] -> [out, in, 1, 1]
+]
+
+
+def from_torchvision(keys: dict, table) -> dict:
+    """Keys and shapes after the table's renames and reshapes; every other key stays as it is."""
+    out = {}
+    for key, shape in keys.items():
+        for pattern, ours, reshape in table:
+            if re.fullmatch(pattern, key):
+                key, shape = re.sub(pattern, ours, key), reshape(shape)
+                break
+        out[key] = shape
+    return out
+
+
+def milesial_unet_keys(n_channels=3, n_classes=2) -> dict:
+    """milesial/Pytorch-UNet's UNet(n_channels, n_classes, bilinear=False).state_dict() shapes (unet/
+    unet_model.py, unet/unet_parts.py): DoubleConv = Sequential(conv, BN, ReLU, conv, BN, ReLU) named
+    double_conv; Down = Sequential(MaxPool2d(2), DoubleConv) named maxpool_conv; Up = ConvTranspose2d
+    (in, in // 2, 2, stride 2) named up, then DoubleConv(in, out) named conv; OutConv's 1x1 named conv."""
+    keys = _Keys()
+
+    def double_conv(p, inp, out):
+        keys.conv(f"{p}.double_conv.0", out, inp, 3)
+        keys.bn(f"{p}.double_conv.1", out)
+        keys.conv(f"{p}.double_conv.3", out, out, 3)
+        keys.bn(f"{p}.double_conv.4", out)
+
+    double_conv("inc", n_channels, 64)
+    for k, (inp, out) in enumerate(((64, 128), (128, 256), (256, 512), (512, 1024)), 1):
+        double_conv(f"down{k}.maxpool_conv.1", inp, out)
+    for k, (inp, out) in enumerate(((1024, 512), (512, 256), (256, 128), (128, 64)), 1):
+        keys[f"up{k}.up.weight"], keys[f"up{k}.up.bias"] = (inp, inp // 2, 2, 2), (inp // 2,)  # [C_in, C_out, kh, kw]
+        double_conv(f"up{k}.conv", inp, out)
+    keys.conv("outc.conv", n_classes, 64, 1, bias=True)
+    return dict(keys)
+
+
 TORCHVISION_KEYS = {
     "densenet121": torchvision_densenet121_keys,
+    "squeezenet1-1": torchvision_squeezenet1_1_keys,
+    "googlenet": torchvision_googlenet_keys,
+    "convnext-tiny": lambda: from_torchvision(torchvision_convnext_tiny_keys(), CONVNEXT_FROM_TORCHVISION),
     "resnet18": lambda: torchvision_resnet_keys("basic", [2, 2, 2, 2]),
     "resnet50": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 6, 3]),
     "resnet101": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 23, 3]),
@@ -186,16 +314,40 @@ TORCHVISION_KEYS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION_KEYS))
+# reference implementations outside torchvision, generated the same way from their source
+PORT_KEYS = {"unet": milesial_unet_keys}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_KEYS) + sorted(PORT_KEYS))
 def test_weight_keys_are_torchvisions_state_dict(name):
     ours = expected_weights(graph(name))
-    theirs = TORCHVISION_KEYS[name]()
+    theirs = {**TORCHVISION_KEYS, **PORT_KEYS}[name]()
     assert sorted(set(theirs) - set(ours)) == [], "keys torchvision has and the spec lacks"
     assert sorted(set(ours) - set(theirs)) == [], "keys the spec has and torchvision lacks"
     assert ours == theirs
-    assert list(ours) == list(theirs), "same order as torchvision's state_dict"
+    # same order as torchvision's state_dict, but for ConvNeXt's layer_scale, a parameter of the block
+    # itself, which PyTorch lists before the block's submodules (the order does not matter to loading)
+    in_order = lambda keys: [k for k in keys if not k.endswith("layer_scale.weight")]  # noqa: E731
+    assert in_order(ours) == in_order(theirs), "same order as torchvision's state_dict"
     assert sum(_numel(s) for k, s in ours.items() if not k.endswith(("running_mean", "running_var"))) \
         == PARAMS[name]
+
+
+def test_convnext_differs_from_torchvision_only_where_the_table_says():
+    """Without the table, exactly the Linear weights (block.3, block.5) and the layer scales differ;
+    the same number of values, so a torchvision checkpoint converts by reshaping alone."""
+    ours, theirs = expected_weights(graph("convnext-tiny")), torchvision_convnext_tiny_keys()
+    renamed = {k: f"{k}.weight" for k in theirs if k.endswith(".layer_scale")}
+    assert sorted(set(ours) - set(theirs)) == sorted(renamed.values())
+    assert sorted(set(theirs) - set(ours)) == sorted(renamed)
+    reshaped = sorted(k for k in theirs if k in ours and ours[k] != theirs[k])
+    assert reshaped == sorted(k for k in theirs if re.fullmatch(r"features\.\d\.\d\.block\.[35]\.weight", k))
+    assert len(reshaped) == 2 * 18 and len(renamed) == 18   # two Linears and a layer scale in each of 18 blocks
+    assert all(_numel(ours[k]) == _numel(theirs[k]) for k in reshaped)
+    assert all(_numel(ours[v]) == _numel(theirs[k]) for k, v in renamed.items())
+    assert ours["features.5.8.block.3.weight"] == (1536, 384, 1, 1)
+    assert theirs["features.5.8.block.3.weight"] == (1536, 384)
+    assert ours["features.7.2.layer_scale.weight"] == (768,) and theirs["features.7.2.layer_scale"] == (768, 1, 1)
 
 
 def _numel(shape):
@@ -231,6 +383,33 @@ SPOT_CHECKS = [
     ("densenet121", "features.transition3.conv.weight", (512, 1024, 1, 1)),
     ("densenet121", "features.norm5.running_var", (1024,)),
     ("densenet121", "classifier.weight", (1000, 1024)),
+    ("squeezenet1-1", "features.0.weight", (64, 3, 3, 3)),
+    ("squeezenet1-1", "features.3.squeeze.weight", (16, 64, 1, 1)),
+    ("squeezenet1-1", "features.7.expand3x3.weight", (128, 32, 3, 3)),
+    ("squeezenet1-1", "features.12.expand1x1.bias", (256,)),
+    ("squeezenet1-1", "classifier.1.weight", (1000, 512, 1, 1)),
+    ("googlenet", "conv1.conv.weight", (64, 3, 7, 7)),
+    ("googlenet", "conv3.bn.running_mean", (192,)),
+    ("googlenet", "inception3a.branch3.1.conv.weight", (32, 16, 3, 3)),   # torchvision's "5x5" is 3x3
+    ("googlenet", "inception4e.branch4.1.conv.weight", (128, 528, 1, 1)),
+    ("googlenet", "inception5b.branch2.1.bn.weight", (384,)),
+    ("googlenet", "fc.weight", (1000, 1024)),
+    ("convnext-tiny", "features.0.0.weight", (96, 3, 4, 4)),
+    ("convnext-tiny", "features.0.1.bias", (96,)),
+    ("convnext-tiny", "features.1.0.block.0.weight", (96, 1, 7, 7)),
+    ("convnext-tiny", "features.3.2.block.2.weight", (192,)),
+    ("convnext-tiny", "features.5.8.block.3.weight", (1536, 384, 1, 1)),   # torchvision: (1536, 384)
+    ("convnext-tiny", "features.5.8.block.5.bias", (384,)),
+    ("convnext-tiny", "features.7.2.layer_scale.weight", (768,)),          # torchvision: layer_scale (768, 1, 1)
+    ("convnext-tiny", "features.6.1.weight", (768, 384, 2, 2)),
+    ("convnext-tiny", "classifier.0.weight", (768,)),
+    ("convnext-tiny", "classifier.2.weight", (1000, 768)),
+    ("unet", "inc.double_conv.0.weight", (64, 3, 3, 3)),
+    ("unet", "down4.maxpool_conv.1.double_conv.3.weight", (1024, 1024, 3, 3)),
+    ("unet", "up1.up.weight", (1024, 512, 2, 2)),
+    ("unet", "up1.conv.double_conv.0.weight", (512, 1024, 3, 3)),
+    ("unet", "up4.conv.double_conv.4.running_var", (64,)),
+    ("unet", "outc.conv.bias", (2,)),
     ("vgg16", "features.28.weight", (512, 512, 3, 3)),
     ("vgg16", "classifier.0.weight", (4096, 25088)),
     ("vgg16", "classifier.6.bias", (1000,)),
@@ -249,7 +428,8 @@ def test_weight_key_spot_checks(name, key, shape):
     assert expected_weights(graph(name)).get(key) == shape
 
 
-@pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2", "densenet121"}))
+@pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2", "densenet121",
+                                         "googlenet"}))
 def test_no_bias_where_torchvision_has_none(name):
     """torchvision's convolutions before batchnorm have bias=False; only the classifier has one."""
     biased = [k for k in expected_weights(graph(name)) if k.endswith(".bias")]
@@ -280,6 +460,47 @@ def test_digits_fits_the_sklearn_digits_set():
     assert g.classes == tuple(str(d) for d in range(10))
     assert g.output_shape == (10,)
     assert g.params < 200_000 and g.macs < 2_000_000, "small enough to train in seconds on a CPU"
+
+
+def test_unet_is_a_segmentation_map_with_its_skips_first():
+    """The output is a score per class per pixel at the input's size; each up block concatenates the
+    encoder's output before the upsampled map (torch.cat([x2, x1])); MACs counted by hand."""
+    g = graph("unet")
+    assert g.input_shape == (3, 256, 256) and g.output_shape == (2, 256, 256) and g.classes is None
+    assert g.node("up1.concat_1").inputs == ("down3.maxpool_conv.1.double_conv.5", "up1.up")
+    assert g.node("up4.concat_1").inputs == ("inc.double_conv.5", "up4.up")
+    assert g.node("up4.up").inputs == ("up3.conv.double_conv.5",)
+    side = lambda k: 256 >> k  # noqa: E731  the side after k pools
+    double = lambda i, o, s: 9 * i * o * s * s + 9 * o * o * s * s  # noqa: E731
+    macs = double(3, 64, side(0)) + sum(double(64 << (k - 1), 64 << k, side(k)) for k in range(1, 5))
+    for k, c in enumerate((1024, 512, 256, 128)):      # up1..up4: C_in * H1 * W1 * filters * 2 * 2, then DoubleConv
+        macs += c * side(4 - k) ** 2 * (c // 2) * 4 + double(c, c // 2, side(3 - k))
+    macs += 64 * 2 * side(0) ** 2
+    assert g.macs == macs == 48_171_581_440
+
+
+@pytest.mark.parametrize("side", [64, 160])
+def test_unet_takes_any_side_divisible_by_16(side):
+    text = (ROOT / "specs" / "unet.yaml").read_text(encoding="utf-8")
+    text = re.sub(r", expect: \[[0-9, ]+\]", "", text).replace("input: [3, 256, 256]", f"input: [3, {side}, {side}]")
+    g = cnnspec.loads(text, "unet.yaml").graph
+    assert g.output_shape == (2, side, side) and g.params == PARAMS["unet"]
+
+
+def test_googlenet_and_squeezenet_pools_are_ceil_mode_as_in_torchvision():
+    """torchvision's MaxPool2d(3, 2, ceil_mode=True) without padding (GoogLeNet's inception pool aside)."""
+    for name, pools in (("googlenet", ("maxpool1", "maxpool2", "maxpool3", "maxpool4")),
+                        ("squeezenet1-1", ("features.2", "features.5", "features.8"))):
+        g = graph(name)
+        for pool in pools:
+            assert g.node(pool).op == "maxpool2d" and g.node(pool).attrs["ceil"] is True, (name, pool)
+            assert g.node(pool).attrs["padding"] in (0, (0, 0), (0, 0, 0, 0)), (name, pool)
+    # at 3x100x100 the ceil pools keep a last, partial window that floor mode drops: 49 -> 24 (floor
+    # 24 too), 24 -> 12 (floor 11), 12 -> 6 (floor 5)
+    text = (ROOT / "specs" / "squeezenet1-1.yaml").read_text(encoding="utf-8")
+    text = re.sub(r", expect: \[[0-9, ]+\]", "", text).replace("input: [3, 224, 224]", "input: [3, 100, 100]")
+    g = cnnspec.loads(text, "squeezenet1-1.yaml").graph
+    assert [g.node(p).shape[1] for p in ("features.2", "features.5", "features.8")] == [24, 12, 6]
 
 
 def test_resnet50_is_a_short_file_thanks_to_blocks():
