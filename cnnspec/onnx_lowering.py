@@ -209,14 +209,20 @@ def lower_upsample2d(e: Emitter, node: Node, ins, out) -> None:
     e.node("Resize", [ins[0], "", scales], out, node.name, node.shape, **RESIZE_MODES[node.attrs["mode"]])
 
 
-def lower_global_avgpool2d(e: Emitter, node: Node, ins, out) -> None:
-    pooled = e.node("GlobalAveragePool", ins, f"{node.name}/pooled", node.name, node.shape + (1, 1))
-    e.node("Flatten", [pooled], out, f"{node.name}/flatten", node.shape, axis=1)
+def _global_pool(onnx_op: str):
+    """GlobalAveragePool / GlobalMaxPool give [N, C, 1, 1]: the output as it is with ``keepdims``, else
+    flattened to [N, C]."""
+    def lower(e: Emitter, node: Node, ins, out) -> None:
+        if node.attrs.get("keepdims"):
+            e.node(onnx_op, ins, out, node.name, node.shape)
+            return
+        pooled = e.node(onnx_op, ins, f"{node.name}/pooled", node.name, node.shape + (1, 1))
+        e.node("Flatten", [pooled], out, f"{node.name}/flatten", node.shape, axis=1)
+    return lower
 
 
-def lower_global_maxpool2d(e: Emitter, node: Node, ins, out) -> None:
-    pooled = e.node("GlobalMaxPool", ins, f"{node.name}/pooled", node.name, node.shape + (1, 1))
-    e.node("Flatten", [pooled], out, f"{node.name}/flatten", node.shape, axis=1)
+lower_global_avgpool2d = _global_pool("GlobalAveragePool")
+lower_global_maxpool2d = _global_pool("GlobalMaxPool")
 
 
 # batchnorm parts that `scale: false` / `center: false` fix: (the switch, the constant)

@@ -337,7 +337,7 @@ def infer_upsample2d(attrs, shapes):
 def infer_global_pool(attrs, shapes):
     (shape,) = shapes
     _need_map("global pool", shape)
-    return Inferred((shape[0],))
+    return Inferred((shape[0], 1, 1) if attrs.get("keepdims") else (shape[0],))
 
 
 def infer_flatten(attrs, shapes):
@@ -513,8 +513,12 @@ _register(OpDef("upsample2d", "repeats (nearest) or interpolates (bilinear, half
     "scale": Arg(SIZE, required=True, kind="pair"),
     "mode": Arg({"enum": ["nearest", "bilinear"]}, "nearest"),
 }, primary="scale", infer=infer_upsample2d))
-_register(OpDef("global_avgpool2d", "mean over height and width", infer=infer_global_pool))
-_register(OpDef("global_maxpool2d", "maximum over height and width", infer=infer_global_pool))
+_GLOBAL_POOL_ARGS = {"keepdims": Arg({"type": "boolean"}, False, doc="true: a [C, 1, 1] map (PyTorch's "
+                                      "AdaptiveAvgPool2d(1)), which a 1x1 conv2d can read; false: [C]")}
+_register(OpDef("global_avgpool2d", "mean over height and width", dict(_GLOBAL_POOL_ARGS), primary="keepdims",
+                infer=infer_global_pool))
+_register(OpDef("global_maxpool2d", "maximum over height and width", dict(_GLOBAL_POOL_ARGS), primary="keepdims",
+                infer=infer_global_pool))
 _register(OpDef("batchnorm", "batch normalisation; inference uses the running statistics", {
     "eps": Arg({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 1e-5),
     "momentum": Arg({"type": "number", "minimum": 0, "maximum": 1}, 0.1,

@@ -153,10 +153,11 @@ def transposed(node: Node, fields) -> tuple:
 
 
 def upsample(node: Node, fields) -> tuple:
-    """upsample2d: nearest reads input floor(o / f); bilinear the two around (o + 0.5)/f - 0.5."""
+    """upsample2d: nearest reads input floor(o / f); bilinear the two around (o + 0.5)/f - 0.5, except
+    at scale 1 on an axis, where that is o itself (the other weight is 0)."""
     two = node.attrs.get("mode") == "bilinear"
     return _resampled(node, fields, [Resample(Fraction(1 - f, 2 * f) if two else Fraction(0), Fraction(1, f),
-                                              2 if two else 1) for f in _pair(node.attrs["scale"], (1, 1))])
+                                              2 if two and f > 1 else 1) for f in _pair(node.attrs["scale"], (1, 1))])
 
 
 def shift(key: str, sign: int) -> Rule:

@@ -212,6 +212,15 @@ def _branch(op):
     return layers
 
 
+def _global_pool(op):
+    """[C], or with ``keepdims`` the [C, 1, 1] map (squeeze-and-excite's, which a 1x1 conv2d reads)."""
+    def layers(draw, shape, name, prev):
+        if draw(st.booleans()):
+            return [{op: {"keepdims": True}, "name": name}], (shape[0], 1, 1)
+        return [{op: None, "name": name}], (shape[0],)
+    return layers
+
+
 def _batchnorm(draw):
     args = {"eps": draw(st.sampled_from([1e-5, 1e-3]))}
     args.update({key: False for key in ("scale", "center") if draw(st.booleans())})
@@ -244,10 +253,8 @@ STRATEGIES: dict[str, OpStrategy] = {
     "zeropad2d": OpStrategy(_zeropad, (3,)),
     "crop2d": OpStrategy(_crop, (3,)),
     "upsample2d": OpStrategy(_upsample, (3,)),
-    "global_avgpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_avgpool2d": None, "name": name}],
-                                                                    (shape[0],)), (3,)),
-    "global_maxpool2d": OpStrategy(lambda draw, shape, name, prev: ([{"global_maxpool2d": None, "name": name}],
-                                                                    (shape[0],)), (3,)),
+    "global_avgpool2d": OpStrategy(_global_pool("global_avgpool2d"), (3,)),
+    "global_maxpool2d": OpStrategy(_global_pool("global_maxpool2d"), (3,)),
     "flatten": OpStrategy(lambda draw, shape, name, prev: ([{"flatten": None, "name": name}],
                                                            (shape[0] * shape[1] * shape[2],)), (3,)),
     "batchnorm": OpStrategy(_same_shape(_batchnorm), weight=2),
@@ -295,6 +302,8 @@ def spec_dicts(draw, max_layers: int = 5, max_size: int = 12):
         append(_pick(draw, shape), f"l{i}")
     if len(shape) == 3:
         append(draw(st.sampled_from(["flatten", "global_avgpool2d"])), "head")
+    if len(shape) == 3:  # a global pool that kept its [C, 1, 1]
+        append("flatten", "head_flat")
     for i in range(draw(st.integers(0, 2))):
         append("dense", f"d{i}")
     if draw(st.booleans()):

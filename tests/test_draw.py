@@ -19,7 +19,8 @@ from cnnspec.draw.diagram import diagram, op_detail
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "draw"
 UPDATE = os.environ.get("CNNSPEC_UPDATE_GOLDEN") == "1"
-DOT_CASES = {"digits": [], "resnet18": [], "resnet18-collapsed": ["--collapse"], "mobilenet-v2-collapsed": ["--collapse"]}
+DOT_CASES = {"digits": [], "resnet18": [], "resnet18-collapsed": ["--collapse"], "mobilenet-v2-collapsed": ["--collapse"],
+             "mobilenet-v3-small-collapsed": ["--collapse"]}
 
 try:
     import grandalf  # noqa: F401

@@ -1,7 +1,8 @@
 """The block library shipped in the package (``import: [cnnspec:NAME]``): each file checks, each block
 says what it is, and nets built from it have torchvision's published parameter counts and its
 state_dict keys (counted from torchvision's constructors as written in its source; the zoo's
-ResNets and MobileNetV2, which import the library too, are checked key by key in test_zoo.py).
+ResNets, MobileNets and EfficientNet-B0, which import the library too, are checked key by key in
+test_zoo.py).
 """
 import pytest
 
@@ -143,6 +144,67 @@ def test_inverted_residual_without_expansion_shifts_torchvisions_indices():
     assert keys["features.2.conv.1.0.weight"] == (96, 1, 3, 3) and keys["features.2.conv.3.weight"] == (24,)
     assert g.node("features.3.conv.0.2").op == "relu" and g.node("features.2.conv.0.2").op == "relu6"
     assert g.node("features.3.add_1").inputs == ("features.3.conv.3", "features.2.conv.3")
+
+
+def test_v3_inverted_residual_numbers_its_layers_as_torchvision_in_all_four_shapes():
+    """torchvision's InvertedResidual appends what it has: expand (where hidden != in), depthwise,
+    squeeze-and-excite (where use_se), projection; so the SE and the projection move with both."""
+    g = net("mobilenet", [
+        "{conv_bn_act: {filters: 16, stride: 2, act: hard_swish, eps: 0.001, momentum: 0.01}, name: features.0}",
+        "{inverted_residual_v3: {hidden: 16, out: 16, expand: false}, name: features.1}",                    # -, -
+        "{inverted_residual_v3: {hidden: 16, out: 16, stride: 2, se: true, squeeze: 8, expand: false, residual: false},"
+        " name: features.2}",                                                                               # -, SE
+        "{inverted_residual_v3: {hidden: 72, out: 24, stride: 2, residual: false}, name: features.3}",      # expand, -
+        "{inverted_residual_v3: {hidden: 96, out: 24, kernel: 5, padding: 2, act: hard_swish, se: true, squeeze: 24},"
+        " name: features.4}",                                                                               # both
+    ], "[3, 32, 32]")
+    keys = expected_weights(g)
+    assert keys["features.1.block.0.0.weight"] == (16, 1, 3, 3) and keys["features.1.block.1.0.weight"] == (16, 16, 1, 1)
+    assert keys["features.2.block.1.fc1.weight"] == (8, 16, 1, 1) and keys["features.2.block.2.0.weight"] == (16, 16, 1, 1)
+    assert keys["features.3.block.1.0.weight"] == (72, 1, 3, 3) and keys["features.3.block.2.1.running_var"] == (24,)
+    assert keys["features.4.block.1.0.weight"] == (96, 1, 5, 5) and keys["features.4.block.2.fc2.bias"] == (96,)
+    assert keys["features.4.block.3.0.weight"] == (24, 96, 1, 1)
+    assert not any(k.startswith(("features.1.block.2", "features.3.block.3")) for k in keys)
+    # one block, two activations: '$act' names the op of the expand and depthwise layers
+    assert g.node("features.3.block.0.2").op == "relu" and g.node("features.4.block.0.2").op == "hard_swish"
+    assert g.node("features.4.block.2.activation").op == "relu"
+    assert g.node("features.4.block.2.scale_activation").op == "hard_sigmoid"
+    assert g.node("features.4.block.3.1").attrs["eps"] == 0.001
+    # the residual adds the projection to the block's input, where stride 1 and in == out
+    assert g.node("features.1.add_1").inputs == ("features.1.block.1.1", "features.0.2")
+    assert g.node("features.4.add_1").inputs == ("features.4.block.3.1", "features.3.block.2.1")
+    assert not any(n.name.startswith(("features.2.add", "features.3.add")) for n in g.nodes)
+
+
+def test_squeeze_excite_gates_its_input_with_torchvisions_1x1_convolutions():
+    g = net("mobilenet", ["{conv2d: {filters: 12, kernel: 3, padding: 1}, name: stem}",
+                          "{squeeze_excite: {channels: 12, squeeze: 4}, name: se}"], "[3, 9, 7]")
+    keys = expected_weights(g)
+    assert keys == {"stem.weight": (12, 3, 3, 3), "stem.bias": (12,), "se.fc1.weight": (4, 12, 1, 1),
+                    "se.fc1.bias": (4,), "se.fc2.weight": (12, 4, 1, 1), "se.fc2.bias": (12,)}
+    assert g.node("se.avgpool").shape == (12, 1, 1) and g.node("se.fc2").shape == (12, 1, 1)
+    assert g.node("se.activation").op == "relu" and g.node("se.scale_activation").op == "sigmoid"  # its defaults
+    assert g.nodes[-1].name == "se.multiply_1" and g.nodes[-1].inputs == ("stem", "se.flatten_1")
+    assert g.output_shape == (12, 9, 7)
+
+
+def test_mbconv_is_efficientnets_block():
+    """MBConv: SiLU throughout, squeeze-and-excite always (SiLU, sigmoid), batchnorm's defaults."""
+    g = net("mobilenet", ["{conv_bn_act: {filters: 32, stride: 2, act: silu}, name: features.0}",
+                          "{mbconv: {hidden: 32, out: 16, squeeze: 8, expand: false, residual: false}, name: features.1.0}",
+                          "{mbconv: {hidden: 96, out: 24, squeeze: 4, stride: 2, residual: false}, name: features.2.0}",
+                          "{mbconv: {hidden: 144, out: 24, squeeze: 6, kernel: 5, padding: 2}, name: features.2.1}"],
+            "[3, 32, 32]")
+    keys = expected_weights(g)
+    assert keys["features.1.0.block.1.fc1.weight"] == (8, 32, 1, 1) and keys["features.1.0.block.2.0.weight"] == (16, 32, 1, 1)
+    assert keys["features.2.0.block.2.fc2.weight"] == (96, 4, 1, 1) and keys["features.2.0.block.3.1.bias"] == (24,)
+    assert keys["features.2.1.block.1.0.weight"] == (144, 1, 5, 5)
+    assert {g.node(n).op for n in ("features.2.1.block.0.2", "features.2.1.block.1.2", "features.2.1.block.2.activation")} \
+        == {"silu"}
+    assert g.node("features.2.1.block.2.scale_activation").op == "sigmoid"
+    assert g.node("features.2.1.block.3.1").attrs["eps"] == 1e-5
+    assert g.node("features.2.1.add_1").inputs == ("features.2.1.block.3.1", "features.2.0.block.3.1")
+    assert g.output_shape == (24, 8, 8)
 
 
 def test_cnblock_counts_and_keys():

@@ -149,6 +149,10 @@ EDGE_LAYERS = {
                                   {"concat": None, "in": ["d", "t"]}, "flatten"]),
     "global-pool-head": ([3, 5, 5], [{"conv2d": {"filters": 4, "kernel": 3, "bias": False}}, "global_avgpool2d",
                                      {"batchnorm": {"eps": 0.001}}, {"dense": {"units": 2, "activation": "softmax"}}]),
+    # keepdims: the pool's own [N, C, 1, 1] output, no Flatten, read by a 1x1 conv (squeeze-and-excite)
+    "global-pools-keepdims": ([3, 5, 4], [{"global_avgpool2d": {"keepdims": True}, "name": "a"},
+                                          {"conv2d": {"filters": 2, "kernel": 1}}, {"global_maxpool2d": True},
+                                          "flatten", {"multiply": None, "in": ["flatten_1", "conv2d_1"]}]),
     # the spatial ops: every value's shape is ONNX's own (Resize aside, which loses the batch symbol)
     "ceil-pools-four-sided": ([2, 7, 6], [{"maxpool2d": {"kernel": 2, "padding": 1, "ceil": True}},
                                           {"maxpool2d": {"kernel": 3, "stride": 2, "padding": [1, 0, 0, 1], "ceil": True}},

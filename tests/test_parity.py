@@ -198,6 +198,18 @@ EDGE_CASES = {
                                    {"dense": {"units": 8, "activation": "hard_sigmoid"}, "name": "se.fc2"},
                                    {"multiply": None, "in": ["se.fc2", "stem"], "name": "se.gate"},
                                    {"add": None, "in": ["se.gate", "se.pool"]}, "global_maxpool2d"]),
+    # torchvision's SqueezeExcitation (EfficientNet, MobileNetV3): the pool keeps [C, 1, 1], fc1 and fc2
+    # are 1x1 convolutions (NHWC [N, 1, 1, C] in Keras), the gate flattened to [C] before multiply
+    "squeeze-excite-keepdims": ([6, 7, 5], [{"conv2d": {"filters": 8, "kernel": 3, "padding": "same",
+                                                        "activation": "silu"}, "name": "stem"},
+                                            {"global_avgpool2d": {"keepdims": True}, "name": "se.avgpool"},
+                                            {"conv2d": {"filters": 2, "kernel": 1}, "name": "se.fc1"},
+                                            {"silu": None, "name": "se.activation"},
+                                            {"conv2d": {"filters": 8, "kernel": 1}, "name": "se.fc2"},
+                                            {"sigmoid": None, "name": "se.scale_activation"},
+                                            {"flatten": None, "name": "se.flat"},
+                                            {"multiply": None, "in": ["stem", "se.flat"], "name": "se"},
+                                            {"global_maxpool2d": True}, {"conv2d": {"filters": 3, "kernel": 1}}]),
     # ConvNeXt's layer scale on a map and on features
     "layer-scale": ([3, 5, 4], [{"conv2d": {"filters": 4, "kernel": 1}}, {"scale": 1e-6}, "global_avgpool2d",
                                 {"scale": 0.5}]),

@@ -18,7 +18,9 @@ from cnnspec.weights import expected_weights  # noqa: E402
 pytestmark = pytest.mark.torch
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MODELS = [("resnet18.yaml", "resnet18"), ("resnet50.yaml", "resnet50"), ("resnet101.yaml", "resnet101"),
-          ("mobilenet-v2.yaml", "mobilenet_v2"), ("vgg16.yaml", "vgg16"), ("alexnet.yaml", "alexnet"),
+          ("mobilenet-v2.yaml", "mobilenet_v2"), ("mobilenet-v3-large.yaml", "mobilenet_v3_large"),
+          ("mobilenet-v3-small.yaml", "mobilenet_v3_small"), ("efficientnet-b0.yaml", "efficientnet_b0"),
+          ("vgg16.yaml", "vgg16"), ("alexnet.yaml", "alexnet"),
           ("squeezenet1-1.yaml", "squeezenet1_1"), ("googlenet.yaml", "googlenet"),
           ("convnext-tiny.yaml", "convnext_tiny")]
 # constructor arguments: GoogLeNet without its training-only auxiliary heads, inputs as given

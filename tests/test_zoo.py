@@ -33,6 +33,9 @@ PARAMS = {
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
     "mobilenet-v2": 3_504_872,
+    "efficientnet-b0": 5_288_548,
+    "mobilenet-v3-large": 5_483_032,
+    "mobilenet-v3-small": 2_542_856,
     "densenet121": 7_978_856,
     "squeezenet1-1": 1_235_496,
     "googlenet": 6_624_904,        # without the auxiliary classifiers (aux_logits=False)
@@ -57,6 +60,7 @@ PARAMS = {
 
 # torchvision's published GFLOPS at 3x224x224, which are multiply-accumulates, to two decimals.
 GMACS = {"resnet18": 1.81, "resnet50": 4.09, "resnet101": 7.80, "mobilenet-v2": 0.30,
+         "efficientnet-b0": 0.39, "mobilenet-v3-large": 0.22, "mobilenet-v3-small": 0.06,
          "alexnet": 0.71, "vgg16": 15.47, "densenet121": 2.83,
          "squeezenet1-1": 0.35, "googlenet": 1.50, "convnext-tiny": 4.46}
 
@@ -161,6 +165,90 @@ def torchvision_mobilenet_v2_keys() -> dict:
     keys.conv("features.18.0", 1280, 320, 1)
     keys.bn("features.18.1", 1280)
     keys.linear("classifier.1", 1000, 1280)
+    return dict(keys)
+
+
+def _make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """torchvision.models._utils._make_divisible: the nearest multiple of divisor, never 10% below v."""
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _conv_norm(keys, name, out, inp, k, groups=1):
+    """Conv2dNormActivation: a Sequential of conv (0, no bias), batchnorm (1) and maybe an activation."""
+    keys.conv(f"{name}.0", out, inp, k, groups=groups)
+    keys.bn(f"{name}.1", out)
+
+
+def _squeeze_excitation(keys, name, channels, squeeze):
+    """torchvision.ops.SqueezeExcitation: fc1 and fc2 are 1x1 Conv2d with bias."""
+    keys.conv(f"{name}.fc1", squeeze, channels, 1, bias=True)
+    keys.conv(f"{name}.fc2", channels, squeeze, 1, bias=True)
+
+
+def torchvision_efficientnet_b0_keys() -> dict:
+    """torchvision.models.efficientnet_b0().state_dict() shapes, minus num_batches_tracked: EfficientNet
+    over _efficientnet_conf's MBConvConfig table (width and depth 1.0), MBConv's layers."""
+    keys = _Keys()
+    # (expand_ratio, kernel, stride, input_channels, out_channels, num_layers)
+    settings = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+                (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+    _conv_norm(keys, "features.0", settings[0][3], 3, 3)
+    for stage, (ratio, kernel, _, first_in, out, layers) in enumerate(settings, start=1):
+        for j in range(layers):
+            inp = first_in if j == 0 else out
+            p, i = f"features.{stage}.{j}.block", 0
+            expanded = _make_divisible(inp * ratio, 8)
+            if expanded != inp:
+                _conv_norm(keys, f"{p}.{i}", expanded, inp, 1)
+                i += 1
+            _conv_norm(keys, f"{p}.{i}", expanded, expanded, kernel, groups=expanded)
+            _squeeze_excitation(keys, f"{p}.{i + 1}", expanded, max(1, inp // 4))
+            _conv_norm(keys, f"{p}.{i + 2}", out, expanded, 1)
+    last_in = settings[-1][4]
+    _conv_norm(keys, "features.8", 4 * last_in, last_in, 1)
+    keys.linear("classifier.1", 1000, 4 * last_in)
+    return dict(keys)
+
+
+# torchvision's _mobilenet_v3_conf: (input_channels, kernel, expanded_channels, out_channels, use_se,
+# activation, stride, dilation) per InvertedResidual, and the classifier's last_channel
+MOBILENET_V3 = {
+    "large": ([(16, 3, 16, 16, False, "RE", 1, 1), (16, 3, 64, 24, False, "RE", 2, 1), (24, 3, 72, 24, False, "RE", 1, 1),
+               (24, 5, 72, 40, True, "RE", 2, 1), (40, 5, 120, 40, True, "RE", 1, 1), (40, 5, 120, 40, True, "RE", 1, 1),
+               (40, 3, 240, 80, False, "HS", 2, 1), (80, 3, 200, 80, False, "HS", 1, 1),
+               (80, 3, 184, 80, False, "HS", 1, 1), (80, 3, 184, 80, False, "HS", 1, 1),
+               (80, 3, 480, 112, True, "HS", 1, 1), (112, 3, 672, 112, True, "HS", 1, 1),
+               (112, 5, 672, 160, True, "HS", 2, 1), (160, 5, 960, 160, True, "HS", 1, 1),
+               (160, 5, 960, 160, True, "HS", 1, 1)], 1280),
+    "small": ([(16, 3, 16, 16, True, "RE", 2, 1), (16, 3, 72, 24, False, "RE", 2, 1), (24, 3, 88, 24, False, "RE", 1, 1),
+               (24, 5, 96, 40, True, "HS", 2, 1), (40, 5, 240, 40, True, "HS", 1, 1), (40, 5, 240, 40, True, "HS", 1, 1),
+               (40, 5, 120, 48, True, "HS", 1, 1), (48, 5, 144, 48, True, "HS", 1, 1),
+               (48, 5, 288, 96, True, "HS", 2, 1), (96, 5, 576, 96, True, "HS", 1, 1),
+               (96, 5, 576, 96, True, "HS", 1, 1)], 1024),
+}
+
+
+def torchvision_mobilenet_v3_keys(arch: str) -> dict:
+    """torchvision.models.mobilenet_v3_large/small().state_dict() shapes, minus num_batches_tracked."""
+    settings, last_channel = MOBILENET_V3[arch]
+    keys = _Keys()
+    _conv_norm(keys, "features.0", settings[0][0], 3, 3)
+    for index, (inp, kernel, expanded, out, use_se, _, _, _) in enumerate(settings, start=1):
+        p, i = f"features.{index}.block", 0
+        if expanded != inp:
+            _conv_norm(keys, f"{p}.{i}", expanded, inp, 1)
+            i += 1
+        _conv_norm(keys, f"{p}.{i}", expanded, expanded, kernel, groups=expanded)
+        if use_se:
+            i += 1
+            _squeeze_excitation(keys, f"{p}.{i}", expanded, _make_divisible(expanded // 4, 8))
+        _conv_norm(keys, f"{p}.{i + 1}", out, expanded, 1)
+    last_in = settings[-1][3]
+    _conv_norm(keys, f"features.{len(settings) + 1}", 6 * last_in, last_in, 1)
+    keys.linear("classifier.0", last_channel, 6 * last_in)
+    keys.linear("classifier.3", 1000, last_channel)
     return dict(keys)
 
 
@@ -311,6 +399,9 @@ TORCHVISION_KEYS = {
     "resnet50": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 6, 3]),
     "resnet101": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 23, 3]),
     "mobilenet-v2": torchvision_mobilenet_v2_keys,
+    "efficientnet-b0": torchvision_efficientnet_b0_keys,
+    "mobilenet-v3-large": lambda: torchvision_mobilenet_v3_keys("large"),
+    "mobilenet-v3-small": lambda: torchvision_mobilenet_v3_keys("small"),
 }
 
 
@@ -378,6 +469,39 @@ SPOT_CHECKS = [
     ("mobilenet-v2", "features.17.conv.3.running_var", (320,)),
     ("mobilenet-v2", "features.18.0.weight", (1280, 320, 1, 1)),
     ("mobilenet-v2", "classifier.1.weight", (1000, 1280)),
+    ("efficientnet-b0", "features.0.0.weight", (32, 3, 3, 3)),
+    ("efficientnet-b0", "features.1.0.block.0.0.weight", (32, 1, 3, 3)),       # expand ratio 1: depthwise first
+    ("efficientnet-b0", "features.1.0.block.1.fc1.weight", (8, 32, 1, 1)),
+    ("efficientnet-b0", "features.1.0.block.1.fc1.bias", (8,)),
+    ("efficientnet-b0", "features.1.0.block.2.0.weight", (16, 32, 1, 1)),
+    ("efficientnet-b0", "features.2.0.block.0.0.weight", (96, 16, 1, 1)),
+    ("efficientnet-b0", "features.2.0.block.2.fc2.weight", (96, 4, 1, 1)),     # squeeze = 16 // 4
+    ("efficientnet-b0", "features.2.0.block.3.1.running_var", (24,)),
+    ("efficientnet-b0", "features.3.1.block.1.0.weight", (240, 1, 5, 5)),
+    ("efficientnet-b0", "features.6.3.block.2.fc1.weight", (48, 1152, 1, 1)),
+    ("efficientnet-b0", "features.7.0.block.3.0.weight", (320, 1152, 1, 1)),
+    ("efficientnet-b0", "features.8.0.weight", (1280, 320, 1, 1)),
+    ("efficientnet-b0", "classifier.1.weight", (1000, 1280)),
+    ("mobilenet-v3-large", "features.0.0.weight", (16, 3, 3, 3)),
+    ("mobilenet-v3-large", "features.1.block.0.0.weight", (16, 1, 3, 3)),      # no expansion, no SE
+    ("mobilenet-v3-large", "features.1.block.1.0.weight", (16, 16, 1, 1)),
+    ("mobilenet-v3-large", "features.2.block.2.1.running_mean", (24,)),
+    ("mobilenet-v3-large", "features.4.block.2.fc1.weight", (24, 72, 1, 1)),   # _make_divisible(18, 8) = 24
+    ("mobilenet-v3-large", "features.4.block.3.0.weight", (40, 72, 1, 1)),
+    ("mobilenet-v3-large", "features.5.block.2.fc2.weight", (120, 32, 1, 1)),
+    ("mobilenet-v3-large", "features.15.block.2.fc1.bias", (240,)),
+    ("mobilenet-v3-large", "features.16.0.weight", (960, 160, 1, 1)),
+    ("mobilenet-v3-large", "classifier.0.weight", (1280, 960)),
+    ("mobilenet-v3-large", "classifier.3.weight", (1000, 1280)),
+    ("mobilenet-v3-small", "features.1.block.0.0.weight", (16, 1, 3, 3)),
+    ("mobilenet-v3-small", "features.1.block.1.fc1.weight", (8, 16, 1, 1)),     # no expansion, but SE
+    ("mobilenet-v3-small", "features.1.block.2.1.weight", (16,)),
+    ("mobilenet-v3-small", "features.2.block.2.0.weight", (24, 72, 1, 1)),
+    ("mobilenet-v3-small", "features.5.block.2.fc1.weight", (64, 240, 1, 1)),  # _make_divisible(60, 8) = 64
+    ("mobilenet-v3-small", "features.11.block.3.1.running_var", (96,)),
+    ("mobilenet-v3-small", "features.12.0.weight", (576, 96, 1, 1)),
+    ("mobilenet-v3-small", "classifier.0.weight", (1024, 576)),
+    ("mobilenet-v3-small", "classifier.3.bias", (1000,)),
     ("densenet121", "features.denseblock1.denselayer1.norm1.weight", (64,)),
     ("densenet121", "features.denseblock2.denselayer12.conv1.weight", (128, 480, 1, 1)),
     ("densenet121", "features.transition3.conv.weight", (512, 1024, 1, 1)),
@@ -429,12 +553,51 @@ def test_weight_key_spot_checks(name, key, shape):
 
 
 @pytest.mark.parametrize("name", sorted({"resnet18", "resnet50", "resnet101", "mobilenet-v2", "densenet121",
-                                         "googlenet"}))
+                                         "googlenet", "efficientnet-b0", "mobilenet-v3-large",
+                                         "mobilenet-v3-small"}))
 def test_no_bias_where_torchvision_has_none(name):
-    """torchvision's convolutions before batchnorm have bias=False; only the classifier has one."""
+    """torchvision's convolutions before batchnorm have bias=False; only the classifier has one, and
+    squeeze-and-excite's fc1 and fc2 (1x1 convolutions with bias, read by no batchnorm)."""
     biased = [k for k in expected_weights(graph(name)) if k.endswith(".bias")]
     g = graph(name)
-    assert all(g.node(k[: -len(".bias")]).op in ("batchnorm", "dense") for k in biased)
+    for key in biased:
+        node = g.node(key[: -len(".bias")])
+        assert node.op in ("batchnorm", "dense") or (node.op == "conv2d" and node.name.endswith((".fc1", ".fc2"))), key
+
+
+@pytest.mark.parametrize("name,eps,momentum", [("efficientnet-b0", 1e-5, 0.1), ("mobilenet-v3-large", 1e-3, 0.01),
+                                               ("mobilenet-v3-small", 1e-3, 0.01)])
+def test_batchnorm_settings_are_torchvisions(name, eps, momentum):
+    """MobileNetV3's norm_layer is BatchNorm2d(eps=0.001, momentum=0.01); EfficientNet-B0's the default."""
+    norms = [n for n in graph(name).nodes if n.op == "batchnorm"]
+    assert norms and all(n.attrs["eps"] == eps and n.attrs["momentum"] == momentum for n in norms)
+
+
+@pytest.mark.parametrize("name", ["efficientnet-b0", "mobilenet-v3-large", "mobilenet-v3-small"])
+def test_squeeze_excite_and_activations_are_torchvisions(name):
+    """Each SE gates its block's depthwise output: pool kept [C, 1, 1], fc1, act, fc2, gate, flatten,
+    multiply; EfficientNet's act is SiLU with a sigmoid gate, MobileNetV3's relu with hard_sigmoid."""
+    g = graph(name)
+    gates = [n for n in g.nodes if n.op == "multiply"]
+    assert gates
+    act, gate = ("silu", "sigmoid") if name.startswith("efficientnet") else ("relu", "hard_sigmoid")
+    for m in gates:
+        se = m.name.rsplit(".", 1)[0]
+        assert g.node(f"{se}.avgpool").shape == (g.node(f"{se}.fc2").shape[0], 1, 1)
+        assert g.node(f"{se}.activation").op == act and g.node(f"{se}.scale_activation").op == gate
+        assert m.inputs[0] == g.node(f"{se}.avgpool").inputs[0]     # the map the pool read
+        assert m.shape == g.node(m.inputs[0]).shape
+
+
+def test_mobilenet_v3_activations_per_stage():
+    """torchvision's RE/HS column: relu in large's features.1-6, hard-swish from features.7 on."""
+    g = graph("mobilenet-v3-large")
+    assert g.node("features.0.2").op == "hard_swish"
+    assert g.node("features.3.block.0.2").op == "relu" and g.node("features.6.block.1.2").op == "relu"
+    assert g.node("features.7.block.0.2").op == "hard_swish" and g.node("features.15.block.1.2").op == "hard_swish"
+    assert g.node("features.16.2").op == "hard_swish" and g.node("classifier.1").op == "hard_swish"
+    residual = {n.name.split(".block")[0].rsplit(".", 1)[0] for n in g.nodes if n.op == "add"}
+    assert residual == {f"features.{i}" for i in (1, 3, 5, 6, 8, 9, 10, 12, 14, 15)}
 
 
 @pytest.mark.parametrize("name", TUTORIALS)

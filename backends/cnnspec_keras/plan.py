@@ -290,6 +290,15 @@ def _simple(layer: str, **fixed):
     return plan
 
 
+def _plan_global_pool(layer: str):
+    """``keepdims``: Keras' own switch, [N, 1, 1, C] channels-last (the spec's [C, 1, 1])."""
+    def plan(b: _Builder, node: Node, ins):
+        if node.attrs.get("keepdims"):
+            return b.add(layer, ins, name=node.name, keepdims=True)
+        return b.add(layer, ins, name=node.name)
+    return plan
+
+
 def _plan_activation(name: str):
     def plan(b: _Builder, node: Node, ins):
         entry = ACTIVATIONS[name]
@@ -312,8 +321,8 @@ PLANNERS = {
     "crop2d": lambda b, node, ins: b.add("Cropping2D", ins[0], name=node.name, cropping=_pads(node)),
     "upsample2d": lambda b, node, ins: b.add("UpSampling2D", ins[0], name=node.name, size=tuple(node.attrs["scale"]),
                                              interpolation=node.attrs["mode"]),
-    "global_avgpool2d": _simple("GlobalAveragePooling2D"),
-    "global_maxpool2d": _simple("GlobalMaxPooling2D"),
+    "global_avgpool2d": _plan_global_pool("GlobalAveragePooling2D"),
+    "global_maxpool2d": _plan_global_pool("GlobalMaxPooling2D"),
     "batchnorm": plan_batchnorm,
     "layernorm": plan_layernorm,
     "normalize": plan_normalize,

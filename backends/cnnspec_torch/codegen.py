@@ -53,6 +53,11 @@ def _keep(node) -> str:
     return f"[:, :, {top}:{top + h}, {left}:{left + w}]"
 
 
+def _keepdim(node) -> str:
+    """A global pool's ``keepdims``: the [N, C, 1, 1] map a 1x1 convolution reads (squeeze-and-excite)."""
+    return ", keepdim=True" if node.attrs.get("keepdims") else ""
+
+
 def _with_activation(node, expr: str) -> str:
     act = node.attrs["activation"]
     return ACTIVATION_CODE[act].format(expr) if act else expr
@@ -227,8 +232,8 @@ CODE = {
     "zeropad2d": Code(_module_call, _zeropad2d_constructor),
     "crop2d": Code(lambda node, ins, module: f"{ins[0]}{_keep(node)}"),
     "upsample2d": Code(_module_call, _upsample2d_constructor),
-    "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3))"),
-    "global_maxpool2d": Code(lambda node, ins, module: f"{ins[0]}.amax(dim=(2, 3))"),
+    "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3){_keepdim(node)})"),
+    "global_maxpool2d": Code(lambda node, ins, module: f"{ins[0]}.amax(dim=(2, 3){_keepdim(node)})"),
     "flatten": Code(lambda node, ins, module: f"torch.flatten({ins[0]}, 1)"),
     "add": Code(lambda node, ins, module: " + ".join(ins), broadcast=True),
     "multiply": Code(lambda node, ins, module: " * ".join(ins), broadcast=True),

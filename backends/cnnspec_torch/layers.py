@@ -284,17 +284,25 @@ class Crop2d(nn.Module):
 
 
 class GlobalAvgPool2d(nn.Module):
-    """Mean over height and width: [N, C, H, W] -> [N, C]."""
+    """Mean over height and width: [N, C, H, W] -> [N, C] ([N, C, 1, 1] with ``keepdim``)."""
+
+    def __init__(self, keepdim: bool = False):
+        super().__init__()
+        self.keepdim = keepdim
 
     def forward(self, x):
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=(2, 3), keepdim=self.keepdim)
 
 
 class GlobalMaxPool2d(nn.Module):
-    """Maximum over height and width: [N, C, H, W] -> [N, C]."""
+    """Maximum over height and width: [N, C, H, W] -> [N, C] ([N, C, 1, 1] with ``keepdim``)."""
+
+    def __init__(self, keepdim: bool = False):
+        super().__init__()
+        self.keepdim = keepdim
 
     def forward(self, x):
-        return x.amax(dim=(2, 3))
+        return x.amax(dim=(2, 3), keepdim=self.keepdim)
 
 
 def fixed_affine(norm, scale=True, center=True):
