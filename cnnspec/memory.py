@@ -27,6 +27,8 @@ class Saves:
     extra: int = 0
     alias: bool = False
     per_channel: int = 0  # floats per channel, whatever the batch
+    partners: bool = False  # keeps an input only where another input needs its gradient (a product)
+    per_position: int = 0  # floats per pixel (per sample for a vector) and sample: layernorm's mean and 1/std
 
 
 NOTHING = Saves()
@@ -41,9 +43,9 @@ SAVES: dict[str, Saves] = {
     "conv2d_transpose": Saves(input=True),
     "dense": Saves(input=True),
     "batchnorm": Saves(input=True, per_channel=2),  # and the batch's mean and inverse deviation
-    "layernorm": Saves(input=True),
+    "layernorm": Saves(input=True, per_position=2),  # on a map its input's channels-last copy
     "scale": Saves(input=True),
-    "multiply": Saves(input=True),
+    "multiply": Saves(partners=True),
     "maxpool2d": Saves(input=True, extra=8),
     "global_maxpool2d": Saves(input=True, extra=8),
     "avgpool2d": Saves(input=True),
@@ -205,10 +207,16 @@ def kept_for_backward(graph: Graph) -> Kept:
                     floats += _padded_numel(n, graph.shape_of(i))
                 else:
                     kept.add(values.root[i])
+        if saves.partners:  # d(a*b)/da is b: each factor is kept for the other's gradient
+            for k, i in enumerate(n.inputs):
+                if any(j in tracked for m, j in enumerate(n.inputs) if m != k):
+                    kept.add(values.root[i])
         if saves.output:
             kept.add(values.root[n.name])
         extra += saves.extra * out
         fixed += FLOAT * saves.per_channel * n.shape[0]
+        positions = _numel(n.shape[1:]) if len(n.shape) == 3 else 1
+        floats += saves.per_position * positions
         act = n.attrs.get("activation")
         if act:  # a fused activation: after the op, on a tensor of the output's size
             if ACTIVATION_SAVES.get(act, Saves(input=True)).output:

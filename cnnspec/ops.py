@@ -496,7 +496,7 @@ _register(OpDef("conv2d_transpose", "transposed 2-D convolution (learned upsampl
     "output_padding": Arg(OUTPUT_PADDING, 0, doc="rows and columns added at the bottom and right; less than "
                                                 "the stride", kind="pair"),
     "bias": Arg({"type": "boolean"}, True),
-    "activation": Arg(ACTIVATION, None),
+    "activation": Arg(ACTIVATION, None, kind="activation"),
 }, primary="filters", infer=infer_conv2d_transpose, weights=conv2d_transpose_weights))
 _register(OpDef("maxpool2d", "max pooling", dict(_POOL_ARGS, ceil=Arg(
     {"type": "boolean"}, False, doc="round the last partial window up (PyTorch's ceil_mode); not with 'same'")),

@@ -230,3 +230,13 @@ def test_the_cli_says_a_missing_lowering_in_one_line(fake_op, tmp_path, capsys, 
     assert rc == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"no lowering for op '{FAKE}' (layer '{FAKE}_1')" in err and backend in err
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_every_activation_argument_reads_aliases_as_their_op():
+    """An ``activation`` argument of any op (conv2d, conv2d_transpose, dense, ...) normalises ``swish``
+    to ``silu``, so no target ever sees an alias."""
+    from cnnspec.ops import OPS
+
+    for name, op in OPS.items():
+        if "activation" in op.args:
+            assert op.args["activation"].kind == "activation", name
