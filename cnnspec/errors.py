@@ -20,6 +20,14 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f]} | {0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t"}
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines included) escaped, so an error is always one line."""
+    return text.translate(_CONTROL)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem in a spec: what is wrong, where, and the chain of block calls that led there."""
@@ -37,8 +45,10 @@ class Diagnostic:
     calls: int = 1
 
     def render(self) -> str:
+        """One line, whatever the spec holds: names echoed from it may carry newlines or other control
+        characters (``in: "a\\nb"``), which are shown escaped."""
         where = str(self.location) if self.location else "<spec>"
-        return f"{where}: {self.severity}: {self.message}{self._context()}"
+        return one_line(f"{where}: {self.severity}: {self.message}{self._context()}")
 
     def _context(self) -> str:
         """Which block call led here: every call of the chain, or for an error many calls reach, how many."""

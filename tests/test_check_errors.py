@@ -425,3 +425,16 @@ def test_json_of_an_invalid_spec_has_null_figures_where_they_are_not_real(tmp_pa
     for name, shape in real.items():
         figures = (layers[name]["params"], layers[name]["macs"])
         assert (None in figures) == (shape is None), (name, figures)
+
+
+def test_control_characters_in_names_never_split_an_error_line(tmp_path, capsys):
+    """Names are echoed from the spec; a newline in one is shown escaped, so each error stays one line."""
+    from cnnspec.cli import main
+
+    spec = tmp_path / "ctl.yaml"
+    spec.write_text('cnnspec: 1\nname: t\ninput: [1, 4, 4]\nlayers:\n  - relu\n'
+                    '  - {relu: null, in: "a\\nb"}\n  - {"re\\rlu\\u001b": null}\n', encoding="utf-8")
+    assert main(["check", str(spec)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3, lines  # two errors and the count
+    assert "'a\\nb'" in lines[0] and "'re\\rlu\\x1b'" in lines[1]
