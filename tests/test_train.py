@@ -15,24 +15,10 @@ from cnnspec.data import load_source
 from cnnspec.errors import UsageError
 from cnnspec.training import (CHECKPOINT_FILE, OUTPUT_FILES, TrainConfig, World, epoch_batches, export_labels, training_head,
                               world_from_env)
+from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
+from train_specs import write  # noqa: E402
 
-TINY = """cnnspec: 1
-name: tiny-digits
-input: [1, 8, 8]
-layers:
-  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool2d: 2
-  - flatten
-  - dropout: 0.1
-  - dense: 10
-"""
 TIMING = ("seconds", "images_per_second", "train_seconds")
-
-
-def write(tmp_path, text, name="spec.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def without_timing(metrics: dict) -> dict:

@@ -9,16 +9,7 @@ import pytest
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.training import AUGMENTS, Augmenter, parse_augment
-
-TINY = """cnnspec: 1
-name: tiny-digits
-input: [1, 8, 8]
-layers:
-  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool2d: 2
-  - flatten
-  - dense: 10
-"""
+from train_specs import TINY  # noqa: E402
 
 
 def batch(c=1, n=16, size=8, seed=0):

@@ -8,18 +8,9 @@ import numpy as np
 import pytest
 
 from cnnspec.cli import main
+from train_specs import TINY  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-TINY = """cnnspec: 1
-name: tiny-digits
-input: [1, 8, 8]
-layers:
-  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool2d: 2
-  - flatten
-  - dense: 10
-"""
 
 
 @pytest.fixture(scope="module")

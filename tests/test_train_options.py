@@ -17,23 +17,8 @@ from cnnspec.errors import UsageError
 from cnnspec.training import (EpochBar, EpochPlan, Schedule, TrainConfig, World, confusion, epoch_batches,
                               patience_stop, per_class, read_config, schedule_for, to_yaml)
 from cnnspec.training.settings import config_from
-
-TINY = """cnnspec: 1
-name: tiny-digits
-input: [1, 8, 8]
-layers:
-  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool2d: 2
-  - flatten
-  - dropout: 0.1
-  - dense: 10
-"""
-
-
-def write(tmp_path, text=TINY, name="spec.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
+from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
+from train_specs import write  # noqa: E402
 
 
 # ---------------------------------------------------------------- the schedule, framework-free
@@ -191,7 +176,7 @@ def fake(monkeypatch):
 
 def test_patience_stops_at_the_right_epoch_and_says_why(tmp_path, fake, capsys):
     fake.script = [(1.0, 0.5), (0.9, 0.8), (0.8, 0.7), (0.7, 0.8), (0.6, 0.95), (0.5, 0.99)]
-    assert main(["train", write(tmp_path), "--backend", "fake", "--data", "digits", "--epochs", "6",
+    assert main(["train", write(tmp_path, TINY), "--backend", "fake", "--data", "digits", "--epochs", "6",
                  "--patience", "2", "-o", str(tmp_path / "o")]) == 0
     out, err = capsys.readouterr()
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
@@ -208,7 +193,7 @@ def test_every_epoch_plan_carries_the_schedule(tmp_path, fake):
 
     fake.script = [(1.0, 0.5)] * 4
     config = TrainConfig(epochs=4, lr=0.02, schedule="cosine", warmup=1, quiet=True)
-    metrics = train(write(tmp_path), "fake", "digits", config, tmp_path / "o").metrics
+    metrics = train(write(tmp_path, TINY), "fake", "digits", config, tmp_path / "o").metrics
     plans = fake.made[0].plans
     schedule = schedule_for(config, len(plans[0].batches))
     assert [p.lrs for p in plans] == [schedule.epoch_lrs(e) for e in range(1, 5)]
@@ -253,7 +238,7 @@ class TestTorchOptions:
     def test_default_flags_train_exactly_as_before(self, tmp_path):
         from cnnspec.weights import read_weights
 
-        spec = write(tmp_path)
+        spec = write(tmp_path, TINY)
         argv = ["train", spec, "--data", "digits", "--epochs", "2", "--seed", "3", "--val-fraction", "0", "--quiet"]
         assert main(argv + ["-o", str(tmp_path / "a")]) == 0
         assert main(argv + ["-o", str(tmp_path / "b"), "--schedule", "constant", "--warmup", "0", "--weight-decay",
@@ -297,7 +282,7 @@ class TestTorchOptions:
             t.close()
 
     def test_outputs_history_per_class_confusion_and_config_round_trip(self, tmp_path, capsys):
-        spec = write(tmp_path)
+        spec = write(tmp_path, TINY)
         out = tmp_path / "a"
         assert main(["train", spec, "--data", "digits", "--epochs", "3", "--schedule", "cosine", "--warmup", "1",
                      "--label-smoothing", "0.1", "--optimizer", "adamw", "--lr", "0.005", "--quiet",
@@ -331,7 +316,7 @@ class TestTorchOptions:
         assert "epochs: 2" in (tmp_path / "c" / "train.yaml").read_text()
 
     def test_options_change_the_run(self, tmp_path):
-        spec = write(tmp_path)
+        spec = write(tmp_path, TINY)
         base = ["train", spec, "--data", "digits", "--epochs", "1", "--quiet", "--val-fraction", "0"]
         variants = {"plain": [], "smooth": ["--label-smoothing", "0.2"], "decay": ["--weight-decay", "0.05"],
                     "onecycle": ["--schedule", "onecycle"], "nesterov": ["--optimizer", "sgd", "--nesterov"]}
@@ -376,7 +361,7 @@ class TestKerasOptions:
         assert isinstance(adamw.optimizer, keras.optimizers.AdamW) and adamw.optimizer.weight_decay == 0.01
 
     def test_keras_schedule_and_outputs(self, tmp_path):
-        spec = write(tmp_path)
+        spec = write(tmp_path, TINY)
         out = tmp_path / "k"
         assert main(["train", spec, "--backend", "keras", "--data", "digits", "--epochs", "2", "--schedule", "step",
                      "--step-size", "1", "--gamma", "0.5", "--weight-decay", "1e-4", "--lr", "0.01", "--quiet",

@@ -10,16 +10,7 @@ import pytest
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.training import TrainConfig, World
-
-TINY = """cnnspec: 1
-name: tiny-digits
-input: [1, 8, 8]
-layers:
-  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool2d: 2
-  - flatten
-  - dense: 10
-"""
+from train_specs import TINY  # noqa: E402
 
 
 def _exported_fp32(out):
