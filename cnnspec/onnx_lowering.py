@@ -126,34 +126,31 @@ def _fused(node: Node, out: str) -> str:
 
 # ---- ops ----
 
-def lower_conv2d(e: Emitter, node: Node, ins, out) -> None:
-    a = node.attrs
-    inputs = [ins[0], e.weight(f"{node.name}.weight")] + ([e.weight(f"{node.name}.bias")] if a["bias"] else [])
+def _weighted(e: Emitter, node: Node, ins, out, op_type: str, **attrs) -> None:
+    """conv2d, conv2d_transpose and dense: the input, the weight, the bias where the layer has one,
+    then the fused activation where there is one."""
+    parts = ("weight", "bias") if node.attrs["bias"] else ("weight",)
     target = _fused(node, out)
-    e.node("Conv", inputs, target, node.name, node.shape, kernel_shape=list(a["kernel"]),
-           strides=list(a["stride"]), pads=onnx_pads(node.pads), dilations=list(a["dilation"]), group=a["groups"])
+    e.node(op_type, [ins[0], *(e.weight(f"{node.name}.{p}") for p in parts)], target, node.name, node.shape, **attrs)
     if target != out:
         _then_activation(e, node, target, out)
+
+
+def lower_conv2d(e: Emitter, node: Node, ins, out) -> None:
+    a = node.attrs
+    _weighted(e, node, ins, out, "Conv", kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+              pads=onnx_pads(node.pads), dilations=list(a["dilation"]), group=a["groups"])
 
 
 def lower_conv2d_transpose(e: Emitter, node: Node, ins, out) -> None:
     # node.pads are the crop (ONNX's ConvTranspose pads); the neutral weight is ONNX's [C_in, filters, kh, kw]
     a = node.attrs
-    inputs = [ins[0], e.weight(f"{node.name}.weight")] + ([e.weight(f"{node.name}.bias")] if a["bias"] else [])
-    target = _fused(node, out)
-    e.node("ConvTranspose", inputs, target, node.name, node.shape, kernel_shape=list(a["kernel"]),
-           strides=list(a["stride"]), pads=onnx_pads(node.pads), output_padding=list(a["output_padding"]))
-    if target != out:
-        _then_activation(e, node, target, out)
+    _weighted(e, node, ins, out, "ConvTranspose", kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+              pads=onnx_pads(node.pads), output_padding=list(a["output_padding"]))
 
 
 def lower_dense(e: Emitter, node: Node, ins, out) -> None:
-    a = node.attrs
-    inputs = [ins[0], e.weight(f"{node.name}.weight")] + ([e.weight(f"{node.name}.bias")] if a["bias"] else [])
-    target = _fused(node, out)
-    e.node("Gemm", inputs, target, node.name, node.shape, transB=1)
-    if target != out:
-        _then_activation(e, node, target, out)
+    _weighted(e, node, ins, out, "Gemm", transB=1)
 
 
 def _pool_attrs(node: Node) -> dict:

@@ -27,10 +27,7 @@ def plot_curves(metrics: dict) -> bytes:
         ax.legend()
     fig.suptitle(f"{metrics['spec']} ({metrics['backend']}, {metrics['data']}): test accuracy "
                  f"{metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']} (chosen by {metrics['selected_by']})")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    return _png(fig)
 
 
 def plot_confusion(metrics: dict) -> bytes:
@@ -63,6 +60,11 @@ def plot_confusion(metrics: dict) -> bytes:
     ax.set_ylabel("true")
     ax.set_title(f"{metrics['spec']}: test set, epoch {metrics['best_epoch']} "
                  f"(accuracy {metrics['test_accuracy']:.4f})")
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    """The figure as PNG bytes, with no software tag: the same run gives the same bytes."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
