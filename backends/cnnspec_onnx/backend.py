@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnspec.backend_api import Backend
-from cnnspec.errors import InputError, UsageError
+from cnnspec.errors import InputError
 from cnnspec.weights import check_tensors, expected_weights
 
 
@@ -59,6 +59,3 @@ class OnnxBackend(Backend):
             raise InputError(f"input has shape {list(x.shape)} but the model takes "
                              f"[N, {', '.join(map(str, model.graph.input_shape))}]")
         return model.session.run(None, {"input": x})[0]
-
-    def make_trainer(self, graph, weights, config, world):
-        raise UsageError("the onnx backend builds and runs models; train with --backend torch or keras")
