@@ -166,6 +166,11 @@ class LoweringMissing(CnnspecError):
 
 
 class QuantizationRefused(CnnspecError):
-    """``cnnspec quantize``: the int8 model loses more than ``--max-drop`` allows; nothing is written."""
+    """``cnnspec quantize``: the int8 model loses more than ``--max-drop`` allows; nothing is written.
+    ``reason`` is the judgement alone, for callers (``train --quantize``) that say what follows."""
 
     exit_code = 1
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message

@@ -148,12 +148,17 @@ def _umask() -> int:
 # ---------------------------------------------------------------- publishing a set of files
 
 @contextmanager
-def staged_output(outdir: str | Path) -> Iterator[Path]:
+def staged_output(outdir: str | Path, withdrawn: tuple[str, ...] = ()) -> Iterator[Path]:
     """A folder to write a command's files into; when the block ends without an error they are
     published in ``outdir`` as one set (all old or all new for every reader). On any error or
     ending signal nothing in ``outdir`` changes and the stage is removed, and so are the folders
-    created for it."""
-    pub = _Publication(Path(outdir))
+    created for it.
+
+    ``withdrawn``: names the command owns but may not write this time (``train``'s
+    ``model.int8.onnx`` without ``--quantize``): an old file of that name left in ``outdir`` would
+    sit beside the new set as if it belonged to it, so it goes with the old set unless the stage
+    holds a new one."""
+    pub = _Publication(Path(outdir), frozenset(withdrawn))
     try:
         with signals.deferred():
             pub.open()
@@ -193,8 +198,9 @@ class _Publication:
     process killed with SIGKILL is removed by the next publication into the same folder.
     """
 
-    def __init__(self, display: Path):
+    def __init__(self, display: Path, withdrawn: frozenset[str] = frozenset()):
         self.display = display  # the name the user gave, for messages
+        self.withdrawn = withdrawn  # the command's own names: never carried over from the old set
         self.target = Path(os.path.realpath(display))  # a link to a folder: publish where it points
         self.created: list[Path] = []  # folders made for this publication, removed if it fails
         self.stage: Path | None = None
@@ -258,7 +264,7 @@ class _Publication:
                 self.created = []
                 return ""
             _sweep(self.target)
-            why = _carry_over(self.target, self.stage, set(names))
+            why = _carry_over(self.target, self.stage, set(names) | self.withdrawn)
             if why:
                 _warn(f"{self.display}: {why}; its files are replaced one by one, not swapped as one set")
                 return why
@@ -287,6 +293,10 @@ class _Publication:
     def _rename_each(self, names: list[str]) -> None:
         for name in names:
             os.replace(self.stage / name, self.target / name)
+        for name in self.withdrawn - set(names):
+            stale = self.target / name
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink()
         self.created = []
 
     # -- always

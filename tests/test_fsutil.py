@@ -41,6 +41,25 @@ def test_staged_output_publishes_all_files_or_none(tmp_path):
     assert (out / "model.onnx").read_text() == "new model"
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["swapped", "file-by-file"])
+def test_a_withdrawn_name_goes_with_the_old_set_unless_written_again(tmp_path, in_place):
+    """train's model.int8.onnx: a run without --quantize must not publish beside an old one; the
+    user's own files stay (a subfolder forces the file-by-file way)."""
+    from cnnspec.fsutil import atomic_write_text, staged_output
+
+    out = tmp_path / "out"
+    atomic_write_text(out / "model.int8.onnx", "old int8")
+    atomic_write_text(out / "notes.txt", "mine")
+    if in_place:
+        (out / "sub").mkdir()
+    with staged_output(out, withdrawn=("model.int8.onnx",)) as stage:
+        atomic_write_text(stage / "model.onnx", "new model")
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "notes.txt"] + (["sub"] if in_place else [])
+    with staged_output(out, withdrawn=("model.int8.onnx",)) as stage:
+        atomic_write_text(stage / "model.int8.onnx", "new int8")
+    assert (out / "model.int8.onnx").read_text() == "new int8" and (out / "model.onnx").read_text() == "new model"
+
+
 def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
     from cnnspec.cli import main

@@ -61,6 +61,13 @@ OPTIONS = (
                                help="share of the training images held out to choose the best epoch; the test "
                                     "images never choose (0: keep the last epoch; default: 0.1)")),
     (("--device",), dict(choices=("cpu", "cuda"), help="default: cpu")),
+    (("--quantize",), dict(choices=("int8",), help="also write model.int8.onnx: static int8 (as 'cnnspec quantize'), "
+                                                   "calibrated on training images, judged on the test images; "
+                                                   "its report goes in metrics.json (default: off)")),
+    (("--quantize-samples",), dict(type=int, metavar="N", help="--quantize: calibration images (default: 256)")),
+    (("--quantize-max-drop",), dict(type=float, metavar="P",
+                                    help="--quantize: no model.int8.onnx when int8 loses more than P points of "
+                                         "test accuracy (default: 1.0; the fp32 files are written either way)")),
     (("-o", "--output"), dict(metavar="DIR", help="output folder (default: runs/<name>)")),
 )
 
@@ -125,6 +132,9 @@ def run(args) -> int:
         print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
               f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
               + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
+        q = m.get("quantization")
+        if q is not None:
+            print(f"int8: {q['guard']}" if q["written"] else f"int8: not written: {q['refused']}")
         for path in result.written:
             print(path)
     return 0

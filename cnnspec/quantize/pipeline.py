@@ -74,7 +74,7 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
     held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
     guard, refused = _judge(held, max_drop)
     if refused and not force:
-        raise QuantizationRefused(f"{refused}; nothing written (--force writes it anyway)")
+        raise QuantizationRefused(f"{refused}; nothing written (--force writes it anyway)", refused)
     speed = speed_ratios(fp32, int8, images.held_out, speed_seconds) if speed_seconds > 0 else {}
     record = quantization_record(chosen, images.source, len(calibration_set), folded, Path(face.path).name,
                                  {"images": held.images, "fp32_accuracy": held.fp32_accuracy,

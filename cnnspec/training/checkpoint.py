@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError, UsageError
 from ..fsutil import atomic_write_bytes
+from .config import AFTER_TRAINING
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "cnnspec-checkpoint/1"
@@ -105,7 +106,7 @@ def differences(saved: dict, now: dict) -> list[str]:
            for key, name in RECORD_NAMES.items() if saved.get(key) != now.get(key)]
     was, is_ = saved.get("settings", {}), now.get("settings", {})
     out += [f"--{key.replace('_', '-')} ({_short(was.get(key))} in the checkpoint, {_short(is_.get(key))} now)"
-            for key in sorted(set(was) | set(is_)) if was.get(key) != is_.get(key)]
+            for key in sorted(set(was) | set(is_)) if was.get(key) != is_.get(key) and key not in AFTER_TRAINING]
     return out
 
 

@@ -27,6 +27,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_DEVICES = {"fp32": ("cpu", "cuda"), "bf16": ("cpu", "cuda"), "fp16": ("cuda",)}
 DEVICES = ("cpu", "cuda")
 DEFAULT_VAL_FRACTION = 0.1
+QUANTIZE_KINDS = ("int8",)
+# after training: settings of the int8 step, which a resumed run may change (they shape no epoch)
+AFTER_TRAINING = ("quantize", "quantize_samples", "quantize_max_drop")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a better validation accuracy
     precision: str = "fp32"
     augment: tuple[str, ...] = ()
+    quantize: str | None = None  # "int8": model.int8.onnx beside model.onnx (cnnspec.quantize)
+    quantize_samples: int | None = None  # calibration images; None: quantize's default
+    quantize_max_drop: float | None = None  # points of test accuracy int8 may lose; None: quantize's default
 
     @property
     def learning_rate(self) -> float:
@@ -71,6 +77,18 @@ class TrainConfig:
     def drop_every(self) -> int:
         return self.step_size if self.step_size is not None else max(1, self.epochs // 3)
 
+    @property
+    def calibration_samples(self) -> int:
+        from ..quantize.pipeline import DEFAULT_SAMPLES
+
+        return self.quantize_samples if self.quantize_samples is not None else DEFAULT_SAMPLES
+
+    @property
+    def max_drop(self) -> float:
+        from ..quantize.pipeline import DEFAULT_MAX_DROP
+
+        return self.quantize_max_drop if self.quantize_max_drop is not None else DEFAULT_MAX_DROP
+
     def settings(self) -> dict:
         """Every option that shapes the run (not ``quiet``), as given: the record train.yaml and a
         checkpoint keep, and what a resume compares."""
@@ -83,7 +101,9 @@ class TrainConfig:
         sgd, step = self.optimizer == "sgd", self.schedule == "step"
         return {**self.settings(), "lr": self.learning_rate, "weight_decay": self.decay,
                 "momentum": self.sgd_momentum if sgd else None, "step_size": self.drop_every if step else None,
-                "gamma": self.drop_factor if step else None}
+                "gamma": self.drop_factor if step else None,
+                "quantize_samples": self.calibration_samples if self.quantize else None,
+                "quantize_max_drop": self.max_drop if self.quantize else None}
 
     def validate(self, world: "World") -> None:
         from .augment import AUGMENTS
@@ -134,4 +154,12 @@ def _checks(c: TrainConfig, world: "World", augments) -> tuple[tuple[bool, str],
         (bool(unknown_aug), f"--augment: unknown transform '{unknown_aug[0] if unknown_aug else ''}'; choose from "
                             f"{', '.join(augments)}"),
         (len(set(c.augment)) != len(c.augment), "--augment names a transform twice"),
+        (c.quantize is not None and c.quantize not in QUANTIZE_KINDS,
+         f"--quantize must be one of {', '.join(QUANTIZE_KINDS)}, got '{c.quantize}'"),
+        (c.quantize_samples is not None and not c.quantize, "--quantize-samples applies to --quantize int8 only"),
+        (c.quantize_max_drop is not None and not c.quantize, "--quantize-max-drop applies to --quantize int8 only"),
+        (c.quantize_samples is not None and c.quantize_samples < 1,
+         f"--quantize-samples must be 1 or more, got {c.quantize_samples}"),
+        (c.quantize_max_drop is not None and not 0 <= c.quantize_max_drop <= 100,
+         f"--quantize-max-drop must be between 0 and 100 points, got {c.quantize_max_drop}"),
     )

@@ -30,7 +30,8 @@ from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_
 from .config import TrainConfig
 from .distributed import World, world_from_env
 from .loss import training_head
-from .outputs import OUTPUT_FILES, export_labels, write_outputs
+from .int8 import Int8Step, require_quantizer
+from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
 from .scores import matrix_json, per_class
@@ -81,6 +82,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
 
     world = world_from_env(env)
     config.validate(world)
+    require_quantizer(config)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
     graph = load(spec_path).graph
@@ -92,7 +94,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     else:
         out = Path(outdir) if outdir is not None else Path("runs") / graph.name
     if world.is_writer:
-        check_can_create_dir(out, OUTPUT_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
+        check_can_create_dir(out, OUTPUT_FILES + OPTIONAL_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
@@ -152,7 +154,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None}, config)
-    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml)
+    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
+                            Int8Step.for_run(config, data, fit_idx))
     return TrainResult(out, metrics, written)
 
 
@@ -163,6 +166,7 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
     extras += [f"patience {config.patience}"] if config.patience else []
     extras += [config.precision] if config.precision != "fp32" else []
     extras += [f"augment {','.join(config.augment)}"] if config.augment else []
+    extras += [f"then {config.quantize} (model.int8.onnx)"] if config.quantize else []
     text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
             + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
             + ", ".join(extras) + f", seed {config.seed}")

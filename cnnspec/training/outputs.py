@@ -1,6 +1,7 @@
 """What a finished run writes (rank 0 only), published together or not at all: weights.safetensors,
-model.onnx, metrics.json, curves.png, history.csv, confusion.png and train.yaml. (The checkpoint
-beside them is written after every epoch, by the loop.)"""
+model.onnx, metrics.json, curves.png, history.csv, confusion.png and train.yaml, and with
+``--quantize int8`` model.int8.onnx. (The checkpoint beside them is written after every epoch, by
+the loop.)"""
 from __future__ import annotations
 
 import csv
@@ -12,10 +13,13 @@ from pathlib import Path
 from ..backend_api import Progress
 from ..fsutil import atomic_write_bytes, atomic_write_text, staged_output
 from ..ir import Graph
+from .int8 import INT8_FILE, Int8Step
 from .plots import plot_confusion, plot_curves
 
 OUTPUT_FILES = ("weights.safetensors", "model.onnx", "metrics.json", "curves.png", "history.csv",
                 "confusion.png", "train.yaml")
+# written only by --quantize int8 (and not when refused); an old one never stays beside a new run's files
+OPTIONAL_FILES = (INT8_FILE,)
 # history.csv's columns, in order; a run without a validation split has no val_ columns
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                    "test_accuracy", "seconds", "images_per_second")
@@ -40,8 +44,9 @@ def history_csv(history: list[dict]) -> str:
 
 
 def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics: dict, seed: int,
-                  say: Progress, settings_yaml: str) -> list[Path]:
-    """Every output file, staged and then published together."""
+                  say: Progress, settings_yaml: str, int8: Int8Step | None = None) -> list[Path]:
+    """Every output file, staged and then published together; with ``int8``, model.int8.onnx too,
+    quantised from the staged model.onnx, and its report in ``metrics["quantization"]``."""
     from ..weights import expected_weights, write_weights
 
     export_graph = replace(graph, classes=export_labels(graph, data))
@@ -58,10 +63,13 @@ def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics
         "confusion.png": lambda path: atomic_write_bytes(path, plot_confusion(metrics)),
         "train.yaml": lambda path: atomic_write_text(path, settings_yaml),
     }
-    with staged_output(out) as stage:  # the files appear together, or none do
-        for name in OUTPUT_FILES:
+    with staged_output(out, withdrawn=OPTIONAL_FILES) as stage:  # the files appear together, or none do
+        for name in OUTPUT_FILES:  # model.onnx comes before metrics.json, which reports its int8 copy
             writers[name](stage / name)
-    paths = [out / name for name in OUTPUT_FILES]
+            if name == "model.onnx" and int8 is not None:
+                metrics["quantization"] = int8.run(stage / name, out, say)
+        names = [n for n in OUTPUT_FILES + OPTIONAL_FILES if (stage / n).is_file()]
+    paths = [out / name for name in names]
     say(f"wrote {', '.join(p.name for p in paths)} to {out}")
     return paths
 

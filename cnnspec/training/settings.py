@@ -20,7 +20,8 @@ CONFIG_KEYS = {
     "seed": (int, False), "device": (str, False), "val_fraction": (float, False), "schedule": (str, False),
     "warmup": (float, False), "step_size": (int, True), "gamma": (float, True), "weight_decay": (float, True),
     "momentum": (float, True), "nesterov": (bool, False), "label_smoothing": (float, False),
-    "patience": (int, True), "precision": (str, False), "augment": (list, False),
+    "patience": (int, True), "precision": (str, False), "augment": (list, False), "quantize": (str, True),
+    "quantize_samples": (int, True), "quantize_max_drop": (float, True),
 }
 KEYS = {**RUN_KEYS, **CONFIG_KEYS}
 HEADER = ("# cnnspec train settings: `cnnspec train --config train.yaml` repeats this run;\n"
@@ -43,6 +44,9 @@ def _resolved(config: TrainConfig) -> dict:
         "step_size": f"a third of the epochs: {config.drop_every}" if config.schedule == "step" else "step only",
         "gamma": f"default: {DEFAULT_GAMMA:g}" if config.schedule == "step" else "step only",
         "patience": "off: every epoch runs", "init": "the seed's initial weights",
+        "quantize": "off: no int8 model",
+        "quantize_samples": f"default: {config.calibration_samples}" if config.quantize else "--quantize only",
+        "quantize_max_drop": f"default: {config.max_drop:g} (points)" if config.quantize else "--quantize only",
     }
 
 

@@ -1,0 +1,75 @@
+"""``train --quantize int8``: the trained model.onnx quantised by :mod:`cnnspec.quantize`, inside the
+run's staged outputs, so ``model.int8.onnx`` is published with the rest or not at all.
+
+Calibration reads images the model was trained on (a fixed draw of the fit split, as ``cnnspec
+quantize`` draws from a source's training part); the figures come from the test images, the same
+ones ``test_accuracy`` is measured on. A refusal (int8 loses more than ``--quantize-max-drop``
+points) does not undo the training: the fp32 files are published, ``model.int8.onnx`` is not, and
+metrics.json and a warning line (shown even with ``--quiet``) say why.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import QuantizationRefused, UsageError
+
+INT8_FILE = "model.int8.onnx"
+# seconds spent on each of the int8/fp32 speed figures (batch 1 and 32), as cnnspec quantize's default
+SPEED_SECONDS = 2.0
+
+
+def require_quantizer(config) -> None:
+    """Before any epoch: a run that cannot quantise at its end says so now, not after training."""
+    if not config.quantize:
+        return
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"--quantize int8 needs {' and '.join(missing)} (pip install 'cnnspec[onnx]'); "
+                         f"not installed here")
+
+
+@dataclass(frozen=True)
+class Int8Step:
+    """What the quantisation at the end of a run needs: its images and its settings."""
+
+    calibration_images: object  # float32 [N, C, H, W], a fixed draw of the images trained on
+    test_images: object
+    test_labels: object
+    samples: int
+    max_drop: float
+    training_images: int  # the fit split the draw comes from, for the report
+
+    @classmethod
+    def for_run(cls, config, data, fit_idx) -> "Int8Step | None":
+        """The step for this run, or None without ``--quantize``. Only the drawn calibration images
+        are copied out of the training set, never the whole fit split."""
+        if not config.quantize:
+            return None
+        import numpy as np
+
+        from ..quantize.calibration import pick
+
+        chosen = pick(np.asarray(fit_idx), config.calibration_samples)
+        return cls(data.x_train[chosen], data.x_test, data.y_test, config.calibration_samples, config.max_drop,
+                   len(fit_idx))
+
+    def run(self, staged_model: Path, out: Path, say) -> dict:
+        """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's
+        ``quantization`` entry (the report, named by the published paths, or the refusal)."""
+        from ..quantize import quantize_model
+
+        staged = staged_model.with_name(INT8_FILE)
+        try:
+            report = quantize_model(staged_model, self.calibration_images, self.test_images, self.test_labels,
+                                    output=staged, source="the training images", samples=self.samples,
+                                    max_drop=self.max_drop, speed_seconds=SPEED_SECONDS)
+        except QuantizationRefused as refusal:
+            reason = f"{refusal.reason}; `cnnspec quantize {out / staged_model.name} --force` writes it anyway"
+            print(f"cnnspec: warning: {INT8_FILE} not written: {reason}", file=sys.stderr)  # even with --quiet
+            return {"written": False, "refused": refusal.reason}
+        say(f"int8: {report.guard}; " + ", ".join(f"batch {b} {r:.2f}x fp32" for b, (_, _, r) in report.speed.items()))
+        return {"written": True, **report.to_json(), "model": str(out / staged_model.name),
+                "output": str(out / INT8_FILE), "training_images": self.training_images}
