@@ -154,3 +154,18 @@ def test_a_missing_quantizer_is_said_before_training(monkeypatch):
     with pytest.raises(UsageError, match="--quantize int8 needs onnxruntime"):
         int8_step.require_quantizer(TrainConfig(quantize="int8"))
     int8_step.require_quantizer(TrainConfig())  # without --quantize nothing is needed
+
+
+@pytest.mark.slow
+def test_the_demo_run_keeps_its_accuracy_in_int8(tmp_path, monkeypatch):
+    """Issue 10's target, on `make demo`'s own command (scripts/demo.sh): at most 0.5 points of test
+    accuracy lost in int8, at least 99% top-1 agreement with fp32."""
+    from pathlib import Path
+
+    monkeypatch.setattr(int8_step, "SPEED_SECONDS", 0.0)
+    spec = Path(__file__).resolve().parent.parent / "specs" / "digits.yaml"
+    out = tmp_path / "demo"
+    assert main(["train", str(spec), "--backend", "torch", "--data", "digits", "--epochs", "10", "--seed", "0",
+                 "--quantize", "int8", "-o", str(out), "--quiet"]) == 0
+    held = json.loads((out / "metrics.json").read_text())["quantization"]["held_out"]
+    assert held["fp32_accuracy"] > 0.97 and held["drop_points"] <= 0.5 and held["agreement"] >= 0.99
