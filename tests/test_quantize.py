@@ -209,6 +209,70 @@ def test_a_model_cnnspec_did_not_write_is_refused(tmp_path, capsys):
     assert not (tmp_path / "foreign.int8.onnx").exists()
 
 
+def _unknown_op(model):
+    model.graph.node[0].op_type = "Foo"
+
+
+def _weights_that_do_not_fit(model):
+    next(t for t in model.graph.initializer if len(t.dims) == 4).dims[0] += 1
+
+
+def _missing_output(model):
+    model.graph.output[0].name = "nowhere"
+
+
+def _dense_weights_too_wide(model):
+    """The dense layer's weights one input too wide (ONNX Runtime's shape inference refuses it)."""
+    from onnx import numpy_helper
+
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    weight = next(t for t in model.graph.initializer if t.name == gemm.input[1])
+    w = numpy_helper.to_array(weight)
+    weight.CopyFrom(numpy_helper.from_array(np.concatenate([w, w[:, :1]], axis=1), weight.name))
+    del model.graph.value_info[:]
+
+
+@pytest.mark.parametrize("forge", [_unknown_op, _weights_that_do_not_fit, _missing_output, _dense_weights_too_wide])
+def test_a_forged_cnnspec_model_is_one_line_before_the_quantiser_runs(digits_model, tmp_path, capsys, forge):
+    """cnnspec's metadata on a graph that does not load or does not run: refused in one line (exit
+    2), not an internal error from inside onnxruntime.quantization."""
+    model = onnx.load(str(digits_model))
+    forge(model)
+    path = tmp_path / "forged.onnx"
+    onnx.save(model, str(path))
+    code = main(["quantize", str(path), "--calibrate", "digits", *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "ONNX Runtime cannot" in err[0] and "internal error" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forged.onnx"]
+
+
+def test_a_model_that_loads_but_does_not_run_is_refused_before_quantising(digits_model, tmp_path, monkeypatch):
+    """ONNX Runtime loads some broken graphs and fails only when they run: the first run, on one
+    calibration image, comes before the quantiser, and its failure is one line."""
+    import onnxruntime
+
+    class FailsWhenRun:
+        def __init__(self, session):
+            self.session = session
+
+        def get_inputs(self):
+            return self.session.get_inputs()
+
+        def run(self, *args):
+            raise onnxruntime.capi.onnxruntime_pybind11_state.RuntimeException("Reshape: cannot reshape\nmore")
+
+    from cnnspec.runner import session as session_module
+
+    opened = session_module.open_session
+    monkeypatch.setattr(session_module, "open_session", lambda *a: (lambda m, s: (m, FailsWhenRun(s)))(*opened(*a)))
+    called = []
+    monkeypatch.setattr("cnnspec.quantize.quantizer.quantize_static_model", lambda *a: called.append(a))
+    with pytest.raises(InputError, match="ONNX Runtime cannot run this model .*Reshape: cannot reshape"):
+        quantize_model(digits_model, np.zeros((4, 1, 8, 8), np.float32), np.zeros((2, 1, 8, 8), np.float32),
+                       output=tmp_path / "q.onnx", speed_seconds=0)
+    assert not called and not (tmp_path / "q.onnx").exists()
+
+
 def test_one_line_usage_errors(digits_model, tmp_path, capsys):
     assert "ConvInteger" in one_line_error(capsys, ["quantize", str(digits_model), "--dynamic"])
     assert "--calibrate SOURCE is required" in one_line_error(capsys, ["quantize", str(digits_model)])

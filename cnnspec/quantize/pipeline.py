@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import QuantizationRefused, UsageError
+from ..errors import InputError, QuantizationRefused, UsageError
 from . import calibration
 from .calibration import Images
 from .figures import held_out_figures, speed_ratios
@@ -68,8 +68,9 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
 
     input_name = face.proto.graph.input[0].name
     calibration_set = calibration.pick(images.train, samples)
-    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen)
     _, fp32 = open_session(face.path, "cpu", threads)
+    _require_runs(face, fp32, calibration_set[:1])  # a forged file fails here, in one line, not in the quantiser
+    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen)
     int8 = _session(quantized, threads)
     held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
     guard, refused = _judge(held, max_drop)
@@ -105,6 +106,17 @@ def _check_request(face, images, out: Path, samples: int, max_drop: float, recip
     if tuple(images.train.shape[1:]) != face.chw or tuple(images.held_out.shape[1:]) != face.chw:
         raise UsageError(f"{images.source}: images are {list(images.train.shape[1:])} but the model takes "
                          f"{list(face.chw)}")
+
+
+def _require_runs(face, session, image) -> None:
+    """The fp32 model runs on one of its calibration images, or the file is refused: ONNX Runtime
+    loads a file whose graph does not fit its weights, and fails only when it runs."""
+    from ..runner.session import _first_line
+
+    try:
+        session.run(None, {session.get_inputs()[0].name: image})
+    except Exception as exc:  # onnxruntime raises its own pybind exception types
+        raise InputError(f"{face.path}: ONNX Runtime cannot run this model ({_first_line(exc)})") from None
 
 
 def _judge(held, max_drop: float) -> tuple[str, str]:
