@@ -346,3 +346,32 @@ def test_keras_mnist_spec_on_mnist_format_digits_keeps_accuracy(tmp_path, capsys
     assert report["held_out"]["drop_points"] <= 0.5 and report["held_out"]["agreement"] >= 0.99
     nodes = onnx.load(str(out)).graph.node
     assert [n.op_type for n in nodes[-2:]] == ["Gemm", "Softmax"]  # float scores into a float softmax
+
+
+def test_every_layer_is_compared_and_the_refusal_names_the_weakest(digits_model, digits, tmp_path, capsys):
+    report = quantize_json(capsys, digits_model, "--calibrate", "digits", "-o", tmp_path / "q.onnx", *FAST)
+    layers = report["layers"]
+    fp32_names = [n.output[0] for n in onnx.load(str(digits_model)).graph.node]
+    assert {e["name"] for e in layers} >= {"output"} and all(e["name"] in fp32_names for e in layers)
+    assert [e["sqnr_db"] for e in layers] == sorted(e["sqnr_db"] for e in layers)  # worst first
+    assert all(15 < e["sqnr_db"] < 80 for e in layers)  # a trained model in 8 bits: clean, not exact
+    source = misleading_npz(digits, tmp_path / "dim.npz", 0.05)
+    line = one_line_error(capsys, ["quantize", str(digits_model), "--calibrate", str(source), *FAST], code=1)
+    assert "weakest layers: " in line and " dB" in line
+
+
+def test_layer_sqnr_is_infinite_where_equal_and_finite_only_where_changed(digits_model, digits):
+    from onnx import numpy_helper
+
+    from cnnspec.quantize.layers import layer_errors
+
+    fp32 = onnx.load(str(digits_model))
+    same = {e.name: e.sqnr_db for e in layer_errors(fp32, fp32, digits.x_test)}
+    assert same and all(v == float("inf") for v in same.values())
+    noisy = onnx.load(str(digits_model))
+    last = noisy.graph.node[-1]  # the output Gemm: only its value may change
+    weight = next(t for t in noisy.graph.initializer if t.name == last.input[1])
+    w = numpy_helper.to_array(weight)
+    weight.CopyFrom(numpy_helper.from_array(w + np.float32(0.01) * np.sign(w), weight.name))
+    changed = {e.name: e.sqnr_db for e in layer_errors(fp32, noisy, digits.x_test)}
+    assert np.isfinite(changed.pop(last.output[0])) and all(v == float("inf") for v in changed.values())

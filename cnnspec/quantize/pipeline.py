@@ -1,8 +1,8 @@
 """quantize_model: fp32 cnnspec model + training images -> checked int8 file and a report, or a
 refusal with nothing written.
 
-The order is the promise: calibrate on training images only; measure on held-out images only; judge
-against ``max_drop`` before anything is written; then write once, checked and atomically. ``cnnspec
+The order is the promise: calibrate on training images only; measure on held-out images only (the
+outputs, and every layer's SQNR, :mod:`.layers`); judge against ``max_drop`` before anything is written; then write once, checked and atomically. ``cnnspec
 quantize`` calls :func:`quantize_source`; ``train --quantize int8`` can call :func:`quantize_model`
 with the arrays it already holds.
 """
@@ -14,6 +14,7 @@ from ..errors import InputError, QuantizationRefused, UsageError
 from . import calibration
 from .calibration import Images
 from .figures import held_out_figures, speed_ratios
+from .layers import layer_errors, weakest
 from .metadata import apply_metadata, quantization_record
 from .model import ModelFace, read_face
 from .recipes import RECIPES, choose_recipe
@@ -73,9 +74,11 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
     quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen)
     int8 = _session(quantized, threads)
     held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
+    layers = layer_errors(face.proto, quantized, images.held_out, threads)
     guard, refused = _judge(held, max_drop)
     if refused and not force:
-        raise QuantizationRefused(f"{refused}; nothing written (--force writes it anyway)", refused)
+        where = f" (weakest layers: {weakest(layers)})" if layers else ""
+        raise QuantizationRefused(f"{refused}{where}; nothing written (--force writes it anyway)", refused + where)
     speed = speed_ratios(fp32, int8, images.held_out, speed_seconds) if speed_seconds > 0 else {}
     record = quantization_record(chosen, images.source, len(calibration_set), folded, Path(face.path).name,
                                  {"images": held.images, "fp32_accuracy": held.fp32_accuracy,
@@ -89,7 +92,7 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
         recipe_reason=reason, isa=isa, source=images.source, calibration_images=len(calibration_set),
         training_images=len(images.train), batchnorms_folded=folded, held_out=held, label_note=images.label_note,
         guard=guard, forced=bool(refused), speed=speed, fp32_bytes=Path(face.path).stat().st_size,
-        int8_bytes=len(blob))
+        int8_bytes=len(blob), layers=layers)
 
 
 def _check_request(face, images, out: Path, samples: int, max_drop: float, recipe: str | None) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .figures import HeldOut
+from .layers import LayerError, weakest
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,11 @@ class QuantizeReport:
     speed: dict = field(default_factory=dict)  # batch -> (int8 images/s, fp32 images/s, ratio)
     fp32_bytes: int = 0
     int8_bytes: int = 0
+    layers: tuple[LayerError, ...] = ()  # every compared layer's SQNR, worst first
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out["layers"] = [e.to_json() for e in self.layers]
         out["held_out"] = {**asdict(self.held_out), "drop_points": self.held_out.drop_points}
         out["speed"] = {str(b): {"int8_images_per_second": round(i, 2), "fp32_images_per_second": round(f, 2),
                                  "ratio": round(r, 3)} for b, (i, f, r) in self.speed.items()}
@@ -57,6 +60,8 @@ def format_report(r: QuantizeReport) -> str:
         f"  largest diff   {h.max_output_difference:.4g} (largest fp32 output {h.output_scale:.4g})",
         f"  guard          {r.guard}" + (" (overridden by --force)" if r.forced else ""),
     ]
+    if r.layers:
+        lines.append(f"  weakest layers {weakest(r.layers)} (SQNR against fp32; ~40 dB is a clean 8 bits)")
     for batch, (int8, fp32, ratio) in r.speed.items():
         lines.append(f"  speed b{batch:<3}     int8 {int8:.1f} img/s, fp32 {fp32:.1f} img/s: {ratio:.2f}x on {r.isa}")
     if r.int8_bytes:
