@@ -118,12 +118,28 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str | None = None) -
             os.fsync(fh.fileno())  # the new bytes are on disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any file
         os.replace(tmp, p)
+        sync_folder(p.parent if str(p.parent) else Path("."))  # the new name survives a power cut too
     except OSError as exc:
         _discard(tmp)
         raise OutputError(p, f"cannot write {what}: {os_reason(exc)}") from None
     except BaseException:
         _discard(tmp)
         raise
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it is on disk, not only in the page cache. Best effort: some
+    filesystems (and every non-POSIX system) cannot open or sync a folder, and the rename stands."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str, what: str | None = None) -> None:
@@ -173,6 +189,8 @@ def staged_output(outdir: str | Path, withdrawn: tuple[str, ...] = ()) -> Iterat
             raise pub.relocated(exc) from None
         with signals.deferred():
             pub.publish()
+            sync_folder(pub.target.parent)  # the exchange (or the new folder) is on disk
+            sync_folder(pub.target)
     finally:
         with signals.deferred():
             pub.close()

@@ -87,3 +87,24 @@ def test_output_folder_is_checked_early_but_created_late(tmp_path):
         check_can_create_dir(tmp_path / "f")
     with pytest.raises(UsageError, match="is not a directory"):
         check_can_create_dir(tmp_path / "f" / "sub")
+
+
+def test_published_names_are_synced_to_disk(tmp_path, monkeypatch):
+    """Each file's bytes, and the folders that hold the new names, are fsynced: after a power cut
+    the set is the old one or the new one, not an empty name."""
+    import os
+
+    from cnnspec.fsutil import atomic_write_text, staged_output
+
+    synced = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    out = tmp_path / "out"
+    with staged_output(out) as stage:
+        atomic_write_text(stage / "model.onnx", "new")
+    assert str(tmp_path) in synced and str(out) in synced
