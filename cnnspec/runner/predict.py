@@ -10,6 +10,7 @@ from ..errors import InputError, UsageError
 from ..resources import require_fits
 from .inputs import FLOAT32, load_inputs
 from .metadata import classes, display_name, output_is_softmax
+from .footprint import require_batch_fits
 from .session import input_layout, open_session, run_batches
 
 
@@ -65,6 +66,7 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
     require_fits(c * h * w * FLOAT32 * (batch or 1), f"{model_path}: its declared input [{batch or 1}, {c}, {h}, {w}] "
                  f"as float32 would", error=InputError)
     data, samples = load_inputs(inputs, chw)
+    require_batch_fits(model, model_path, batch or min(batch_size, len(data)))
     raw = run_batches(session, data, batch, batch_size, model_path)
     _require_finite(model_path, raw, samples)
     result = {

@@ -44,6 +44,7 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     from ..data import load_source
     from ..onnxio import metadata
     from ..runner import classes, input_layout, looks_like_probabilities, open_session, output_is_softmax, run_batches
+    from ..runner.footprint import require_batch_fits
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be 1 or more, got {batch_size}")
@@ -56,6 +57,7 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     face = ModelFace(meta.get("cnnspec.name", model.graph.name), model_path, tuple(chw), (units,),
                      tuple(labels) if labels else None)
     data = load_source(source, face)
+    require_batch_fits(model, model_path, batch or min(batch_size, len(data.x_test)))
     raw = run_batches(session, data.x_test, batch, batch_size).astype(np.float64)
     softmaxed = output_is_softmax(meta)
     if softmaxed is None:  # no usable cnnspec metadata: judge by the numbers, as `run` does
