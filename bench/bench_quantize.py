@@ -40,6 +40,9 @@ sys.path.insert(0, str(ROOT / "backends"))
 
 SPEC = "specs/resnet18.yaml"
 BATCHES = (1, 32)
+# seconds between turns: a session with ONNX Runtime's default spinning keeps spinning after run()
+# returns and slowed the next model by up to 1.44x (cnnspec.speed.compare's docstring)
+SETTLE = 0.05
 
 
 def build_resnet18(folder: Path) -> Path:
@@ -157,7 +160,8 @@ def bench_recipes(args, fp32_path: Path, folder: Path, isa: str) -> None:
     for batch in BATCHES:
         x = tile_batch(images, batch)
         c = compare({n: session_step(s, x) for n, s in sessions.items()}, batch,
-                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds)
+                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds,
+                    settle=SETTLE)
         for name in sessions:
             rows[name][batch] = (c.ratio(name, "fp32"), c.ratio(name, "fp32 (ORT defaults)"), c.ratio(name, plain),
                                  c.timings[name].images_per_second)
@@ -208,7 +212,8 @@ def bench_sessions(args, fp32_path: Path, int8_model, isa: str) -> None:
     for batch in BATCHES:
         x = tile_batch(images, batch)
         c = compare({n: session_step(s, x) for n, s in sessions.items()}, batch,
-                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds)
+                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds,
+                    settle=SETTLE)
         for variant, (what, _) in SESSION_VARIANTS.items():
             print(f"  b{batch:<3} {variant:<12} fp32 {c.ratio(f'fp32 {variant}', 'fp32 cnnspec'):5.2f}x  "
                   f"int8 {c.ratio(f'int8 {variant}', 'int8 cnnspec'):5.2f}x  int8/fp32 "
@@ -271,7 +276,8 @@ def torch_child(args) -> None:
             model(xt)
 
     ort_session = session(str(fp32_path), args.threads, spinning=args.spinning)
-    c = compare({"torch": eager, "ort": session_step(ort_session, x)}, 1, seconds=args.seconds * 2, rounds=args.rounds)
+    c = compare({"torch": eager, "ort": session_step(ort_session, x)}, 1, seconds=args.seconds * 2,
+                rounds=args.rounds, settle=SETTLE)
     rounds = [t / o for o, t in zip(c.timings["ort"].round_medians, c.timings["torch"].round_medians)]
     print(c.ratio("ort", "torch"), min(rounds), max(rounds), c.timings["torch"].percentile(50) * 1e3,
           c.timings["ort"].percentile(50) * 1e3)
