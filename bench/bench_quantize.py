@@ -11,8 +11,8 @@ median of per-round ratios), printed beside the CPU's int8 instruction set.
    (threads, spinning, memory arena, optimisation level).
 3. ORT fp32 against PyTorch eager at batch 1 (needs the torch backend), each run a
    fresh process: the spread between runs with both thread pools waiting actively (PyTorch's OpenMP
-   default, ORT's spinning) and with both waiting passively (OMP_WAIT_POLICY=PASSIVE, cnnspec's
-   ORT settings).
+   default, ORT's spinning) and with cnnspec's defaults, where both wait passively (the torch
+   backend sets OMP_WAIT_POLICY=PASSIVE before torch loads; cnnspec's ORT settings turn spinning off).
 
 ResNet-18's weights are the onnx backend's seeded initialisation (speed does not depend on them);
 calibration images are uniform noise or the digits resized to 224x224 RGB (``--calibration digits``).
@@ -40,6 +40,9 @@ sys.path.insert(0, str(ROOT / "backends"))
 
 SPEC = "specs/resnet18.yaml"
 BATCHES = (1, 32)
+# seconds between turns: a session with ONNX Runtime's default spinning keeps spinning after run()
+# returns and slowed the next model by up to 1.44x (cnnspec.speed.compare's docstring)
+SETTLE = 0.05
 
 
 def build_resnet18(folder: Path) -> Path:
@@ -157,7 +160,8 @@ def bench_recipes(args, fp32_path: Path, folder: Path, isa: str) -> None:
     for batch in BATCHES:
         x = tile_batch(images, batch)
         c = compare({n: session_step(s, x) for n, s in sessions.items()}, batch,
-                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds)
+                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds,
+                    settle=SETTLE)
         for name in sessions:
             rows[name][batch] = (c.ratio(name, "fp32"), c.ratio(name, "fp32 (ORT defaults)"), c.ratio(name, plain),
                                  c.timings[name].images_per_second)
@@ -208,7 +212,8 @@ def bench_sessions(args, fp32_path: Path, int8_model, isa: str) -> None:
     for batch in BATCHES:
         x = tile_batch(images, batch)
         c = compare({n: session_step(s, x) for n, s in sessions.items()}, batch,
-                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds)
+                    seconds=args.seconds * len(sessions) * (1 if batch == 1 else 2), rounds=args.rounds,
+                    settle=SETTLE)
         for variant, (what, _) in SESSION_VARIANTS.items():
             print(f"  b{batch:<3} {variant:<12} fp32 {c.ratio(f'fp32 {variant}', 'fp32 cnnspec'):5.2f}x  "
                   f"int8 {c.ratio(f'int8 {variant}', 'int8 cnnspec'):5.2f}x  int8/fp32 "
@@ -216,10 +221,12 @@ def bench_sessions(args, fp32_path: Path, int8_model, isa: str) -> None:
 
 
 TORCH_SETUPS = {
-    # name: (environment for the process, ORT spinning, threads (None: --threads), what it is)
-    "as before": ({}, True, None, "PyTorch's OpenMP threads wait actively (OMP_WAIT_POLICY unset), ORT threads spin"),
-    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, False, None, "OMP_WAIT_POLICY=PASSIVE, ORT spinning off (cnnspec's)"),
-    "1 thread": ({}, False, 1, "one thread each: no barrier for a descheduled sibling to hold up"),
+    # name: (torch imported before cnnspec_torch, ORT spinning, threads (None: --threads), what it is)
+    "as before": (True, True, None, "PyTorch's OpenMP threads wait actively (torch loaded before cnnspec_torch "
+                                    "could set OMP_WAIT_POLICY), ORT threads spin"),
+    "cnnspec": (False, False, None, "cnnspec's defaults: cnnspec_torch sets OMP_WAIT_POLICY=PASSIVE, ORT "
+                                    "spinning off"),
+    "1 thread": (False, False, 1, "one thread each: no barrier for a descheduled sibling to hold up"),
 }
 
 
@@ -230,23 +237,28 @@ def bench_torch(args, fp32_path: Path) -> None:
     print(f"\n3. ORT fp32 / PyTorch eager, ResNet-18 batch 1, {args.threads} threads each, {args.repeats} fresh "
           f"processes per setup, {args.rounds} alternating rounds each", flush=True)
     ratios = {name: [] for name in TORCH_SETUPS}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # each setup decides
     for run in range(args.repeats):
-        for name, (env, spinning, threads, _) in TORCH_SETUPS.items():
+        for name, (torch_first, spinning, threads, _) in TORCH_SETUPS.items():
             cmd = [sys.executable, __file__, "--torch-child", str(fp32_path), "--threads", str(threads or args.threads),
                    "--seconds", str(args.seconds), "--rounds", str(args.rounds)] + (["--spinning"] if spinning else [])
-            out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+            cmd += ["--torch-first"] if torch_first else []
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
             ratio, low, high, torch_ms, ort_ms = (float(v) for v in out.split())
             ratios[name].append(ratio)
             print(f"  run {run + 1} {name:<10} ORT/torch {ratio:.2f}x (rounds {low:.2f}-{high:.2f}x; medians torch "
                   f"{torch_ms:.0f} ms, ORT {ort_ms:.0f} ms)", flush=True)
-    for name, (_, _, _, what) in TORCH_SETUPS.items():
+    for name, (*_, what) in TORCH_SETUPS.items():
         r = ratios[name]
         print(f"  {name:<10} ORT/torch {min(r):.2f}x to {max(r):.2f}x over {len(r)} runs "
-              f"(median {statistics.median(r):.2f}x): {what}")
+              f"(median {statistics.median(r):.2f}x; lowest {'>=' if min(r) >= 1.4 else '<'} 1.4x): {what}")
 
 
 def torch_child(args) -> None:
     """One run: PyTorch eager and ORT fp32 alternating; prints ratio, lowest and highest round, medians."""
+    if args.torch_first:
+        import torch  # noqa: F401 - libgomp loads before cnnspec_torch could choose its wait policy
+    import cnnspec_torch  # noqa: F401 - sets OMP_WAIT_POLICY=PASSIVE unless torch or the user decided
     import numpy as np
     import torch
 
@@ -264,7 +276,8 @@ def torch_child(args) -> None:
             model(xt)
 
     ort_session = session(str(fp32_path), args.threads, spinning=args.spinning)
-    c = compare({"torch": eager, "ort": session_step(ort_session, x)}, 1, seconds=args.seconds * 2, rounds=args.rounds)
+    c = compare({"torch": eager, "ort": session_step(ort_session, x)}, 1, seconds=args.seconds * 2,
+                rounds=args.rounds, settle=SETTLE)
     rounds = [t / o for o, t in zip(c.timings["ort"].round_medians, c.timings["torch"].round_medians)]
     print(c.ratio("ort", "torch"), min(rounds), max(rounds), c.timings["torch"].percentile(50) * 1e3,
           c.timings["ort"].percentile(50) * 1e3)
@@ -289,6 +302,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-recipes", action="store_true", help="skip part 1")
     parser.add_argument("--torch-child", metavar="MODEL", help=argparse.SUPPRESS)
     parser.add_argument("--spinning", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-first", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.torch_child:
         torch_child(args)

@@ -53,10 +53,17 @@ class Comparison:
         return statistics.median(y / x for x, y in zip(a, b))
 
 
-def compare(steps: dict, batch: int, seconds: float = 2.0, rounds: int = 5, warmup: int = 3) -> Comparison:
+def compare(steps: dict, batch: int, seconds: float = 2.0, rounds: int = 5, warmup: int = 3,
+            settle: float = 0.0) -> Comparison:
     """Time every ``step()`` (one batch each) for about ``seconds`` in all, in ``rounds`` rounds; in
     each round the models take turns (the order rotates), each running for ``seconds / (rounds *
-    len(steps))``, at least one call."""
+    len(steps))``, at least one call.
+
+    ``settle``: seconds to sleep before each turn. An ONNX Runtime session with spinning on (its
+    default) keeps its threads spinning for a while after ``run`` returns, which slowed whichever
+    model took the next turn: an identical second session measured 1.44x faster at batch 1 (1.09x at
+    32) than the first, which always followed a spinning one (ResNet-18 int8, 2 shared cores). Give
+    a settle (0.05 s is ample) whenever a spinning session is among the steps."""
     names = list(steps)
     for name in names:
         for _ in range(warmup):
@@ -68,6 +75,8 @@ def compare(steps: dict, batch: int, seconds: float = 2.0, rounds: int = 5, warm
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             step, mine = steps[name], []
+            if settle > 0:
+                time.sleep(settle)
             start = time.perf_counter()
             while True:
                 t0 = time.perf_counter()

@@ -98,6 +98,17 @@ def test_the_ratio_holds_when_the_load_changes_mid_run(monkeypatch):
     assert c.timings["a"].images_per_second <= 1.0
 
 
+def test_settle_pauses_before_every_turn(monkeypatch):
+    """A spinning ONNX Runtime session slows whichever model runs next: ``settle`` lets it stop first."""
+    clock, pauses = FakeClock(), []
+    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    monkeypatch.setattr(speed.time, "sleep", pauses.append)
+    speed.compare({"a": clock.step(1.0), "b": clock.step(2.0)}, batch=1, seconds=8.0, rounds=4, warmup=0, settle=0.05)
+    assert pauses == [0.05] * 8
+    speed.compare({"a": clock.step(1.0)}, batch=1, seconds=2.0, rounds=2, warmup=0)
+    assert len(pauses) == 8  # no settle asked, no pause
+
+
 def one_line_error(capsys, argv, code=2):
     assert main(argv) == code
     lines = capsys.readouterr().err.strip().splitlines()

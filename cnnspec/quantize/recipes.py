@@ -18,6 +18,25 @@ only ratios within one run count; ``bench/bench_quantize.py``, README's deployme
 - reduce_range (7-bit weights): the same kernel and speed as qdq; it avoids the saturation of
   AVX2's 16-bit pair sums (vpmaddubsw: 2 x 255 x 127 > 32767), and its logits were 2.2x closer to
   fp32 there.
+
+Tried for a larger margin over the plain recipe (qdq at ONNX Runtime's default session settings) at
+batch 32, none kept (one to four runs each, every figure a ratio within one run, load 2.5-3.7):
+
+- the batch-32 profile (``SessionOptions.enable_profiling``): QLinearConv is 97% of int8 time and each
+  3x3 conv costs what its multiply-adds say (about 23 ms per 116M per image at batch 32, twice fp32's
+  rate): the u8s8 kernel is the limit. Only the 7x7 stem (3 input channels) runs at half that rate
+  (47 ms of 392).
+- the stem padded to 4 input channels (zero weights, a Pad before it): 1.04-1.06x the plain recipe at
+  batch 32 and 0.96-1.10x the unpadded chosen recipe (three runs): nothing; the stem left in float:
+  0.69x (one run).
+- ``session.x64quantprecision=1`` (u8u8 kernel): the same logits as reduced range, 0.88-1.20x.
+- ``session.dynamic_block_base=4``: 1.01-1.12x (two runs).
+- one thread instead of two: 0.93-1.08x at batch 32, 0.58-1.78x at batch 1 (the other job decides).
+
+With a pause between turns (``cnnspec.speed.compare(settle=...)``: a spinning session slowed the model
+timed after it) the chosen recipe with cnnspec's settings ran 1.08x the plain recipe at batch 1 and
+0.99x at batch 32 in one run at load 2.5-3.1: the margin is the session settings under load, not the
+recipe.
 """
 from __future__ import annotations
 
