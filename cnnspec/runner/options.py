@@ -1,6 +1,6 @@
 """ONNX Runtime session settings for cnnspec's CNNs, each with what it was measured to buy
 (ResNet-18 fp32 and int8, ONNX Runtime 1.32, this project's 2-core AVX2 machine shared with other
-jobs; ``bench/bench_quantize.py`` part 2, three runs, speed relative to these settings):
+jobs; ``bench/bench_quantize.py`` part 2, over several sessions, speed relative to these settings):
 
 - graph optimisation ``ORT_ENABLE_ALL`` (ONNX Runtime's default, kept explicit): the NCHWc layout
   for fp32 convolutions and the QDQ fusions (QLinearConv, NHWC) for int8; ``EXTENDED`` ran fp32 at
@@ -11,10 +11,12 @@ jobs; ``bench/bench_quantize.py`` part 2, three runs, speed relative to these se
   cores, too many in a container limited to fewer. One thread instead of two: 0.4-1.16x at batch 1
   (the machine's load decides), 0.84-0.92x at batch 32.
 - thread spinning off: a thread that spins while it waits holds a core that another job, or its
-  own sibling, needs. With spinning on, fp32 ran at 0.62-0.69x at batch 1 and int8 at 0.26-0.60x;
-  at batch 32 0.87-1.0x and 0.81-0.89x. Waiting actively is also what made ORT fp32 against
-  PyTorch eager swing between runs (README, deployment section). On an idle machine spinning may
-  save a little latency; that was not measurable here.
+  own sibling, needs. Timed with a pause between turns (a spinning session also slows whatever runs
+  right after it, which inflated the figures of earlier sessions): with one other busy process on
+  the 2 cores, spinning ran fp32 at 0.67x and int8 at 0.70x at batch 1 (0.97-1.01x at 32); on a
+  quiet machine it was 1.04x and 1.14x faster at batch 1 (1.01-1.03x at 32). Shared machines (CI
+  runners, laptops) are the common case, so it stays off. Waiting actively is also what made ORT
+  fp32 against PyTorch eager swing between runs (README, deployment section).
 """
 from __future__ import annotations
 
