@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import Diagnostic, SpecError, UsageError
 from .loader import Document, Imported, parse_yaml, read_spec_text
+from .ops import OPS
 from .schema import MAX_IMPORTS, validate
 from .schema_errors import describe
 from .suggest import suggest
@@ -195,6 +196,11 @@ class Importer:
             return
         for name, definition in blocks.items():
             path = source.prefix + ("blocks", name)
+            if name in OPS:  # the op wins every call: the block could never run, and its calls fail as the op's
+                self.error(f"block '{name}' has the name of an op: a layer '{name}' is always the op, never this "
+                           f"block; rename the block (for example '{name}_block')",
+                           where if where is not None else path, key=where is None)
+                continue
             first = self.blocks.get(name)
             if first is None:
                 self.blocks[name] = Block(name, definition, path, source.doc.file)

@@ -132,6 +132,9 @@ IMPORT_ERRORS = [
     ("clash-with-own", "[cnnspec:resnet]", {},
      "DIR/net.yaml:4:10: error: block 'basic' is defined twice, at DIR/net.yaml:6 and at "
      f"{LIBRARY / 'resnet.yaml'}:9; blocks of imported files share one name space, so rename one"),
+    ("op-name-imported", "[ops.yaml]", {"ops.yaml": "cnnspec: 1\nblocks:\n  relu:\n    layers: [sigmoid]\n"},
+     "DIR/net.yaml:4:10: error: block 'relu' has the name of an op: a layer 'relu' is always the op, never this "
+     "block; rename the block (for example 'relu_block')"),
     ("clash-between-files", "[lib.yaml, again.yaml]", {"lib.yaml": LIB, "again.yaml": LIB},
      "DIR/net.yaml:4:20: error: block 'unit' is defined twice, at DIR/lib.yaml:3 and at DIR/again.yaml:3; "
      "blocks of imported files share one name space, so rename one"),
@@ -145,6 +148,15 @@ def test_import_errors_are_located_at_the_entry(tmp_path, case, imports, files, 
     if case == "directory":
         (tmp_path / "dir.yaml" / "x").unlink()
     assert rendered(path)[0] == expected
+
+
+def test_a_block_named_like_an_op_is_an_error_at_its_name(tmp_path):
+    """The op would win every call, so the block could never run: said at the block, not only as
+    the op's missing arguments at each call."""
+    blocks = "blocks:\n  conv2d:\n    layers: [relu]\n"
+    path = write(tmp_path, {"net.yaml": spec("[]", "  - relu\n", blocks)})
+    assert rendered(path) == ["DIR/net.yaml:6:3: error: block 'conv2d' has the name of an op: a layer 'conv2d' is "
+                              "always the op, never this block; rename the block (for example 'conv2d_block')"]
 
 
 def test_a_file_outside_the_specs_folder_is_refused(tmp_path):
