@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 
 DQ_SUFFIX = "_DequantizeLinear_Output"
+# ops that move values without changing them: their SQNR is their input's, listed once is enough
+VIEW_OPS = frozenset({"Flatten", "Reshape", "Identity", "Squeeze", "Unsqueeze"})
 MAX_IMAGES = 8
 MAX_BYTES = 256 << 20  # every compared value for every image, per model: fewer images where more
 
@@ -36,10 +38,12 @@ class LayerError:
 
 def compared_values(fp32, int8) -> list[tuple[str, str]]:
     """(fp32 value, its int8 counterpart) for every layer output that both models hold, in the
-    fp32 model's order."""
+    fp32 model's order; a view (flatten, reshape) only where it is the graph's output."""
     int8_values = {o for n in int8.graph.node for o in n.output}
     pairs = []
     for node in fp32.graph.node:
+        if node.op_type in VIEW_OPS and not any(o.name in node.output for o in fp32.graph.output):
+            continue
         for name in node.output:
             if name + DQ_SUFFIX in int8_values:
                 pairs.append((name, name + DQ_SUFFIX))
