@@ -130,6 +130,7 @@ def read_model(path: str | Path):
         raise InputError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node and not model.graph.output:
         raise InputError(f"{path}: not an ONNX model (no graph)")
+    _require_text(model, path)
     folder = p.resolve().parent
     from onnx.external_data_helper import _get_all_tensors
     for tensor in _get_all_tensors(model):
@@ -139,6 +140,42 @@ def read_model(path: str | Path):
             if os.path.isabs(location) or folder not in target.parents:
                 raise InputError(f"{path}: external data '{location}' lies outside the model's folder; refused")
     return model
+
+
+def _require_text(model, path) -> None:
+    """Every text field of the file is valid UTF-8. ONNX is proto2, so protobuf does not check, and
+    its upb parser hands such a field out as ``bytes``: it would fail later, deep inside whatever
+    reads it (onnxruntime's quantiser copying the producer's name, for one)."""
+    where = _first_non_text(model)
+    if where is not None:
+        raise InputError(f"{path}: {where} holds text that is not valid UTF-8; not a model cnnspec will read")
+
+
+def _first_non_text(message, prefix: str = "") -> str | None:
+    """The path of the first string field that is not ``str`` (``graph.node[3].name``), or None."""
+    for field, value in message.ListFields():
+        repeated = getattr(field, "is_repeated", None)
+        if repeated is None:
+            repeated = field.label == field.LABEL_REPEATED
+        items = list(value) if repeated else [value]
+        if field.type == field.TYPE_STRING:
+            bad = next((k for k, item in enumerate(items) if not isinstance(item, str)), None)
+            if bad is not None:
+                return _field_name(message, field, prefix, bad if repeated else None)
+        elif field.type == field.TYPE_MESSAGE:
+            for k, item in enumerate(items):
+                found = _first_non_text(item, f"{prefix}{field.name}" + (f"[{k}]" if repeated else "") + ".")
+                if found is not None:
+                    return found
+    return None
+
+
+def _field_name(message, field, prefix: str, index: int | None) -> str:
+    """A metadata entry by its key where it is readable; otherwise the field's path."""
+    key = getattr(message, "key", None) if field.name == "value" else None
+    if isinstance(key, str) and prefix.startswith("metadata_props"):
+        return f"metadata '{key}'"
+    return f"{prefix}{field.name}" + (f"[{index}]" if index is not None else "")
 
 
 def metadata(model) -> dict:

@@ -71,7 +71,8 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
     calibration_set = calibration.pick(images.train, samples)
     _, fp32 = open_session(face.path, "cpu", threads)
     _require_runs(face, fp32, calibration_set[:1])  # a forged file fails here, in one line, not in the quantiser
-    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen)
+    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen,
+                                              face.path)
     int8 = _session(quantized, threads)
     held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
     layers = layer_errors(face.proto, quantized, images.held_out, threads)
@@ -112,14 +113,20 @@ def _check_request(face, images, out: Path, samples: int, max_drop: float, recip
 
 
 def _require_runs(face, session, image) -> None:
-    """The fp32 model runs on one of its calibration images, or the file is refused: ONNX Runtime
-    loads a file whose graph does not fit its weights, and fails only when it runs."""
+    """The fp32 model runs on one of its calibration images, with finite outputs, or the file is
+    refused: ONNX Runtime loads a file whose graph does not fit its weights and fails only when it
+    runs, and weights of NaN or infinity would give NaN scales."""
     from ..runner.session import _first_line
 
+    import numpy as np
+
     try:
-        session.run(None, {session.get_inputs()[0].name: image})
+        outputs = session.run(None, {session.get_inputs()[0].name: image})
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         raise InputError(f"{face.path}: ONNX Runtime cannot run this model ({_first_line(exc)})") from None
+    if not all(np.all(np.isfinite(o)) for o in outputs):
+        raise InputError(f"{face.path}: its output on a calibration image is not finite (NaN or infinity); "
+                         f"int8 ranges cannot be set from it")
 
 
 def _judge(held, max_drop: float) -> tuple[str, str]:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
+
+from ..errors import InputError
 
 from .fold import fold_batchnorms
 from .recipes import Recipe
@@ -22,9 +25,9 @@ QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "L
 OUTPUT_PASS_THROUGH = frozenset({"Softmax", "Identity", "Flatten", "Reshape"})
 
 
-def quantize_static_model(model, reader, recipe: Recipe):
+def quantize_static_model(model, reader, recipe: Recipe, where: str = "the model"):
     """``model`` (an fp32 ModelProto) quantised by ``recipe``, calibrated on what ``reader`` yields;
-    returns (the quantised ModelProto, number of batchnorms folded)."""
+    returns (the quantised ModelProto, number of batchnorms folded). ``where`` names it in errors."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, quantize_static
 
@@ -34,9 +37,17 @@ def quantize_static_model(model, reader, recipe: Recipe):
         onnx.save_model(folded, str(src))
         args = recipe.ort_arguments()
         args["extra_options"] = {**args["extra_options"], "CalibMaxIntermediateOutputs": 16}
-        with _quiet_onnxruntime():
-            quantize_static(str(src), str(out), reader, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-                            calibrate_method=CalibrationMethod.MinMax, **args)
+        with _quiet_onnxruntime(), warnings.catch_warnings():
+            # numpy's overflow or invalid-value warnings in the quantiser's arithmetic mean scales
+            # of inf or NaN, from weights or activations too large for it: a one-line refusal, not
+            # warnings on the terminal and a broken file
+            warnings.simplefilter("error", RuntimeWarning)
+            try:
+                quantize_static(str(src), str(out), reader, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+                                calibrate_method=CalibrationMethod.MinMax, **args)
+            except RuntimeWarning as problem:
+                raise InputError(f"{where}: int8 scales cannot be computed ({problem}); its weights or "
+                                 f"activations are too large or not finite") from None
         quantized = onnx.load_model(str(out))
     float_output(quantized)
     return quantized, count

@@ -59,6 +59,10 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     data = load_source(source, face)
     require_batch_fits(model, model_path, batch or min(batch_size, len(data.x_test)))
     raw = run_batches(session, data.x_test, batch, batch_size).astype(np.float64)
+    broken = ~np.isfinite(raw).all(axis=1)
+    if broken.any():  # as `run` refuses them: an accuracy from NaN scores would mean nothing
+        raise InputError(f"{model_path}: the model's output holds NaN or infinite values for {int(broken.sum())} "
+                         f"of {len(raw)} held-out images (broken weights, or an overflow)")
     softmaxed = output_is_softmax(meta)
     if softmaxed is None:  # no usable cnnspec metadata: judge by the numbers, as `run` does
         softmaxed = looks_like_probabilities(raw)
