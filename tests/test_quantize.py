@@ -14,7 +14,7 @@ pytest.importorskip("sklearn")
 
 from cnnspec.cli import main  # noqa: E402
 from cnnspec.data import load_digits_dataset  # noqa: E402
-from cnnspec.errors import InputError, QuantizationRefused  # noqa: E402
+from cnnspec.errors import InputError, QuantizationRefused, UsageError  # noqa: E402
 from cnnspec.quantize import calibration, quantize_model  # noqa: E402
 from cnnspec.quantize.fold import fold_batchnorms  # noqa: E402
 
@@ -375,3 +375,28 @@ def test_layer_sqnr_is_infinite_where_equal_and_finite_only_where_changed(digits
     weight.CopyFrom(numpy_helper.from_array(w + np.float32(0.01) * np.sign(w), weight.name))
     changed = {e.name: e.sqnr_db for e in layer_errors(fp32, noisy, digits.x_test)}
     assert np.isfinite(changed.pop(last.output[0])) and all(v == float("inf") for v in changed.values())
+
+
+def test_calibration_and_measuring_batches_keep_memory_bounded(tmp_path, monkeypatch):
+    """onnxruntime's calibrator keeps every intermediate value of a batch alive: the batch is chosen
+    so that stays within STEP_MEMORY (ResNet-50 at the default 32 took 8 GB), and a model whose one
+    image cannot fit is refused in one line before calibrating."""
+    from pathlib import Path
+
+    from cnnspec import resources
+    from cnnspec.quantize import pipeline
+    from cnnspec.quantize.model import read_face
+    from cnnspec.runner.footprint import every_value_elements, peak_elements
+
+    root = Path(__file__).resolve().parent.parent
+    assert main(["build", str(root / "specs" / "resnet18.yaml"), "--backend", "onnx", "-o", str(tmp_path), "--quiet"]) == 0
+    face = read_face(str(tmp_path / "model.onnx"))
+    every, peak = 4 * every_value_elements(face.proto), 4 * peak_elements(face.proto)
+    assert every == 33_525_664  # ResNet-18 at 224: 32 MB an image, so 1 GiB holds 32 (ResNet-50: 144 MB, 7)
+    monkeypatch.setattr(pipeline, "STEP_MEMORY", 10 * every + 1)
+    calibrate, measure = pipeline._batches(face)
+    assert calibrate == 10 and every * calibrate <= pipeline.STEP_MEMORY < every * (calibrate + 1)
+    assert 2 * peak * measure <= pipeline.STEP_MEMORY and measure <= 256
+    monkeypatch.setattr(resources, "physical_memory", lambda: every)  # half of it: not one image
+    with pytest.raises(UsageError, match="calibrating it keeps every intermediate value of an image alive"):
+        pipeline._batches(face)

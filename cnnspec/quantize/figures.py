@@ -37,17 +37,17 @@ def accuracy(scores, labels) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
 
 
-def outputs(session, images):
-    """The session's outputs for every image, :data:`EVAL_BATCH` at a time."""
+def outputs(session, images, batch: int = EVAL_BATCH):
+    """The session's outputs for every image, ``batch`` at a time."""
     from ..runner.session import run_batches
 
-    return run_batches(session, images, None, EVAL_BATCH)
+    return run_batches(session, images, None, batch)
 
 
-def held_out_figures(fp32_session, int8_session, images, labels) -> HeldOut:
+def held_out_figures(fp32_session, int8_session, images, labels, batch: int = EVAL_BATCH) -> HeldOut:
     import numpy as np
 
-    a, b = outputs(fp32_session, images), outputs(int8_session, images)
+    a, b = outputs(fp32_session, images, batch), outputs(int8_session, images, batch)
     return HeldOut(
         images=len(images),
         fp32_accuracy=None if labels is None else accuracy(a, labels),

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import InputError, QuantizationRefused, UsageError
 from . import calibration
 from .calibration import Images
-from .figures import held_out_figures, speed_ratios
+from .figures import EVAL_BATCH, held_out_figures, speed_ratios
 from .layers import layer_errors, weakest
 from .metadata import apply_metadata, quantization_record
 from .model import ModelFace, read_face
@@ -23,6 +23,7 @@ from .report import QuantizeReport
 DEFAULT_SAMPLES = 256
 DEFAULT_MAX_DROP = 1.0
 DEFAULT_SPEED_SECONDS = 2.0
+STEP_MEMORY = 1 << 30  # bytes of activations calibration or measuring may hold at once
 
 
 def default_output(model_path: str | Path) -> Path:
@@ -71,10 +72,11 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
     calibration_set = calibration.pick(images.train, samples)
     _, fp32 = open_session(face.path, "cpu", threads)
     _require_runs(face, fp32, calibration_set[:1])  # a forged file fails here, in one line, not in the quantiser
-    quantized, folded = quantize_static_model(face.proto, calibration.make_reader(calibration_set, input_name), chosen,
-                                              face.path)
+    calibration_batch, eval_batch = _batches(face)
+    quantized, folded = quantize_static_model(
+        face.proto, calibration.make_reader(calibration_set, input_name, calibration_batch), chosen, face.path)
     int8 = _session(quantized, threads)
-    held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels)
+    held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels, eval_batch)
     layers = layer_errors(face.proto, quantized, images.held_out, threads)
     guard, refused = _judge(held, max_drop)
     if refused and not force:
@@ -110,6 +112,22 @@ def _check_request(face, images, out: Path, samples: int, max_drop: float, recip
     if tuple(images.train.shape[1:]) != face.chw or tuple(images.held_out.shape[1:]) != face.chw:
         raise UsageError(f"{images.source}: images are {list(images.train.shape[1:])} but the model takes "
                          f"{list(face.chw)}")
+
+
+def _batches(face) -> tuple[int, int]:
+    """(calibration batch, evaluation batch) that keep the memory of each step within
+    :data:`STEP_MEMORY`. onnxruntime's calibrator keeps every intermediate value of a batch alive
+    (its ReduceMin/ReduceMax nodes run at the graph's end): ResNet-50 holds 144 MB an image that
+    way, and its default batch of 32 took 8 GB. Measuring needs only the forward pass's peak, for
+    the two sessions at once (each keeps its arena). One image that cannot fit is refused first."""
+    from ..resources import require_fits
+    from ..runner.footprint import batch_within, every_value_elements, peak_elements
+
+    every, peak = 4 * every_value_elements(face.proto), 4 * peak_elements(face.proto)
+    require_fits(every, f"{face.path}: calibrating it keeps every intermediate value of an image alive, which would",
+                 error=UsageError)
+    return (batch_within(every, STEP_MEMORY, calibration.CALIBRATION_BATCH),
+            batch_within(2 * peak, STEP_MEMORY, EVAL_BATCH))
 
 
 def _require_runs(face, session, image) -> None:

@@ -49,6 +49,17 @@ def peak_elements(model) -> int:
     return peak
 
 
+def every_value_elements(model) -> int:
+    """Elements per sample of every value at once: what a run that keeps every intermediate value
+    alive holds (onnxruntime's calibrator, which reads each one at the graph's end)."""
+    return sum(per_sample_shapes(model).values())
+
+
+def batch_within(per_sample_bytes: int, budget: int, largest: int) -> int:
+    """The largest batch up to ``largest`` whose ``per_sample_bytes`` fit ``budget`` (at least 1)."""
+    return max(1, min(largest, budget // max(1, per_sample_bytes)))
+
+
 def require_batch_fits(model, model_path: str, batch: int, memory: int | None = None) -> None:
     """Refuse, in one line with the figures, a batch whose activations would take more than the
     share of memory a command may use."""
