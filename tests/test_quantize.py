@@ -400,3 +400,34 @@ def test_calibration_and_measuring_batches_keep_memory_bounded(tmp_path, monkeyp
     monkeypatch.setattr(resources, "physical_memory", lambda: every)  # half of it: not one image
     with pytest.raises(UsageError, match="calibrating it keeps every intermediate value of an image alive"):
         pipeline._batches(face)
+
+
+def test_a_forged_int8_model_that_loses_accuracy_is_refused_with_its_own_figures(digits_model, digits, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """The quantiser is replaced by one that returns a forgery: the real int8 model with its last
+    layer's weights reversed. The guard must judge the forgery, by running it, not trust anything
+    the quantiser says."""
+    from onnx import numpy_helper
+
+    from cnnspec.quantize import quantizer
+
+    real = quantizer.quantize_static_model
+    forged = {}
+
+    def forge(model, reader, recipe, where="the model"):
+        int8, folded = real(model, reader, recipe, where)
+        last = next(n for n in reversed(int8.graph.node) if n.op_type == "Gemm")
+        dequantize = next(n for n in int8.graph.node if last.input[1] in n.output)  # int8 weights -> float
+        weight = next(t for t in int8.graph.initializer if t.name == dequantize.input[0])
+        weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight)[::-1].copy(), weight.name))
+        forged["model"] = int8
+        return int8, folded
+
+    monkeypatch.setattr(quantizer, "quantize_static_model", forge)
+    out = tmp_path / "int8.onnx"
+    line = one_line_error(capsys, ["quantize", str(digits_model), "--calibrate", "digits", "-o", str(out), *FAST],
+                          code=1)
+    expected = np.mean(ort.InferenceSession(forged["model"].SerializeToString(), providers=["CPUExecutionProvider"])
+                       .run(None, {"input": digits.x_test})[0].argmax(1) == digits.y_test)
+    assert "internal error" not in line and expected < 0.5
+    assert f"int8 accuracy {100 * expected:.2f}%" in line and "more than --max-drop 1" in line and not out.exists()
