@@ -54,7 +54,8 @@ def test_int8_model_is_published_with_the_run_and_its_report_comes_from_the_file
     assert held["int8_accuracy"] == pytest.approx(np.mean(b.argmax(1) == digits.y_test))
     assert held["agreement"] == pytest.approx(np.mean(a.argmax(1) == b.argmax(1)))
     assert held["drop_points"] <= 0.5 and held["agreement"] >= 0.99
-    assert q["calibration_images"] == 128 and q["training_images"] == metrics["train_images"]
+    assert q["calibration_images"] == 128 and q["source"] == "digits"
+    assert q["training_images"] == metrics["train_images"] + metrics["validation_images"]  # the training part
     assert set(q["speed"]) == {"1", "32"} and all(s["ratio"] > 0 for s in q["speed"].values())
 
 
@@ -73,6 +74,15 @@ def test_int8_file_is_checked_keeps_the_metadata_and_evaluates_like_the_report(r
     assert evaluated["accuracy"] == pytest.approx(metrics["quantization"]["held_out"]["int8_accuracy"])
 
 
+def test_the_same_int8_model_as_cnnspec_quantize_on_the_same_source(run, tmp_path, capsys):
+    """Same source, same fixed draw, same recipe: `cnnspec quantize` on the run's model.onnx writes
+    the run's model.int8.onnx, byte for byte."""
+    out = tmp_path / "again.int8.onnx"
+    assert main(["quantize", str(run / "model.onnx"), "--calibrate", "digits", "--samples", "128",
+                 "--speed-seconds", "0", "-o", str(out)]) == 0
+    assert out.read_bytes() == (run / "model.int8.onnx").read_bytes()
+
+
 def test_train_yaml_records_the_step_and_repeats_it(run):
     text = (run / "train.yaml").read_text()
     assert "quantize: int8\n" in text and "quantize_samples: 128\n" in text
@@ -83,10 +93,11 @@ def test_a_refused_int8_keeps_the_fp32_run_and_says_why_even_quietly(tmp_path, m
     """Calibrated on images dimmed to 5%, the int8 model saturates on the test images: refused."""
     real = int8_step.Int8Step.for_run.__func__
 
-    def dimmed(cls, config, data, fit_idx):
-        step = real(cls, config, data, fit_idx)
+    def dimmed(cls, config, data):
+        step = real(cls, config, data)
         return None if step is None else int8_step.Int8Step(step.calibration_images * 0.05, *[
-            getattr(step, f) for f in ("test_images", "test_labels", "samples", "max_drop", "training_images")])
+            getattr(step, f) for f in ("test_images", "test_labels", "samples", "max_drop", "training_images",
+                                       "source")])
 
     monkeypatch.setattr(int8_step.Int8Step, "for_run", classmethod(dimmed))
     monkeypatch.setattr(int8_step, "SPEED_SECONDS", 0.0)

@@ -1,9 +1,9 @@
 """``train --quantize int8``: the trained model.onnx quantised by :mod:`cnnspec.quantize`, inside the
 run's staged outputs, so ``model.int8.onnx`` is published with the rest or not at all.
 
-Calibration reads images the model was trained on (a fixed draw of the fit split, as ``cnnspec
-quantize`` draws from a source's training part); the figures come from the test images, the same
-ones ``test_accuracy`` is measured on. A refusal (int8 loses more than ``--quantize-max-drop``
+Calibration reads the source's training part, never its test images, by the same fixed draw as
+``cnnspec quantize --calibrate SOURCE`` (so both write the same int8 model); the figures come from the
+test images, the same ones ``test_accuracy`` is measured on. A refusal (int8 loses more than ``--quantize-max-drop``
 points) does not undo the training: the fp32 files are published, ``model.int8.onnx`` is not, and
 metrics.json and a warning line (shown even with ``--quiet``) say why.
 """
@@ -40,21 +40,21 @@ class Int8Step:
     test_labels: object
     samples: int
     max_drop: float
-    training_images: int  # the fit split the draw comes from, for the report
+    training_images: int  # the training part the draw comes from, for the report
+    source: str  # the data source, as cnnspec quantize names it
 
     @classmethod
-    def for_run(cls, config, data, fit_idx) -> "Int8Step | None":
-        """The step for this run, or None without ``--quantize``. Only the drawn calibration images
-        are copied out of the training set, never the whole fit split."""
+    def for_run(cls, config, data) -> "Int8Step | None":
+        """The step for this run, or None without ``--quantize``. The draw is ``cnnspec quantize``'s
+        on the same source (its training part, the same fixed seed), so ``cnnspec quantize
+        model.onnx --calibrate SOURCE`` writes the same int8 model. Only the drawn images are
+        copied out of the training set."""
         if not config.quantize:
             return None
-        import numpy as np
-
         from ..quantize.calibration import pick
 
-        chosen = pick(np.asarray(fit_idx), config.calibration_samples)
-        return cls(data.x_train[chosen], data.x_test, data.y_test, config.calibration_samples, config.max_drop,
-                   len(fit_idx))
+        return cls(pick(data.x_train, config.calibration_samples), data.x_test, data.y_test,
+                   config.calibration_samples, config.max_drop, len(data.x_train), data.source)
 
     def run(self, staged_model: Path, out: Path, say) -> dict:
         """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's
@@ -64,7 +64,7 @@ class Int8Step:
         staged = staged_model.with_name(INT8_FILE)
         try:
             report = quantize_model(staged_model, self.calibration_images, self.test_images, self.test_labels,
-                                    output=staged, source="the training images", samples=self.samples,
+                                    output=staged, source=self.source, samples=self.samples,
                                     max_drop=self.max_drop, speed_seconds=SPEED_SECONDS)
         except QuantizationRefused as refusal:
             reason = f"{refusal.reason}; `cnnspec quantize {out / staged_model.name} --force` writes it anyway"

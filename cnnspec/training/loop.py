@@ -155,7 +155,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None}, config)
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                            Int8Step.for_run(config, data, fit_idx))
+                            Int8Step.for_run(config, data))
     return TrainResult(out, metrics, written)
 
 
