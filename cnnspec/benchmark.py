@@ -26,6 +26,7 @@ class Bench:
     session: object
     chw: tuple[int, int, int]
     fixed_batch: int | None
+    model: object = None  # the parsed file: its shapes size each batch's activations before it runs
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -46,7 +47,7 @@ def open_bench(path: str, provider: str, threads: int | None) -> Bench:
     model, session = open_session(path, provider, threads)
     meta = metadata(model)
     batch, chw = input_layout(path, session, meta)
-    return Bench(path, meta.get("cnnspec.name", model.graph.name) or path, session, tuple(chw), batch)
+    return Bench(path, meta.get("cnnspec.name", model.graph.name) or path, session, tuple(chw), batch, model)
 
 
 def batch_input(bench: Bench, batch: int):
@@ -61,6 +62,10 @@ def batch_input(bench: Bench, batch: int):
     if size > MAX_INPUT_BYTES:
         raise UsageError(f"{bench.path}: a batch of {batch} is {size} bytes of input, more than the "
                          f"{MAX_INPUT_BYTES} cnnspec bench allocates; use a smaller --batch")
+    if bench.model is not None:
+        from .runner.footprint import require_batch_fits
+
+        require_batch_fits(bench.model, bench.path, batch)
     rng = np.random.default_rng(INPUT_SEED)
     return rng.random((batch, *bench.chw), dtype=np.float32)
 

@@ -39,7 +39,7 @@ def test_a_batch_that_cannot_fit_is_refused_with_the_batch_that_does(built):
     per_sample = 4 * footprint.peak_elements(model)
     memory = 2 * per_sample * 10  # half of it holds 10 samples
     footprint.require_batch_fits(model, "m.onnx", 10, memory=memory)
-    with pytest.raises(UsageError, match=r"m.onnx: its activations at batch 11 would need .* use --batch-size 10$"):
+    with pytest.raises(UsageError, match=r"m.onnx: its activations at batch 11 would need .* use a batch size of 10$"):
         footprint.require_batch_fits(model, "m.onnx", 11, memory=memory)
 
 
@@ -52,6 +52,17 @@ def test_run_refuses_in_one_line_before_running(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     code = main(["run", str(out / "model.onnx"), "--input", str(tmp_path / "x.npy"), "--batch-size", "32"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "at batch 32" in err[0] and "--batch-size 16" in err[0]
+    assert code == 2 and len(err) == 1 and "at batch 32" in err[0] and "a batch size of 16" in err[0]
     assert main(["run", str(out / "model.onnx"), "--input", str(tmp_path / "x.npy"), "--batch-size", "16",
                  "--json"]) == 0
+
+
+def test_bench_refuses_a_batch_whose_activations_cannot_fit(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m"
+    assert main(["build", str(ROOT / "specs" / "digits.yaml"), "--backend", "onnx", "-o", str(out), "--quiet"]) == 0
+    per_sample = 4 * footprint.peak_elements(onnx.load(str(out / "model.onnx")))
+    monkeypatch.setattr(footprint, "physical_memory", lambda: 2 * per_sample * 16)
+    capsys.readouterr()
+    code = main(["bench", str(out / "model.onnx"), "--batch", "1,32", "--seconds", "0.05"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "at batch 32" in err[0] and "a batch size of 16" in err[0]

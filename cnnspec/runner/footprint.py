@@ -1,5 +1,5 @@
 """The memory ONNX Runtime will need to run a model at a batch size, from the model file alone, so
-``run`` and ``eval`` can refuse a ``--batch-size`` that cannot fit before they allocate it.
+``run``, ``eval`` and ``bench`` can refuse a batch size that cannot fit before they allocate it.
 
 The estimate walks the graph in order and frees each value after its last reader, as ONNX Runtime's
 memory planner does: the largest sum of values alive at once, per sample, from the shapes the file
@@ -71,4 +71,4 @@ def require_batch_fits(model, model_path: str, batch: int, memory: int | None = 
         per_sample = FLOAT32 * peak_elements(model)
         fits = int(memory * MEMORY_SHARE // per_sample) if memory else 0
         raise UsageError(f"{exc}; a batch of {max(1, fits)} fits ({human_bytes(per_sample)} a sample): "
-                         f"use --batch-size {max(1, fits)}") from None
+                         f"use a batch size of {max(1, fits)}") from None
