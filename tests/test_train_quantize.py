@@ -180,3 +180,18 @@ def test_the_demo_run_keeps_its_accuracy_in_int8(tmp_path, monkeypatch):
                  "--quantize", "int8", "-o", str(out), "--quiet"]) == 0
     held = json.loads((out / "metrics.json").read_text())["quantization"]["held_out"]
     assert held["fp32_accuracy"] > 0.97 and held["drop_points"] <= 0.5 and held["agreement"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.keras
+@pytest.mark.xdist_group("keras")
+def test_keras_runs_quantise_the_same_way(tmp_path, monkeypatch):
+    """model.onnx comes from the core writer whatever the backend, so a Keras run gets its int8
+    model by the same step, and it keeps the Keras run's accuracy."""
+    pytest.importorskip("keras")
+    monkeypatch.setattr(int8_step, "SPEED_SECONDS", 0.0)
+    out = tmp_path / "keras"
+    assert main(["train", write(tmp_path, TINY), "--backend", "keras", *TRAIN, "--quantize", "int8",
+                 "-o", str(out)]) == 0
+    q = json.loads((out / "metrics.json").read_text())["quantization"]
+    assert q["written"] and q["held_out"]["drop_points"] <= 1.0 and (out / "model.int8.onnx").exists()
