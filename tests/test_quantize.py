@@ -431,3 +431,21 @@ def test_a_forged_int8_model_that_loses_accuracy_is_refused_with_its_own_figures
                        .run(None, {"input": digits.x_test})[0].argmax(1) == digits.y_test)
     assert "internal error" not in line and expected < 0.5
     assert f"int8 accuracy {100 * expected:.2f}%" in line and "more than --max-drop 1" in line and not out.exists()
+
+
+def test_a_map_output_is_judged_by_per_pixel_agreement(tmp_path, capsys):
+    """A segmentation-style model (class scores per pixel) has no image labels here: the guard uses
+    the share of pixels whose class int8 changes, and says so."""
+    spec = tmp_path / "seg.yaml"
+    spec.write_text("cnnspec: 1\nname: seg\ninput: [1, 8, 8]\nlayers:\n"
+                    "  - conv2d: {filters: 8, kernel: 3, padding: same, activation: relu}\n"
+                    "  - conv2d: {filters: 3, kernel: 1}\n")
+    assert main(["build", str(spec), "--backend", "onnx", "-o", str(tmp_path / "m"), "--quiet"]) == 0
+    capsys.readouterr()
+    report = quantize_json(capsys, tmp_path / "m" / "model.onnx", "--calibrate", "digits", *FAST)
+    held = report["held_out"]
+    assert held["per_pixel"] and held["fp32_accuracy"] is None and "not one score per class" in report["label_note"]
+    assert "disagree on" in report["guard"] and "of the pixels of 359 held-out images" in report["guard"]
+    assert main(["quantize", str(tmp_path / "m" / "model.onnx"), "--calibrate", "digits", *FAST, "-o",
+                 str(tmp_path / "q2.onnx")]) == 0
+    assert "per-pixel class" in capsys.readouterr().out

@@ -21,6 +21,7 @@ class HeldOut:
     agreement: float
     max_output_difference: float
     output_scale: float  # the largest |fp32 output|, to read the difference against
+    per_pixel: bool = False  # a map output (segmentation): agreement is of each pixel's class, not each image's
 
     @property
     def drop_points(self) -> float | None:
@@ -55,6 +56,7 @@ def held_out_figures(fp32_session, int8_session, images, labels, batch: int = EV
         agreement=float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1))),
         max_output_difference=float(np.max(np.abs(a.astype(np.float64) - b))),
         output_scale=float(np.max(np.abs(a))),
+        per_pixel=a.ndim > 2,
     )
 
 

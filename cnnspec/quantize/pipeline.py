@@ -156,8 +156,10 @@ def _judge(held, max_drop: float) -> tuple[str, str]:
                 f"{held.images} held-out images ({0.0 - drop + 0.0:+.2f} points)")
     else:
         drop = 100.0 * (1.0 - held.agreement)
-        line = (f"int8 and fp32 disagree on {drop:.2f}% of {held.images} held-out images (no labels: the "
-                f"disagreement bounds the accuracy drop)")
+        what = (f"of the pixels of {held.images} held-out images" if held.per_pixel
+                else f"of {held.images} held-out images")
+        line = (f"int8 and fp32 disagree on {drop:.2f}% {what} (no labels: the disagreement bounds the "
+                f"accuracy drop)")
     if drop > max_drop:
         return f"{line}, more than --max-drop {max_drop:g}", f"{line}, more than --max-drop {max_drop:g}"
     return f"{line}, within --max-drop {max_drop:g}", ""

@@ -56,7 +56,8 @@ def format_report(r: QuantizeReport) -> str:
     else:
         lines.append(f"  accuracy       not measured: {r.label_note}")
     lines += [
-        f"  agreement      top-1 {_percent(h.agreement)} of {h.images} held-out images",
+        (f"  agreement      per-pixel class {_percent(h.agreement)} over {h.images} held-out images" if h.per_pixel
+         else f"  agreement      top-1 {_percent(h.agreement)} of {h.images} held-out images"),
         f"  largest diff   {h.max_output_difference:.4g} (largest fp32 output {h.output_scale:.4g})",
         f"  guard          {r.guard}" + (" (overridden by --force)" if r.forced else ""),
     ]
