@@ -5,7 +5,11 @@
 2. the compiled ResNet-18 and MobileNetV2 on the GPU against the CPU, same weights (TF32 off, so
    the numbers are comparable; the difference with TF32 on is printed too);
 3. ``cnnspec run --provider cuda``: runs where ONNX Runtime has a CUDA provider, else one clear
-   line and exit 2.
+   line and exit 2;
+4. (issue 10) ``cnnspec bench --provider cuda`` on ResNet-18 fp32, and the digits model's int8 file
+   (``cnnspec quantize``) under ``run --provider cuda``: timed and run where the provider exists
+   (ONNX Runtime's CUDA provider runs few int8 ops: the figure says what an int8 file costs there),
+   else the same one line and exit 2.
 
 Where CUDA is absent it checks that each path fails with one clear line, and exits 0.
 
@@ -133,10 +137,41 @@ def main() -> int:
     else:
         print(f"run --provider cuda without a CUDA provider: exit 2, '{err.strip()}'")
 
+    deployment_on_cuda(base, model, ort, problems)
+
     for p in problems:
         print(f"PROBLEM: {p}")
     print("gpu_check: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
     return 1 if problems else 0
+
+
+def deployment_on_cuda(base: Path, digits_model: Path, ort, problems: list) -> None:
+    """bench --provider cuda on ResNet-18, and an int8 file run on CUDA (or one line, exit 2)."""
+    has_provider = "CUDAExecutionProvider" in ort.get_available_providers()
+    resnet = base / "resnet18"
+    cli("build", ROOT / "specs/resnet18.yaml", "--backend", "onnx", "--quiet", "-o", resnet)
+    rc, out, err = cli("bench", resnet / "model.onnx", "--provider", "cuda", "--batch", "1,32", "--seconds", "2",
+                       "--json")
+    if has_provider and rc == 0:
+        for row in json.loads(out)["results"]:
+            print(f"bench --provider cuda resnet18 batch {row['batch']}: {row['model']['images_per_second']:.0f} img/s, "
+                  f"p50 {row['model']['p50_ms']:.2f} ms (host copies included)")
+    elif has_provider:
+        problems.append(f"bench --provider cuda failed although the provider exists: {err.strip()}")
+    elif rc != 2 or len(err.strip().splitlines()) != 1:
+        problems.append(f"bench --provider cuda without the provider should be one line, exit 2: rc {rc}, {err!r}")
+    int8 = base / "digits.int8.onnx"
+    rc, _, err = cli("quantize", digits_model, "--calibrate", "digits", "--speed-seconds", "0", "--force", "-o", int8)
+    if rc:
+        problems.append(f"quantize failed: {err.strip()}")
+        return
+    rc, out, err = cli("run", int8, "--input", _digit(base), "--provider", "cuda", "--json")
+    if has_provider and rc == 0:
+        print(f"run --provider cuda on the int8 file: {json.loads(out)['results'][0]['top'][0]}")
+    elif has_provider:
+        problems.append(f"run --provider cuda on the int8 file failed: {err.strip()}")
+    elif rc != 2 or len(err.strip().splitlines()) != 1:
+        problems.append(f"int8 run --provider cuda without the provider should be one line, exit 2: {err!r}")
 
 
 def _digit(base: Path) -> Path:
