@@ -24,7 +24,8 @@ def test_output_under_a_file_is_a_usage_error(tmp_path):
 
 
 def test_staged_output_publishes_all_files_or_none(tmp_path):
-    from cnnspec.fsutil import atomic_write_text, staged_output
+    from cnnspec.fsutil import atomic_write_text
+    from cnnspec.publish import staged_output
 
     out = tmp_path / "out"
     atomic_write_text(out / "model.onnx", "old model")
@@ -45,7 +46,8 @@ def test_staged_output_publishes_all_files_or_none(tmp_path):
 def test_a_withdrawn_name_goes_with_the_old_set_unless_written_again(tmp_path, in_place):
     """train's model.int8.onnx: a run without --quantize must not publish beside an old one; the
     user's own files stay (a subfolder forces the file-by-file way)."""
-    from cnnspec.fsutil import atomic_write_text, staged_output
+    from cnnspec.fsutil import atomic_write_text
+    from cnnspec.publish import staged_output
 
     out = tmp_path / "out"
     atomic_write_text(out / "model.int8.onnx", "old int8")
@@ -94,7 +96,8 @@ def test_published_names_are_synced_to_disk(tmp_path, monkeypatch):
     the set is the old one or the new one, not an empty name."""
     import os
 
-    from cnnspec.fsutil import atomic_write_text, staged_output
+    from cnnspec.fsutil import atomic_write_text
+    from cnnspec.publish import staged_output
 
     synced = []
     real = os.fsync

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnspec import fsutil
+from cnnspec import fsutil, publish
 from cnnspec.errors import OutputError
-from cnnspec.fsutil import atomic_write_bytes, staged_output
+from cnnspec.fsutil import atomic_write_bytes
+from cnnspec.publish import staged_output
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")]), "OMP_NUM_THREADS": "1"}
@@ -31,7 +32,7 @@ layers:
   - dense: 64
   - dense: 10
 """
-LEFTOVER_TAGS = (fsutil.STAGE_TAG, fsutil.ASIDE_TAG)
+LEFTOVER_TAGS = (publish.STAGE_TAG, publish.ASIDE_TAG)
 
 
 # ---------------------------------------------------------------- what stands at the target
@@ -402,7 +403,7 @@ def test_without_renameat2_the_old_folder_goes_aside_and_a_kill_between_is_undon
     out = tmp_path / "out"
     with staged_output(out) as stage:
         _write_set(stage, "0")
-    monkeypatch.setattr(fsutil, "_renameat2", lambda: None)
+    monkeypatch.setattr(publish, "_renameat2", lambda: None)
     with staged_output(out) as stage:
         _write_set(stage, "1")
     assert _tags_by_path(out, ("model.onnx", "weights.safetensors", "model.py")) == {"1"}
@@ -410,9 +411,9 @@ def test_without_renameat2_the_old_folder_goes_aside_and_a_kill_between_is_undon
     # a process killed between its two renames: the old folder aside, none at the name
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    aside = tmp_path / f".out{fsutil.ASIDE_TAG}{dead.pid}-xyz"
+    aside = tmp_path / f".out{publish.ASIDE_TAG}{dead.pid}-xyz"
     aside.mkdir()
-    out.rename(aside / fsutil.ASIDE_SET)
+    out.rename(aside / publish.ASIDE_SET)
     with staged_output(tmp_path / "other"):
         pass  # a publication elsewhere leaves it alone
     assert aside.exists()
@@ -441,21 +442,22 @@ def test_a_live_stage_is_never_swept(tmp_path):
 HOOKS = textwrap.dedent("""
     import os, shutil, signal, sys, time
     import cnnspec.fsutil as fsutil
+    import cnnspec.publish as publish
 
     wait_for = os.environ.get("HOOK_WAIT")
     if wait_for:
-        real_publish = fsutil._Publication.publish
-        def publish(self):
+        real_publish = publish._Publication.publish
+        def publish_after_wait(self):
             open(wait_for + ".waiting", "w").close()
             while not os.path.exists(wait_for):
                 time.sleep(0.01)
             return real_publish(self)
-        fsutil._Publication.publish = publish
+        publish._Publication.publish = publish_after_wait
 
     kill_at = os.environ.get("HOOK_KILL")  # name:before|after:nth:signal
     if kill_at:
         name, when, nth, sig = kill_at.split(":")
-        owner = shutil if name == "rmtree" else fsutil
+        owner = shutil if name == "rmtree" else (publish if hasattr(publish, name) else fsutil)
         real = getattr(owner, name)
         calls = [0]
         def hooked(*args, **kwargs):

@@ -22,7 +22,8 @@ def run(args) -> int:
 
     from ..api import load
     from ..backend_api import ONNX_FILE, WEIGHTS_FILE
-    from ..fsutil import check_can_create_dir, staged_output
+    from ..fsutil import check_can_create_dir
+    from ..publish import staged_output
     from ..resources import require_memory, require_onnx_size
     from ..plugins import load_backend
     from ..weights import read_weights

@@ -30,7 +30,8 @@ def save_outputs(raw, samples, outdir: str | Path) -> dict[str, str]:
 
     import numpy as np
 
-    from ..fsutil import atomic_write_bytes, staged_output
+    from ..fsutil import atomic_write_bytes
+    from ..publish import staged_output
 
     rows: dict[str, list] = {}
     batched: dict[str, bool] = {}

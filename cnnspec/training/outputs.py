@@ -11,7 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..backend_api import Progress
-from ..fsutil import atomic_write_bytes, atomic_write_text, staged_output
+from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..publish import staged_output
 from ..ir import Graph
 from .int8 import INT8_FILE, Int8Step
 from .plots import plot_confusion, plot_curves
