@@ -94,7 +94,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str | None = None) -
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())  # the new bytes are on disk before the name points at them
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs follow the umask like any file
         os.replace(tmp, p)
         sync_folder(p.parent if str(p.parent) else Path("."))  # the new name survives a power cut too
     except OSError as exc:
@@ -133,7 +133,7 @@ def _discard(tmp) -> None:
                 pass
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from . import signals
 from .errors import OutputError
-from .fsutil import _umask, ensure_dir, os_reason, require_regular, sync_folder
+from .fsutil import current_umask, ensure_dir, os_reason, require_regular, sync_folder
 
 try:
     import fcntl
@@ -254,7 +254,7 @@ def _folder_mode(target: Path) -> int:
     try:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
-        return 0o777 & ~_umask()
+        return 0o777 & ~current_umask()
 
 
 def _renameat2():

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import cnnspec
-from cnnspec.api import check_path
 from cnnspec.ops import OPS
 from cnnspec.weights import expected_weights
+from check_cases import assert_first_error
 
 HEAD = "cnnspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n"
 RTOL = 1e-5
@@ -133,12 +133,7 @@ ERRORS = [
 
 @pytest.mark.parametrize("case, body, expected", ERRORS, ids=[c[0] for c in ERRORS])
 def test_each_mistake_is_a_located_error_that_shows_what_was_received(tmp_path, case, body, expected):
-    path = tmp_path / f"{case}.yaml"
-    path.write_text(HEAD + body)
-    _, diagnostics = check_path(path)
-    assert diagnostics, "expected an error"
-    line, column, message = expected.split(":", 2)
-    assert diagnostics[0].render() == f"{path}:{line}:{column}: error:{message}"
+    assert_first_error(tmp_path, case, HEAD + body, expected)
 
 
 # ---------------------------------------------------------------- numbers against independent references

@@ -20,10 +20,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.api import check_path
 from cnnspec.ops import OPS, ShapeProblem
 from cnnspec.shapes import output_size, transpose_output_size
 from cnnspec.weights import expected_weights
+from check_cases import assert_first_error
 
 RTOL = 1e-5
 
@@ -209,12 +209,7 @@ ERRORS = [
 
 @pytest.mark.parametrize("case, body, expected", ERRORS, ids=[c[0] for c in ERRORS])
 def test_each_mistake_is_located_and_explained(tmp_path, case, body, expected):
-    path = tmp_path / f"{case}.yaml"
-    path.write_text(HEAD + body)
-    _, diagnostics = check_path(path)
-    assert diagnostics, "expected an error"
-    line, column, message = expected.split(":", 2)
-    assert diagnostics[0].render() == f"{path}:{line}:{column}: error:{message}"
+    assert_first_error(tmp_path, case, HEAD + body, expected)
 
 
 # ---------------------------------------------------------------- the rules against the real layers

@@ -156,22 +156,7 @@ def test_bad_config_files_are_one_line(tmp_path, text, message):
 
 # ---------------------------------------------------------------- patience through the loop (a scripted backend)
 
-@pytest.fixture
-def fake(monkeypatch):
-    from test_train import FakeBackend, ScriptedTrainer
-
-    import cnnspec.plugins
-
-    made = []
-
-    def make_trainer(backend, graph, weights, config, world):
-        made.append(ScriptedTrainer(graph, fake.script))
-        return made[-1]
-
-    fake.made = made
-    monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
-    monkeypatch.setattr(FakeBackend, "make_trainer", make_trainer, raising=False)
-    return fake
+from test_train import fake  # noqa: E402,F401  the scripted backend fixture, shared
 
 
 def test_patience_stops_at_the_right_epoch_and_says_why(tmp_path, fake, capsys):

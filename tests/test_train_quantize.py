@@ -95,9 +95,8 @@ def test_a_refused_int8_keeps_the_fp32_run_and_says_why_even_quietly(tmp_path, m
 
     def dimmed(cls, config, data):
         step = real(cls, config, data)
-        return None if step is None else int8_step.Int8Step(step.calibration_images * 0.05, *[
-            getattr(step, f) for f in ("test_images", "test_labels", "samples", "max_drop", "training_images",
-                                       "source")])
+        return None if step is None else int8_step.Int8Step(step.training_images * 0.05, *[
+            getattr(step, f) for f in ("test_images", "test_labels", "samples", "max_drop", "source")])
 
     monkeypatch.setattr(int8_step.Int8Step, "for_run", classmethod(dimmed))
     monkeypatch.setattr(int8_step, "SPEED_SECONDS", 0.0)

@@ -2,9 +2,9 @@
 refusal with nothing written.
 
 The order is the promise: calibrate on training images only; measure on held-out images only (the
-outputs, and every layer's SQNR, :mod:`.layers`); judge against ``max_drop`` before anything is written; then write once, checked and atomically. ``cnnspec
-quantize`` calls :func:`quantize_source`; ``train --quantize int8`` can call :func:`quantize_model`
-with the arrays it already holds.
+outputs, and every layer's SQNR, :mod:`.layers`); judge against ``max_drop`` before anything is
+written; then write once, checked and atomically. ``cnnspec quantize`` calls :func:`quantize_source`;
+``train --quantize int8`` calls :func:`quantize_model` with the arrays it already holds.
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def default_output(model_path: str | Path) -> Path:
 def quantize_model(model_path, calibration_images, held_out_images, held_out_labels=None, *, output=None,
                    source: str = "arrays", **options) -> QuantizeReport:
     """Quantise ``model_path`` (a cnnspec fp32 model) calibrated on ``calibration_images`` (training
-    images, float32 [N, C, H, W] in [0, 1]); figures on ``held_out_images`` (and their labels, if
-    any). Options as :func:`quantize_face`."""
+    images, float32 [N, C, H, W] in [0, 1], of which ``samples`` are drawn as ``cnnspec quantize``
+    draws them); figures on ``held_out_images`` (and their labels, if any). Options as
+    :func:`quantize_face`."""
     import numpy as np
 
     face = read_face(str(model_path))
@@ -121,9 +122,9 @@ def _batches(face) -> tuple[int, int]:
     way, and its default batch of 32 took 8 GB. Measuring needs only the forward pass's peak, for
     the two sessions at once (each keeps its arena). One image that cannot fit is refused first."""
     from ..resources import require_fits
-    from ..runner.footprint import batch_within, every_value_elements, peak_elements
+    from ..runner.footprint import FLOAT32, batch_within, every_value_elements, peak_elements
 
-    every, peak = 4 * every_value_elements(face.proto), 4 * peak_elements(face.proto)
+    every, peak = FLOAT32 * every_value_elements(face.proto), FLOAT32 * peak_elements(face.proto)
     require_fits(every, f"{face.path}: calibrating it keeps every intermediate value of an image alive, which would",
                  error=UsageError)
     return (batch_within(every, STEP_MEMORY, calibration.CALIBRATION_BATCH),

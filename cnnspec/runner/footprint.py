@@ -63,12 +63,12 @@ def batch_within(per_sample_bytes: int, budget: int, largest: int) -> int:
 def require_batch_fits(model, model_path: str, batch: int, memory: int | None = None) -> None:
     """Refuse, in one line with the figures, a batch whose activations would take more than the
     share of memory a command may use."""
-    need = FLOAT32 * peak_elements(model) * batch
+    per_sample = FLOAT32 * peak_elements(model)
     memory = physical_memory() if memory is None else memory
     try:
-        require_fits(need, f"{model_path}: its activations at batch {batch} would", memory, error=UsageError)
+        require_fits(per_sample * batch, f"{model_path}: its activations at batch {batch} would", memory,
+                     error=UsageError)
     except UsageError as exc:
-        per_sample = FLOAT32 * peak_elements(model)
         fits = int(memory * MEMORY_SHARE // per_sample) if memory else 0
         raise UsageError(f"{exc}; a batch of {max(1, fits)} fits ({human_bytes(per_sample)} a sample): "
                          f"use a batch size of {max(1, fits)}") from None

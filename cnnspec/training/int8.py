@@ -35,26 +35,22 @@ def require_quantizer(config) -> None:
 class Int8Step:
     """What the quantisation at the end of a run needs: its images and its settings."""
 
-    calibration_images: object  # float32 [N, C, H, W], a fixed draw of the images trained on
+    training_images: object  # float32 [N, C, H, W], the source's training part (not copied)
     test_images: object
     test_labels: object
     samples: int
     max_drop: float
-    training_images: int  # the training part the draw comes from, for the report
     source: str  # the data source, as cnnspec quantize names it
 
     @classmethod
     def for_run(cls, config, data) -> "Int8Step | None":
         """The step for this run, or None without ``--quantize``. The draw is ``cnnspec quantize``'s
         on the same source (its training part, the same fixed seed), so ``cnnspec quantize
-        model.onnx --calibrate SOURCE`` writes the same int8 model. Only the drawn images are
-        copied out of the training set."""
+        model.onnx --calibrate SOURCE`` writes the same int8 model; the pipeline copies only the
+        drawn images."""
         if not config.quantize:
             return None
-        from ..quantize.calibration import pick
-
-        return cls(pick(data.x_train, config.calibration_samples), data.x_test, data.y_test,
-                   config.calibration_samples, config.max_drop, len(data.x_train), data.source)
+        return cls(data.x_train, data.x_test, data.y_test, config.calibration_samples, config.max_drop, data.source)
 
     def run(self, staged_model: Path, out: Path, say) -> dict:
         """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's
@@ -63,7 +59,7 @@ class Int8Step:
 
         staged = staged_model.with_name(INT8_FILE)
         try:
-            report = quantize_model(staged_model, self.calibration_images, self.test_images, self.test_labels,
+            report = quantize_model(staged_model, self.training_images, self.test_images, self.test_labels,
                                     output=staged, source=self.source, samples=self.samples,
                                     max_drop=self.max_drop, speed_seconds=SPEED_SECONDS)
         except QuantizationRefused as refusal:
@@ -72,4 +68,4 @@ class Int8Step:
             return {"written": False, "refused": refusal.reason}
         say(f"int8: {report.guard}; " + ", ".join(f"batch {b} {r:.2f}x fp32" for b, (_, _, r) in report.speed.items()))
         return {"written": True, **report.to_json(), "model": str(out / staged_model.name),
-                "output": str(out / INT8_FILE), "training_images": self.training_images}
+                "output": str(out / INT8_FILE)}
