@@ -234,4 +234,8 @@ class TorchTrainer:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # every rank past its last collective before any tears the group down: a rank that
+                # destroyed it while a peer's gloo thread still exchanged the last all-reduce made
+                # that peer abort ("terminate called without an active exception", seen once in CI)
+                dist.barrier()
                 dist.destroy_process_group()
