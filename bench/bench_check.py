@@ -1,7 +1,7 @@
 """`cnnspec check` on ResNet-50 in a cold process, beside what a user pays today to learn the same
 shapes: import torch, build the model by hand, and run a forward pass with shape hooks
 (what torchinfo does). Both run as fresh processes; medians of several runs, printed in one run.
-A valid spec is checked without importing jsonschema (see cnnspec/fastschema.py); a spec with errors
+A valid spec is checked without importing jsonschema (see cnnspec/spec/fastschema.py); a spec with errors
 pays for it, and that case is timed too.
 
     .venv/bin/python bench/bench_check.py [--repeat 5]

@@ -34,7 +34,6 @@ def bench_inference(seconds: float):
     import numpy as np
     import onnxruntime as ort
     import torch
-
     from cnnspec_keras import KerasBackend
     from cnnspec_torch import TorchBackend
 

@@ -1,6 +1,6 @@
 """The core ONNX writer against the framework exporters it replaced, and build time against spec size.
 
-1. ResNet-50's ``model.onnx`` from the same neutral weights: the core writer (``cnnspec.onnx_writer``,
+1. ResNet-50's ``model.onnx`` from the same neutral weights: the core writer (``cnnspec.onnxfile.writer``,
    the onnx package alone), PyTorch's TorchScript exporter, and Keras + tf2onnx; seconds each (best
    of ``--repeat``) and the ratios, measured in one run.
 2. ``cnnspec build --backend torch`` and ``--backend onnx`` (in process) on plain chains of 500,
@@ -39,9 +39,10 @@ def chain_spec(layers: int) -> str:
 
 
 def export_times(repeat: int, skip_keras: bool) -> None:
-    import cnnspec
-    from cnnspec.onnx_writer import write_onnx
     from cnnspec_torch import TorchBackend
+
+    import cnnspec
+    from cnnspec.onnxfile.writer import write_onnx
 
     graph = cnnspec.load(ROOT / "specs/resnet50.yaml").graph
     torch_backend = TorchBackend()
@@ -68,7 +69,7 @@ def export_times(repeat: int, skip_keras: bool) -> None:
 
 def build_times(repeat: int) -> None:
     import cnnspec
-    from cnnspec.plugins import load_backend
+    from cnnspec.backend.plugins import load_backend
 
     print("cnnspec build on plain chains (in process; seconds, and per layer relative to the smallest):")
     for backend_name in ("torch", "onnx"):

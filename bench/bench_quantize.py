@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "backends"))
 SPEC = "specs/resnet18.yaml"
 BATCHES = (1, 32)
 # seconds between turns: a session with ONNX Runtime's default spinning keeps spinning after run()
-# returns and slowed the next model by up to 1.44x (cnnspec.speed.compare's docstring)
+# returns and slowed the next model by up to 1.44x (cnnspec.runner.speed.compare's docstring)
 SETTLE = 0.05
 
 
@@ -133,7 +133,7 @@ def bench_recipes(args, fp32_path: Path, folder: Path, isa: str) -> None:
     import numpy as np
 
     from cnnspec.quantize.recipes import DEFAULT_RECIPE, RECIPES, choose_recipe
-    from cnnspec.speed import compare, session_step, tile_batch
+    from cnnspec.runner.speed import compare, session_step, tile_batch
 
     names = [n for n in (args.recipes.split(",") if args.recipes else [*RECIPES, "dynamic"]) if n]
     if DEFAULT_RECIPE not in names:
@@ -196,7 +196,7 @@ SESSION_VARIANTS = {
 def bench_sessions(args, fp32_path: Path, int8_model, isa: str) -> None:
     import onnxruntime as ort
 
-    from cnnspec.speed import compare, session_step, tile_batch
+    from cnnspec.runner.speed import compare, session_step, tile_batch
 
     print(f"\n2. session settings ({args.threads} threads unless said): images/s relative to cnnspec's settings",
           flush=True)
@@ -263,7 +263,7 @@ def torch_child(args) -> None:
     import torch
 
     import cnnspec
-    from cnnspec.speed import compare, session_step
+    from cnnspec.runner.speed import compare, session_step
 
     fp32_path = Path(args.torch_child)
     torch.set_num_threads(args.threads)
@@ -286,7 +286,7 @@ def torch_child(args) -> None:
 def main(argv=None) -> int:
     import onnxruntime as ort
 
-    from cnnspec.cpuinfo import int8_isa
+    from cnnspec.runner.cpuinfo import int8_isa
     from cnnspec.runner.options import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -317,11 +317,11 @@ def main(argv=None) -> int:
         if not args.skip_recipes:
             bench_recipes(args, fp32_path, folder, isa)
         if not args.skip_sessions:
+            import onnx
+
             from cnnspec.quantize.calibration import make_reader
             from cnnspec.quantize.quantizer import quantize_static_model
             from cnnspec.quantize.recipes import choose_recipe
-
-            import onnx
 
             int8, _ = quantize_static_model(onnx.load(str(fp32_path)),
                                             make_reader(calibration_images("random", args.samples), "input"),

@@ -5,7 +5,7 @@ export time.
 1. images/s of ``torch`` eager (inference_mode) and of the exported ``model.onnx`` in an ONNX Runtime
    CPU session with cnnspec's settings (``cnnspec.runner.options``: spinning off) and the same thread
    count, for the Keras-MNIST CNN and ResNet-18, at batch 1 and 32, timed in alternating rounds
-   (``cnnspec.speed.compare``: the ratio is the median of per-round ratios);
+   (``cnnspec.runner.speed.compare``: the ratio is the median of per-round ratios);
 2. ORT/torch on ResNet-18 at batch 1 in ``--runs`` fresh processes (two runs of a benchmark are two
    processes: what swung between runs before was each process's thread pools), each run's ratio and
    the lowest against the 1.4x target;
@@ -114,7 +114,7 @@ def time_pair(model, session, x, seconds: float, rounds: int):
     """torch eager against the ORT session on one batch, alternating rounds: a ``Comparison``."""
     import torch
 
-    from cnnspec.speed import compare, session_step
+    from cnnspec.runner.speed import compare, session_step
 
     xt = torch.from_numpy(x)
 

@@ -58,13 +58,13 @@ def throughput(rounds: int, epochs: int, extras: bool = False) -> tuple[float, f
     from functools import partial
 
     import torch
+    from cnnspec_torch.training import make_trainer
 
     import cnnspec
-    from cnnspec.data import load_source
-    from cnnspec.plugins import load_backend
+    from cnnspec.backend.plugins import load_backend
+    from cnnspec.data.sources import load_source
     from cnnspec.training import (Augmenter, EpochBar, EpochPlan, TrainConfig, World, epoch_batches,
                                   schedule_for, training_head)
-    from cnnspec_torch.training import make_trainer
 
     graph = training_head(cnnspec.load(SPEC).graph).train_graph
     data = load_source("digits", graph)
@@ -108,11 +108,12 @@ def throughput(rounds: int, epochs: int, extras: bool = False) -> tuple[float, f
 
 def precision_throughput(rounds: int, epochs: int) -> dict:
     """Median images/s of cnnspec's torch loop per --precision on the CPU (fp32, bf16), alternating."""
-    import cnnspec
-    from cnnspec.data import load_source
-    from cnnspec.plugins import load_backend
-    from cnnspec.training import EpochBar, EpochPlan, TrainConfig, World, epoch_batches, training_head
     from cnnspec_torch.training import make_trainer
+
+    import cnnspec
+    from cnnspec.backend.plugins import load_backend
+    from cnnspec.data.sources import load_source
+    from cnnspec.training import EpochBar, EpochPlan, TrainConfig, World, epoch_batches, training_head
 
     graph = training_head(cnnspec.load(SPEC).graph).train_graph
     data = load_source("digits", graph)

@@ -4,6 +4,6 @@ Importing this package loads no deep-learning framework; backends are imported o
 """
 from .api import Spec, load, loads
 from .errors import CnnspecError, SpecError
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Spec", "load", "loads", "CnnspecError", "SpecError", "__version__"]

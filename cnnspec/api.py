@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compiler import compile_checked, compile_document
 from .errors import SpecError, sort_diagnostics
-from .ir import Graph
-from .loader import load_document, parse_yaml
+from .graph.ir import Graph
+from .spec.compiler import compile_checked, compile_document
+from .spec.loader import load_document, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,13 @@ class Spec:
         ``weights`` is a safetensors path or a dict of neutral-layout arrays; without it the
         weights are initialised from ``seed``.
         """
-        from .plugins import load_backend
-        from .resources import require_memory
+        from .backend.plugins import load_backend
+        from .graph.resources import require_memory
 
         require_memory(self.graph)
         backend_obj = load_backend(backend)
         if isinstance(weights, (str, Path)):
-            from .weights import read_weights
+            from .weights.safetensors_io import read_weights
 
             weights = read_weights(weights, self.graph)
         return backend_obj.compile(self.graph, weights=weights, seed=seed)

@@ -10,8 +10,9 @@ import importlib
 import os
 import sys
 
-from . import __version__, signals
 from .errors import CnnspecError, Terminated
+from .files import signals
+from .version import __version__
 
 COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert", "quantize",
             "bench")

@@ -38,7 +38,7 @@ class Diagnostic:
     via: tuple[tuple[str, Location], ...] = ()
     # lower sorts first when several errors are shown ("best first")
     rank: int = 50
-    severity: str = "error"  # or "warning" (cnnspec.lint): reported, but the spec still checks
+    severity: str = "error"  # or "warning" (cnnspec.graph.lint): reported, but the spec still checks
     # the name prefix of the innermost block call ('layer1.0.'), which tells one call from another
     call: str = ""
     # how many calls reach this same error in a block's text (said once: see compiler.said_once)
@@ -154,7 +154,7 @@ class LoweringMissing(CnnspecError):
     """A target (torch, keras, onnx, or a generated file) has no lowering for an op the core knows.
 
     One type for every target, so a new op that is not yet lowered everywhere fails the same way
-    wherever it is used first; the completeness test walks ``cnnspec.ops.OPS`` against every table.
+    wherever it is used first; the completeness test walks ``cnnspec.graph.ops.OPS`` against every table.
     """
 
     exit_code = 1

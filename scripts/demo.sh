@@ -30,7 +30,7 @@ step "2. Train it: PyTorch, scikit-learn digits, $EPOCHS epochs (the best epoch 
 step "3. The exported model: $OUT/model.onnx"
 "$PY" - "$OUT/model.onnx" <<'EOF'
 import json, sys
-from cnnspec.onnxio import metadata, read_model
+from cnnspec.onnxfile.boundary import metadata, read_model
 model = read_model(sys.argv[1])
 meta = metadata(model)
 graph = model.graph
@@ -47,7 +47,7 @@ import sys
 from pathlib import Path
 import numpy as np
 import cnnspec
-from cnnspec.data import load_source
+from cnnspec.data.sources import load_source
 data = load_source("digits", cnnspec.load(sys.argv[1]).graph)
 out = Path(sys.argv[2]); out.mkdir(parents=True)
 picks = range(8)  # the first eight test digits

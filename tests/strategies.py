@@ -1,6 +1,6 @@
 """Hypothesis strategies: random *valid* specs, built so that every size stays >= 1.
 
-The ops come from ``cnnspec.ops.OPS`` through :data:`STRATEGIES`, one small entry per op (the
+The ops come from ``cnnspec.graph.ops.OPS`` through :data:`STRATEGIES`, one small entry per op (the
 activations straight from the registry), so a new op is fuzzed the day it is added:
 ``tests/test_lowering_complete.py`` fails for an op without an entry. Sizes are tracked with the
 core's own output-size function only to keep the draw valid; the tests then compare frameworks
@@ -16,8 +16,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.ops import ACTIVATION_ALIASES, ACTIVATIONS, four_sides
-from cnnspec.shapes import output_size, transpose_output_size
+from cnnspec.graph.ops import ACTIVATION_ALIASES, ACTIVATIONS, four_sides
+from cnnspec.graph.shapes import output_size, transpose_output_size
 
 ACTS = [None, *ACTIVATIONS, *ACTIVATION_ALIASES]
 # values an activation's arguments are drawn from (its default otherwise)

@@ -8,8 +8,8 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from cnnspec import speed  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
+from cnnspec.runner import speed  # noqa: E402
 
 TINY = """cnnspec: 1
 name: tiny

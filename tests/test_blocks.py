@@ -260,7 +260,7 @@ NESTED = ("  conv_bn:\n"
 
 
 def test_bare_index_names_give_torchvisions_keys():
-    from cnnspec.weights import expected_weights
+    from cnnspec.weights.neutral import expected_weights
 
     g = cnnspec.loads(_spec(NESTED, "  - {mb: null, name: features.1, repeat: 2}\n")).graph
     keys = expected_weights(g)

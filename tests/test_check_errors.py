@@ -173,8 +173,8 @@ def test_unknown_block_parameter_and_missing_required(tmp_path):
 
 # ---------------------------------------------------------------- "did you mean": near spellings only
 
-from cnnspec.ops import OPS  # noqa: E402
-from cnnspec.suggest import close_match  # noqa: E402
+from cnnspec.graph.ops import OPS  # noqa: E402
+from cnnspec.spec.suggestions import close_match  # noqa: E402
 
 ARG_NAMES = ["filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "activation"]
 NEAR = [  # (typed, known names, suggestion): real typos keep their suggestion
@@ -238,8 +238,8 @@ def test_unknown_activation_is_a_located_error_in_text_and_json(tmp_path, capsys
 
 # ---------------------------------------------------------------- messages say what is allowed, never a description
 
-from cnnspec.schema import schema_for  # noqa: E402
-from cnnspec.schema_errors import MESSAGES, allowed_words, join_or  # noqa: E402
+from cnnspec.spec.messages import MESSAGES, allowed_words, join_or  # noqa: E402
+from cnnspec.spec.schema import schema_for  # noqa: E402
 
 
 def test_allowed_comes_from_allowed_text_or_branches_never_description():

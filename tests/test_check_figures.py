@@ -7,8 +7,8 @@ import pytest
 
 import cnnspec
 from cnnspec.cli import main
-from cnnspec.figures import call_rows
-from cnnspec.report import COLUMNS, choose_columns
+from cnnspec.graph.figures import call_rows
+from cnnspec.graph.report import COLUMNS, choose_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -141,7 +141,7 @@ def test_a_spec_too_big_to_export_is_refused_before_any_work(tmp_path, capsys, c
 def test_weights_bigger_than_memory_are_refused_before_allocating():
     import cnnspec
     from cnnspec.errors import UsageError
-    from cnnspec.resources import require_memory
+    from cnnspec.graph.resources import require_memory
 
     graph = cnnspec.loads("cnnspec: 1\nname: big\ninput: [1, 100, 100]\nlayers: [flatten, {dense: 100000}]\n").graph
     require_memory(graph, memory=64 * 2 ** 30)  # 4 GB of weights fit in 64 GiB

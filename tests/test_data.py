@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cnnspec
-from cnnspec.data import (check_fits, load_image, load_source, read_idx, stratified_split)
+from cnnspec.data.sources import check_fits, load_image, load_source, read_idx, stratified_split
 from cnnspec.errors import InputError, UsageError
 
 MNIST_SPEC = """
@@ -320,10 +320,10 @@ def test_image_folder_problems_name_the_file(tmp_path, problem, message):
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     from PIL import Image
 
-    import cnnspec.images
+    import cnnspec.files.images
 
     Image.new("L", (100, 100)).save(tmp_path / "big.png")
-    monkeypatch.setattr(cnnspec.images, "MAX_IMAGE_PIXELS", 5000)
+    monkeypatch.setattr(cnnspec.files.images, "MAX_IMAGE_PIXELS", 5000)
     with pytest.raises(InputError, match="big.png.*decompression bomb"):
         load_image(tmp_path / "big.png", 1, 8, 8)
 

@@ -29,7 +29,7 @@ layers:
 # Every file write in cnnspec goes through fsutil; the spy logs which rank asked for one.
 SPY = textwrap.dedent("""
     import os, sys
-    import cnnspec.fsutil as fsutil
+    import cnnspec.files.atomic as fsutil
 
     def spy(name):
         real = getattr(fsutil, name)

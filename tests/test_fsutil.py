@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from cnnspec.errors import UsageError
-from cnnspec.fsutil import atomic_write_bytes
+from cnnspec.files.atomic import atomic_write_bytes
 
 
 def test_atomic_write_follows_umask_and_leaves_no_temp(tmp_path):
@@ -24,8 +24,8 @@ def test_output_under_a_file_is_a_usage_error(tmp_path):
 
 
 def test_staged_output_publishes_all_files_or_none(tmp_path):
-    from cnnspec.fsutil import atomic_write_text
-    from cnnspec.publish import staged_output
+    from cnnspec.files.atomic import atomic_write_text
+    from cnnspec.files.publish import staged_output
 
     out = tmp_path / "out"
     atomic_write_text(out / "model.onnx", "old model")
@@ -46,8 +46,8 @@ def test_staged_output_publishes_all_files_or_none(tmp_path):
 def test_a_withdrawn_name_goes_with_the_old_set_unless_written_again(tmp_path, in_place):
     """train's model.int8.onnx: a run without --quantize must not publish beside an old one; the
     user's own files stay (a subfolder forces the file-by-file way)."""
-    from cnnspec.fsutil import atomic_write_text
-    from cnnspec.publish import staged_output
+    from cnnspec.files.atomic import atomic_write_text
+    from cnnspec.files.publish import staged_output
 
     out = tmp_path / "out"
     atomic_write_text(out / "model.int8.onnx", "old int8")
@@ -64,13 +64,13 @@ def test_a_withdrawn_name_goes_with_the_old_set_unless_written_again(tmp_path, i
 
 def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
+    import cnnspec.onnxfile.writer
     from cnnspec.cli import main
-    import cnnspec.onnx_writer
 
     def broken_export(graph, weights, path, backend="onnx"):
         raise RuntimeError("the exporter fell over")
 
-    monkeypatch.setattr(cnnspec.onnx_writer, "write_onnx", broken_export)
+    monkeypatch.setattr(cnnspec.onnxfile.writer, "write_onnx", broken_export)
     spec = tmp_path / "s.yaml"
     spec.write_text("cnnspec: 1\nname: s\ninput: [1, 4, 4]\nlayers:\n  - flatten\n  - dense: 2\n")
     out = tmp_path / "out"
@@ -80,7 +80,7 @@ def test_a_build_that_fails_late_writes_nothing(tmp_path, capsys, monkeypatch):
 
 
 def test_output_folder_is_checked_early_but_created_late(tmp_path):
-    from cnnspec.fsutil import check_can_create_dir
+    from cnnspec.files.atomic import check_can_create_dir
 
     assert check_can_create_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()
@@ -96,8 +96,8 @@ def test_published_names_are_synced_to_disk(tmp_path, monkeypatch):
     the set is the old one or the new one, not an empty name."""
     import os
 
-    from cnnspec.fsutil import atomic_write_text
-    from cnnspec.publish import staged_output
+    from cnnspec.files.atomic import atomic_write_text
+    from cnnspec.files.publish import staged_output
 
     synced = []
     real = os.fsync

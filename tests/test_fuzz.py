@@ -5,14 +5,14 @@ import json
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import spec_dicts
 
 from cnnspec.api import check_path
-from cnnspec.compiler import compile_document
 from cnnspec.errors import SpecError
-from cnnspec.loader import decode_spec_bytes, parse_yaml
-from cnnspec.lint import lint
-from cnnspec.report import table, to_json
-from strategies import spec_dicts
+from cnnspec.graph.lint import lint
+from cnnspec.graph.report import table, to_json
+from cnnspec.spec.compiler import compile_document
+from cnnspec.spec.loader import decode_spec_bytes, parse_yaml
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=list(HealthCheck))
 

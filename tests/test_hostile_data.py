@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 import cnnspec
-import cnnspec.data
-import cnnspec.resources
-from cnnspec.data import load_source
+import cnnspec.data.sources
+import cnnspec.graph.resources
+from cnnspec.data.sources import load_source
 from cnnspec.errors import InputError
 
 
@@ -55,7 +55,7 @@ def test_an_image_folder_with_one_class_is_refused_before_decoding(tmp_path, mon
     (tmp_path / "pics" / "cat").mkdir(parents=True)
     for i in range(4):
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "pics" / "cat" / f"{i}.png")
-    monkeypatch.setattr(cnnspec.data, "load_image", lambda *a: pytest.fail("decoded before refusing"))
+    monkeypatch.setattr(cnnspec.data.sources, "load_image", lambda *a: pytest.fail("decoded before refusing"))
     with pytest.raises(InputError) as info:
         load_source(str(tmp_path / "pics"), graph(units=2))
     assert str(info.value) == (f"{tmp_path}/pics: only one class ('cat'); a classifier needs images of at least two "
@@ -81,7 +81,7 @@ def test_labels_are_checked_against_the_output_before_anything_is_allocated(tmp_
     data = arrays()
     data["y_train"][3] = label
     path = npz(tmp_path / "labels.npz", data)
-    monkeypatch.setattr(cnnspec.data, "_as_nchw", lambda *a: pytest.fail("images converted before labels checked"))
+    monkeypatch.setattr(cnnspec.data.sources, "_as_nchw", lambda *a: pytest.fail("images converted before labels checked"))
     tracemalloc.start()
     try:
         with pytest.raises(InputError) as info:
@@ -97,7 +97,7 @@ def test_labels_without_a_spec_are_bounded_too(tmp_path):
     data = arrays()
     data["y_train"][0] = 10 ** 9
     with pytest.raises(InputError, match=r"cnnspec takes at most 1,000,000 classes"):
-        cnnspec.data._array_dataset(*(data[k] for k in cnnspec.data.NPZ_ARRAYS), (1, 8, 8), "labels")
+        cnnspec.data.sources._array_dataset(*(data[k] for k in cnnspec.data.sources.NPZ_ARRAYS), (1, 8, 8), "labels")
 
 
 # ---------------------------------------------------------------- .npz member headers
@@ -134,7 +134,7 @@ def test_npz_member_headers_are_checked_before_loading(tmp_path, members, words)
 
 def test_npz_memory_counts_float32_and_a_copy(tmp_path, monkeypatch):
     path = npz(tmp_path / "big.npz", arrays(n=2000, size=8))  # 192,000 uint8 values
-    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: 2_000_000)
+    monkeypatch.setattr(cnnspec.graph.resources, "physical_memory", lambda: 2_000_000)
     # the raw arrays alone (192 KB and labels) fit in half of 2 MB; as float32 with a copy they do not
     with pytest.raises(InputError) as info:
         load_source(str(path), graph())
@@ -148,8 +148,8 @@ def test_image_folder_memory_is_checked_before_decoding(tmp_path, monkeypatch):
         (tmp_path / "pics" / name).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "pics" / name / f"{i}.png")
-    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: 10_000)
-    monkeypatch.setattr(cnnspec.data, "load_image", lambda *a: pytest.fail("decoded before the memory check"))
+    monkeypatch.setattr(cnnspec.graph.resources, "physical_memory", lambda: 10_000)
+    monkeypatch.setattr(cnnspec.data.sources, "load_image", lambda *a: pytest.fail("decoded before the memory check"))
     with pytest.raises(InputError, match=r"pics: 6 images of \[3, 64, 64\] as float32 \(decoded, stacked and split\) "
                                          r"need 864.00 KiB, more than half"):
         load_source(str(tmp_path / "pics"), graph(2, (3, 64, 64)))

@@ -5,8 +5,8 @@ import time
 import pytest
 
 from cnnspec.api import check_path
-from cnnspec.expand import MAX_BLOCK_DEPTH
-from cnnspec.schema import MAX_LAYERS
+from cnnspec.spec.expansion import MAX_BLOCK_DEPTH
+from cnnspec.spec.schema import MAX_LAYERS
 
 HEAD = "cnnspec: 1\nname: big\ninput: [1, 2, 2]\nlayers:\n"
 TOO_MANY = f"the spec expands to more than {MAX_LAYERS} layers"
@@ -140,9 +140,9 @@ ACT_LINE = ("spec 'act': the float32 activations of {samples} (input [3, 40000, 
 
 @pytest.fixture
 def sixteen_gib(monkeypatch):
-    import cnnspec.resources
+    import cnnspec.graph.resources
 
-    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: SIXTEEN_GIB)
+    monkeypatch.setattr(cnnspec.graph.resources, "physical_memory", lambda: SIXTEEN_GIB)
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
@@ -169,14 +169,14 @@ def test_spec_to_refuses_activations_bigger_than_memory(sixteen_gib):
 
 
 def test_train_counts_the_activations_of_its_batch(tmp_path, monkeypatch):
-    import cnnspec.resources
+    import cnnspec.graph.resources
     from cnnspec.errors import UsageError
     from cnnspec.training import TrainConfig, train
 
     spec = tmp_path / "small.yaml"
     spec.write_text("cnnspec: 1\nname: small\ninput: [1, 256, 256]\nlayers:\n  - conv2d: {filters: 8, kernel: 3, "
                     "padding: same}\n  - global_avgpool2d\n  - dense: 10\n")
-    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: 64 * 2 ** 20)  # one sample: 2.25 MiB; 32: 72 MiB
+    monkeypatch.setattr(cnnspec.graph.resources, "physical_memory", lambda: 64 * 2 ** 20)  # one sample: 2.25 MiB; 32: 72 MiB
     with pytest.raises(UsageError, match=r"the float32 activations of a batch of 32 samples .* need 72.00 MiB"):
         train(str(spec), "torch", "digits", TrainConfig(epochs=1, batch_size=32), outdir=tmp_path / "run")
     assert not (tmp_path / "run").exists()

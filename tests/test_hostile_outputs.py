@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cnnspec import fsutil, publish
 from cnnspec.errors import OutputError
-from cnnspec.fsutil import atomic_write_bytes
-from cnnspec.publish import staged_output
+from cnnspec.files import atomic as fsutil
+from cnnspec.files import publish
+from cnnspec.files.atomic import atomic_write_bytes
+from cnnspec.files.publish import staged_output
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")]), "OMP_NUM_THREADS": "1"}
@@ -441,8 +442,8 @@ def test_a_live_stage_is_never_swept(tmp_path):
 # the CLI with hooks: wait for a file before publishing, or send a signal to itself at one step
 HOOKS = textwrap.dedent("""
     import os, shutil, signal, sys, time
-    import cnnspec.fsutil as fsutil
-    import cnnspec.publish as publish
+    import cnnspec.files.atomic as fsutil
+    import cnnspec.files.publish as publish
 
     wait_for = os.environ.get("HOOK_WAIT")
     if wait_for:

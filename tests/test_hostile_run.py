@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from PIL import Image  # noqa: E402
 
-import cnnspec.resources  # noqa: E402
+import cnnspec.graph.resources  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
 from cnnspec.runner import output  # noqa: E402
 
@@ -248,7 +248,7 @@ def test_a_fifo_as_input_is_refused_not_waited_on(model, tmp_path, name):
 def test_npy_inputs_are_checked_against_memory_with_the_figure(model, tmp_path, capfd, monkeypatch):
     path = tmp_path / "many.npy"
     np.save(path, np.zeros((4000, 1, 8, 8), np.uint8))  # 256 KB on disk, 1 MB as float32
-    monkeypatch.setattr(cnnspec.resources, "physical_memory", lambda: 1_500_000)
+    monkeypatch.setattr(cnnspec.graph.resources, "physical_memory", lambda: 1_500_000)
     line = _one_line_error(capfd, [model, "--input", path])
     assert line == (f"cnnspec: error: {path}: its [4000, 1, 8, 8] values as float32 need 1000.00 KiB, more than half "
                     f"of this machine's 1.43 MiB of memory; refused before allocating")

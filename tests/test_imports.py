@@ -13,8 +13,8 @@ import cnnspec
 from cnnspec.api import check_path
 from cnnspec.cli import main
 from cnnspec.errors import SpecError
-from cnnspec.imports import LIBRARY, MAX_IMPORT_DEPTH, library_names
-from cnnspec.schema import MAX_IMPORTS
+from cnnspec.spec.imports import LIBRARY, MAX_IMPORT_DEPTH, library_names
+from cnnspec.spec.schema import MAX_IMPORTS
 
 LIB = """\
 cnnspec: 1
@@ -249,7 +249,7 @@ def test_a_hostile_imported_file_is_located_in_that_file(tmp_path, case, text, e
 
 
 def test_an_imported_file_over_the_size_limit(tmp_path):
-    from cnnspec.loader import MAX_FILE_BYTES
+    from cnnspec.spec.loader import MAX_FILE_BYTES
 
     path = write(tmp_path, {"net.yaml": spec("[big.yaml]", "  - relu\n"), "big.yaml": "#" * (MAX_FILE_BYTES + 1)})
     assert rendered(path) == [f"DIR/net.yaml:4:10: error: cannot import 'big.yaml': DIR/big.yaml: file is "
@@ -302,7 +302,6 @@ def test_check_json_names_the_file_of_an_error_in_an_imported_block(tmp_path, ca
 # ---------------------------------------------------------------- never a traceback
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
 from test_fuzz import JSONISH, YAMLISH  # noqa: E402
 
 ENTRIES = st.sampled_from(["lib.yaml", "sub/lib.yaml", "../lib.yaml", "net.yaml", "cnnspec:resnet", "cnnspec:",

@@ -14,14 +14,16 @@ pytest.importorskip("tf2onnx")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-import cnnspec  # noqa: E402
-from cnnspec import layouts  # noqa: E402
-from cnnspec.commands import convert as convert_cmd  # noqa: E402
-from cnnspec.errors import InputError, UsageError  # noqa: E402
-from cnnspec.onnxio import OPSET, metadata  # noqa: E402
-from cnnspec.weights import expected_weights, read_safetensors, read_weights  # noqa: E402
 from cnnspec_keras import KerasBackend  # noqa: E402
 from cnnspec_keras.plan import make_plan  # noqa: E402
+
+import cnnspec  # noqa: E402
+from cnnspec.commands import convert as convert_cmd  # noqa: E402
+from cnnspec.errors import InputError, UsageError  # noqa: E402
+from cnnspec.onnxfile.boundary import OPSET, metadata  # noqa: E402
+from cnnspec.weights import keras_layout as layouts  # noqa: E402
+from cnnspec.weights.neutral import expected_weights
+from cnnspec.weights.safetensors_io import read_safetensors, read_weights  # noqa: E402
 
 pytestmark = [pytest.mark.keras, pytest.mark.xdist_group("keras")]
 BACKEND = KerasBackend()

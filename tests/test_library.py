@@ -7,10 +7,10 @@ test_zoo.py).
 import pytest
 
 import cnnspec
-from cnnspec.imports import LIBRARY, library_names
-from cnnspec.loader import load_document
-from cnnspec.schema import validate
-from cnnspec.weights import expected_weights
+from cnnspec.spec.imports import LIBRARY, library_names
+from cnnspec.spec.loader import load_document
+from cnnspec.spec.schema import validate
+from cnnspec.weights.neutral import expected_weights
 
 
 def test_the_library_holds_the_common_blocks():

@@ -6,7 +6,7 @@ import pytest
 
 import cnnspec
 from cnnspec.cli import main
-from cnnspec.lint import lint
+from cnnspec.graph.lint import lint
 
 HEAD = "cnnspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n"
 

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from cnnspec.errors import SpecError, UsageError
-from cnnspec.loader import decode_spec_bytes, parse_yaml, read_spec_text
+from cnnspec.spec.loader import decode_spec_bytes, parse_yaml, read_spec_text
+
 
 def _problems(text):
     """Fatal problems raise; problems in single values are kept on the document and parsing goes on."""

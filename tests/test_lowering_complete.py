@@ -1,4 +1,4 @@
-"""Every op in ``cnnspec.ops.OPS`` is lowered by every target, and every activation in the registry
+"""Every op in ``cnnspec.graph.ops.OPS`` is lowered by every target, and every activation in the registry
 has an entry in every target's activation table; an op a target lacks is ``LoweringMissing``.
 
 A failure here names the op and the table to add it to (see README, "Contributing: adding an op").
@@ -14,15 +14,16 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import STRATEGIES, op_layers, to_spec
 
 import cnnspec
-from cnnspec import layouts, ops
 from cnnspec.cli import main
 from cnnspec.errors import LoweringMissing
-from cnnspec.ir import frozen_attrs
-from cnnspec.ops import ACTIVATION_ALIASES, ACTIVATIONS, OPS, OpDef, infer_same
-from cnnspec.weights import expected_weights
-from strategies import STRATEGIES, op_layers, to_spec
+from cnnspec.graph import ops
+from cnnspec.graph.ir import frozen_attrs
+from cnnspec.graph.ops import ACTIVATION_ALIASES, ACTIVATIONS, OPS, OpDef, infer_same
+from cnnspec.weights import keras_layout as layouts
+from cnnspec.weights.neutral import expected_weights
 
 # the ops a target lowers: an alias (swish) is another key for the same OpDef, and nodes never hold it
 OP_NAMES = [op for op, d in OPS.items() if d.name == op]
@@ -32,7 +33,7 @@ OP_TABLES = {
     "torch": ("cnnspec_torch.model", "LAYER_BUILDERS", "backends/cnnspec_torch/model.py"),
     "torch model.py": ("cnnspec_torch.codegen", "CODE", "backends/cnnspec_torch/codegen.py"),
     "keras": ("cnnspec_keras.plan", "PLANNERS", "backends/cnnspec_keras/plan.py"),
-    "onnx": ("cnnspec.onnx_lowering", "LOWERINGS", "cnnspec/onnx_lowering.py"),
+    "onnx": ("cnnspec.onnxfile.lowering", "LOWERINGS", "cnnspec/onnxfile/lowering.py"),
     "random specs": ("strategies", "STRATEGIES", "tests/strategies.py"),
 }
 # target -> (module, table, where it lives): each keyed by activation name
@@ -40,9 +41,9 @@ ACTIVATION_TABLES = {
     "torch": ("cnnspec_torch.layers", "ACTIVATION_FUNCTIONS", "backends/cnnspec_torch/layers.py (ACTIVATION_CALLS)"),
     "torch model.py": ("cnnspec_torch.codegen", "ACTIVATION_CODE", "backends/cnnspec_torch/layers.py (ACTIVATION_CALLS)"),
     "keras": ("cnnspec_keras.plan", "ACTIVATIONS", "backends/cnnspec_keras/plan.py"),
-    "onnx": ("cnnspec.onnx_lowering", "ACTIVATIONS", "cnnspec/onnx_lowering.py"),
+    "onnx": ("cnnspec.onnxfile.lowering", "ACTIVATIONS", "cnnspec/onnxfile/lowering.py"),
 }
-NEEDS = {"cnnspec_torch": "torch", "cnnspec.onnx_lowering": "onnx"}
+NEEDS = {"cnnspec_torch": "torch", "cnnspec.onnxfile.lowering": "onnx"}
 
 
 def _table(module: str, name: str):
@@ -62,7 +63,7 @@ def test_every_op_has_a_lowering_in_every_target(target):
 
 def test_every_op_with_weights_has_a_keras_weight_layout():
     missing = [op for op, d in OPS.items() if d.has_weights and op not in layouts.KERAS_PARTS]
-    assert not missing, f"keras weight layout: no entry for op(s) {', '.join(missing)} in KERAS_PARTS (cnnspec/layouts.py)"
+    assert not missing, f"keras weight layout: no entry for op(s) {', '.join(missing)} in KERAS_PARTS (cnnspec/weights/keras_layout.py)"
 
 
 @pytest.mark.parametrize("target", sorted(ACTIVATION_TABLES))
@@ -90,7 +91,7 @@ def test_an_alias_is_its_ops_own_definition_and_never_reaches_the_ir():
 
 
 def test_ops_that_compute_nothing_at_inference_are_aliases_in_onnx():
-    onnx_lowering = pytest.importorskip("cnnspec.onnx_lowering")
+    onnx_lowering = pytest.importorskip("cnnspec.onnxfile.lowering")
     identity = {op for op, d in OPS.items() if d.inference_identity}
     aliases = {op for op, entry in onnx_lowering.LOWERINGS.items() if entry is onnx_lowering.ALIAS}
     assert identity == aliases == {"dropout"}
@@ -182,7 +183,7 @@ def _lower_onnx(graph):
     pytest.importorskip("onnx")
     import numpy as np
 
-    from cnnspec.onnx_writer import model_bytes
+    from cnnspec.onnxfile.writer import model_bytes
 
     return model_bytes(graph, {key: np.zeros(shape, np.float32) for key, shape in expected_weights(graph).items()})
 
@@ -235,7 +236,7 @@ def test_the_cli_says_a_missing_lowering_in_one_line(fake_op, tmp_path, capsys, 
 def test_every_activation_argument_reads_aliases_as_their_op():
     """An ``activation`` argument of any op (conv2d, conv2d_transpose, dense, ...) normalises ``swish``
     to ``silu``, so no target ever sees an alias."""
-    from cnnspec.ops import OPS
+    from cnnspec.graph.ops import OPS
 
     for name, op in OPS.items():
         if "activation" in op.args:

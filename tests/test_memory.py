@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import cnnspec
-from cnnspec.memory import FLOAT, estimate, kept_for_backward, peak_live, weight_numel
+from cnnspec.graph.memory import FLOAT, estimate, kept_for_backward, peak_live, weight_numel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ try:
 except ImportError:  # the framework-free tests above still run
     torch = None
 
-from hypothesis import assume, HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from strategies import spec_dicts  # noqa: E402
 
 needs_torch = [pytest.mark.torch, pytest.mark.xdist_group("torch"),
@@ -141,7 +141,7 @@ def test_kept_activations_match_autograd_on_random_specs(d):
 
 # Ops whose saved tensors depend on how PyTorch lays them out (a crop is a strided view that a later
 # flatten copies; a 'same' transposed convolution crops after; resizing and padding allocate their
-# own outputs; a ceil-mode pool pads a copy where its windows overhang): cnnspec.memory assumes they keep
+# own outputs; a ceil-mode pool pads a copy where its windows overhang): cnnspec.graph.memory assumes they keep
 # their input, which is an estimate, not checked here.
 UNVERIFIED = frozenset({"crop2d", "conv2d_transpose", "upsample2d", "zeropad2d"})
 

@@ -15,14 +15,14 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from cnnspec_torch import TorchBackend  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from strategies import spec_dicts, to_spec  # noqa: E402
 
 import cnnspec  # noqa: E402
-from cnnspec.onnx_writer import build_proto, model_bytes, value_names, write_onnx  # noqa: E402
-from cnnspec.onnxio import OPSET, metadata  # noqa: E402
-from cnnspec.weights import expected_weights  # noqa: E402
-from cnnspec_torch import TorchBackend  # noqa: E402
+from cnnspec.onnxfile.boundary import OPSET, metadata  # noqa: E402
+from cnnspec.onnxfile.writer import build_proto, model_bytes, value_names, write_onnx  # noqa: E402
+from cnnspec.weights.neutral import expected_weights  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
 BACKEND = TorchBackend()
@@ -295,7 +295,7 @@ def test_the_writer_and_the_onnx_backend_import_no_framework(tmp_path):
 
 
 def test_onnx_backend_runs_neutral_weights_as_pytorch_does(tmp_path):
-    from cnnspec.plugins import load_backend
+    from cnnspec.backend.plugins import load_backend
 
     backend = load_backend("onnx")
     graph = cnnspec.load(SPECS[0]).graph

@@ -15,11 +15,11 @@ import sys
 
 import numpy as np
 import pytest
+from check_cases import assert_first_error
 
 import cnnspec
-from cnnspec.ops import OPS
-from cnnspec.weights import expected_weights
-from check_cases import assert_first_error
+from cnnspec.graph.ops import OPS
+from cnnspec.weights.neutral import expected_weights
 
 HEAD = "cnnspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n"
 RTOL = 1e-5
@@ -299,7 +299,7 @@ def _keras(graph, weights, x):
 
 def _onnx(graph, weights, x):
     ort = pytest.importorskip("onnxruntime")
-    from cnnspec.onnx_writer import model_bytes
+    from cnnspec.onnxfile.writer import model_bytes
 
     session = ort.InferenceSession(model_bytes(graph, weights), providers=["CPUExecutionProvider"])
     return session.run(None, {"input": x})[0]
@@ -466,8 +466,9 @@ def test_fixed_batchnorm_parts_are_neither_weights_nor_trained_in_torch():
 
 def test_keras_layouts_of_the_weighted_ops_round_trip_bit_for_bit(all_ops):
     pytest.importorskip("keras")
-    from cnnspec import layouts
     from cnnspec_keras import KerasBackend
+
+    from cnnspec.weights import keras_layout as layouts
 
     graph, weights, _ = all_ops
     keras_keys = layouts.expected_keras_weights(graph)
@@ -484,7 +485,7 @@ def test_onnx_file_says_each_op_plainly(all_ops):
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
-    from cnnspec.onnx_writer import model_bytes
+    from cnnspec.onnxfile.writer import model_bytes
 
     graph, weights, _ = all_ops
     model = onnx.load_from_string(model_bytes(graph, weights))

@@ -16,14 +16,14 @@ import sys
 
 import numpy as np
 import pytest
+from check_cases import assert_first_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.ops import OPS, ShapeProblem
-from cnnspec.shapes import output_size, transpose_output_size
-from cnnspec.weights import expected_weights
-from check_cases import assert_first_error
+from cnnspec.graph.ops import OPS, ShapeProblem
+from cnnspec.graph.shapes import output_size, transpose_output_size
+from cnnspec.weights.neutral import expected_weights
 
 RTOL = 1e-5
 
@@ -468,9 +468,10 @@ def test_numbers_in_every_target_match_the_reference(case):
     pytest.importorskip("torch")
     pytest.importorskip("keras")
     ort = pytest.importorskip("onnxruntime")
-    from cnnspec.onnx_writer import model_bytes
     from cnnspec_keras import KerasBackend
     from cnnspec_torch import TorchBackend
+
+    from cnnspec.onnxfile.writer import model_bytes
 
     shape, layers, reference = NUMBERS[case]
     graph = graph_of(shape, layers)
@@ -565,10 +566,11 @@ def test_transposed_kernel_layout_is_what_conv2d_transpose_holds(tmp_path):
     pytest.importorskip("keras")
     import argparse
 
-    from cnnspec import layouts
-    from cnnspec.commands import convert as convert_cmd
-    from cnnspec.weights import read_safetensors, write_weights
     from cnnspec_keras import KerasBackend
+
+    from cnnspec.commands import convert as convert_cmd
+    from cnnspec.weights import keras_layout as layouts
+    from cnnspec.weights.safetensors_io import read_safetensors, write_weights
 
     layers_ = [{"conv2d_transpose": {"filters": 4, "kernel": [3, 2], "stride": 2, "padding": [1, 0, 0, 1]},
                 "name": "up"}, {"conv2d_transpose": {"filters": 2, "kernel": 1, "bias": False}, "name": "mix"}]

@@ -18,14 +18,14 @@ pytest.importorskip("keras")
 ort = pytest.importorskip("onnxruntime")
 
 import yaml  # noqa: E402
+from cnnspec_keras import KerasBackend  # noqa: E402
+from cnnspec_torch import TorchBackend  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from strategies import spec_dicts, to_spec  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.errors import SpecError  # noqa: E402
-from cnnspec.weights import expected_weights  # noqa: E402
-from cnnspec_keras import KerasBackend  # noqa: E402
-from cnnspec_torch import TorchBackend  # noqa: E402
+from cnnspec.weights.neutral import expected_weights  # noqa: E402
 
 pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.xdist_group("keras")]
 KERAS, TORCH = KerasBackend(), TorchBackend()
@@ -77,7 +77,7 @@ def float64_reference(graph, weights, x):
 def check_parity(graph, tmp_path, batches=(1, 3), seed=1):
     """Keras eager, the core's ONNX file and the ONNX backend against PyTorch eager, on the same
     weights; returns the worst relative error."""
-    from cnnspec.onnx_writer import write_onnx
+    from cnnspec.onnxfile.writer import write_onnx
 
     weights = neutral_weights(graph, seed)
     keras_model = KERAS.compile(graph, weights=weights)
@@ -331,7 +331,7 @@ def test_weights_round_trip_torch_keras_torch():
 
 def test_torch_build_weights_feed_keras_build(tmp_path):
     """`cnnspec build --backend keras --weights` takes the torch build's weights.safetensors."""
-    from cnnspec.weights import read_weights
+    from cnnspec.weights.safetensors_io import read_weights
 
     graph = graph_of(*EDGE_CASES["depthwise-multiplier"])
     TORCH.build(graph, tmp_path / "torch", seed=3)
@@ -349,7 +349,7 @@ def test_torch_build_weights_feed_keras_build(tmp_path):
 def test_tf2onnx_cross_check_agrees_with_the_writer(case, tmp_path):
     """tf2onnx (no longer the product's path) and the core writer compute the same numbers."""
     pytest.importorskip("tf2onnx")
-    from cnnspec.onnx_writer import write_onnx
+    from cnnspec.onnxfile.writer import write_onnx
 
     graph = graph_of(*EDGE_CASES[case])
     weights = neutral_weights(graph)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import cnnspec.plugins
-from cnnspec.backend_api import Backend
+import cnnspec.backend.plugins
+from cnnspec.backend.interface import Backend
+from cnnspec.backend.plugins import GROUP, discover, load_backend
 from cnnspec.cli import main
 from cnnspec.errors import BackendUnavailable
-from cnnspec.plugins import GROUP, discover, load_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("torch", "tensorflow", "keras")
@@ -58,13 +58,13 @@ def plugins(monkeypatch):
     points = [EntryPoint(name, value, GROUP) for name, value in (
         ("missing", "cnnspec_no_such_plugin:Backend"), ("needy", "cnnspec_fake_plugins:Needy"),
         ("dict", "cnnspec_fake_plugins:NotABackend"), ("badreq", "cnnspec_fake_plugins:BadRequires"))]
-    monkeypatch.setattr(cnnspec.plugins, "entry_points", lambda group: [p for p in points if p.group == group])
+    monkeypatch.setattr(cnnspec.backend.plugins, "entry_points", lambda group: [p for p in points if p.group == group])
 
 
 def test_a_plugin_that_does_not_load_is_listed_as_broken(plugins, capsys):
     found = discover()
     assert "ModuleNotFoundError" in found["missing"].broken and not found["missing"].installed
-    assert "not a cnnspec.backend_api.Backend subclass" in found["dict"].broken
+    assert "not a cnnspec.backend.interface.Backend subclass" in found["dict"].broken
     assert "'requires' is not a tuple" in found["badreq"].broken
     assert found["needy"].missing == ("cnnspec_no_such_framework",) and not found["needy"].broken
     assert main(["backends"]) == 0

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from cnnspec.cli import main  # noqa: E402
-from cnnspec.data import load_digits_dataset  # noqa: E402
+from cnnspec.data.sources import load_digits_dataset  # noqa: E402
 from cnnspec.errors import InputError, QuantizationRefused, UsageError  # noqa: E402
 from cnnspec.quantize import calibration, quantize_model  # noqa: E402
 from cnnspec.quantize.fold import fold_batchnorms  # noqa: E402
@@ -326,7 +326,7 @@ def test_keras_mnist_spec_on_mnist_format_digits_keeps_accuracy(tmp_path, capsys
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from cnnspec.data import stratified_split
+    from cnnspec.data.sources import stratified_split
 
     bunch = load_digits()
     x = np.stack([np.asarray(Image.fromarray((im * 255 / 16).astype(np.uint8)).resize((28, 28),
@@ -383,7 +383,7 @@ def test_calibration_and_measuring_batches_keep_memory_bounded(tmp_path, monkeyp
     image cannot fit is refused in one line before calibrating."""
     from pathlib import Path
 
-    from cnnspec import resources
+    from cnnspec.graph import resources
     from cnnspec.quantize import pipeline
     from cnnspec.quantize.model import read_face
     from cnnspec.runner.footprint import every_value_elements, peak_elements

@@ -2,7 +2,7 @@
 measurement on the torch backend's module (the input pixels that move one output pixel) for random specs,
 branched ones included.
 
-The receptive-field convention (cnnspec/receptive.py): sizes in input pixels, padding counted as pixels
+The receptive-field convention (cnnspec/graph/receptive.py): sizes in input pixels, padding counted as pixels
 outside the image (not clipped), a layer reached by several paths gets their union.
 """
 import json
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 import cnnspec
-from cnnspec.ops import OPS
-from cnnspec.receptive import RULES, receptive_fields
+from cnnspec.graph.ops import OPS
+from cnnspec.graph.receptive import RULES, receptive_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_op_has_a_rule():
     canonical = {op for op, d in OPS.items() if d.name == op}  # aliases (swish) are their op's name in the IR
     missing = sorted(canonical - set(RULES))
-    assert not missing, f"cnnspec/receptive.py RULES has no rule for op(s) {', '.join(missing)}"
+    assert not missing, f"cnnspec/graph/receptive.py RULES has no rule for op(s) {', '.join(missing)}"
 
 
 def fields_of(path):
@@ -102,8 +102,8 @@ def test_dilation_padding_and_same_split():
 # OPS yet; their attrs as the contract names them) against a brute-force 1-D count of the inputs read
 
 def _apply(op, attrs, n_in, n_out):
-    from cnnspec.ir import Node, frozen_attrs
-    from cnnspec.receptive import Field, input_field
+    from cnnspec.graph.ir import Node, frozen_attrs
+    from cnnspec.graph.receptive import Field, input_field
 
     node = Node("x", op, ("input",), frozen_attrs(attrs), shape=(1, n_out, n_out))
     height, width = RULES[op](node, [input_field((1, n_in, n_in))])
@@ -167,8 +167,8 @@ def test_broadcast_vector_joins_every_position():
     graph = graph_of([{"conv2d": {"filters": 2, "kernel": 3, "padding": 1}, "name": "c"},
                       {"global_avgpool2d": None, "name": "g"}, {"dense": 2, "name": "d"}], [1, 8, 8])
     fields = receptive_fields(graph)
-    from cnnspec.ir import Node, frozen_attrs
-    from cnnspec.receptive import Field
+    from cnnspec.graph.ir import Node, frozen_attrs
+    from cnnspec.graph.receptive import Field
 
     node = Node("m", "multiply", ("c", "d"), frozen_attrs({}), shape=(2, 8, 8))
     height, width = RULES["multiply"](node, [fields["c"], fields["d"]])
@@ -201,7 +201,7 @@ def test_check_json_carries_fields(tmp_path, capsys):
 import numpy as np  # noqa: E402
 from strategies import spec_dicts  # noqa: E402
 
-from cnnspec.weights import expected_weights  # noqa: E402
+from cnnspec.weights.neutral import expected_weights  # noqa: E402
 
 try:
     import torch

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 import cnnspec
-import cnnspec.images
+import cnnspec.files.images
 from cnnspec import runner  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
 
@@ -192,7 +192,7 @@ def test_unusable_images(models, tmp_path, capsys, monkeypatch, case):
     elif case == "truncated":
         path.write_bytes(path.read_bytes()[:200])
     else:
-        monkeypatch.setattr(cnnspec.images, "MAX_IMAGE_PIXELS", 1000)
+        monkeypatch.setattr(cnnspec.files.images, "MAX_IMAGE_PIXELS", 1000)
     err = fails_with(capsys, [models["probs"], "--input", path], "img.png")
     if case == "bomb":
         assert "decompression bomb" in err
@@ -272,7 +272,7 @@ def test_hostile_metadata_means_not_said(value):
 
 
 def test_output_metadata_of_the_expanded_graph():
-    from cnnspec.outputmeta import output_metadata
+    from cnnspec.onnxfile.outputmeta import output_metadata
 
     def meta(layers, blocks=None):
         return output_metadata(cnnspec.loads(spec_meta(layers, blocks)["cnnspec.spec"]).graph)

@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 import cnnspec  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
 from cnnspec.errors import UsageError  # noqa: E402
-from cnnspec.memory import peak_live  # noqa: E402
+from cnnspec.graph.memory import peak_live  # noqa: E402
 from cnnspec.runner import footprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from cnnspec.loader import load_document
-from cnnspec.schema import SCHEMA_FILE, editor_schema
+from cnnspec.spec.loader import load_document
+from cnnspec.spec.schema import SCHEMA_FILE, editor_schema
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
 
 def test_shipped_schema_file_is_generated_from_the_op_table():
     assert json.loads(SCHEMA_FILE.read_text()) == editor_schema(), \
-        "run: python -c 'from cnnspec.schema import write_schema_file; write_schema_file()'"
+        "run: python -c 'from cnnspec.spec.schema import write_schema_file; write_schema_file()'"
 
 
 def test_schema_is_a_valid_draft_2020_12_schema():
@@ -35,11 +35,11 @@ def test_editor_schema_rejects_an_unknown_top_level_key():
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from cnnspec.fastschema import compile_schema  # noqa: E402
-from cnnspec.ops import OPS  # noqa: E402
-from cnnspec.schema import _validator_class, is_valid_for, schema_for, validator_for  # noqa: E402
 from test_fuzz import JSONISH, mutated_specs  # noqa: E402
+
+from cnnspec.graph.ops import OPS  # noqa: E402
+from cnnspec.spec.fastschema import compile_schema  # noqa: E402
+from cnnspec.spec.schema import _validator_class, is_valid_for, schema_for, validator_for  # noqa: E402
 
 KINDS = ["document"] + [f"op:{name}" for name in sorted(OPS)]
 AGREE = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

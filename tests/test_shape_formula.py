@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnspec.shapes import output_size, standardize_pair
+from cnnspec.graph.shapes import output_size, standardize_pair
 
 TABLE = [
     # size, kernel, stride, padding, dilation -> out, pad_before, pad_after

@@ -10,10 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from cnnspec_torch import TorchBackend  # noqa: E402
+
 import cnnspec  # noqa: E402
 from cnnspec.errors import BackendUnavailable, UsageError  # noqa: E402
-from cnnspec.weights import expected_weights, read_weights  # noqa: E402
-from cnnspec_torch import TorchBackend  # noqa: E402
+from cnnspec.weights.neutral import expected_weights
+from cnnspec.weights.safetensors_io import read_weights  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))

@@ -39,7 +39,7 @@ def test_nothing_set_once_torch_is_loaded():
 
 def test_discovery_sets_it_before_torch_loads():
     """The entry point (what every cnnspec command's backend lookup loads) imports the package, not torch."""
-    code = ("import os, sys; from cnnspec.plugins import discover; discover(); "
+    code = ("import os, sys; from cnnspec.backend.plugins import discover; discover(); "
             "print(os.environ.get('OMP_WAIT_POLICY', 'unset'), 'torch' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backends"), env.get("PYTHONPATH", "")])

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import cnnspec  # noqa: E402
-from cnnspec.weights import expected_weights  # noqa: E402
+from cnnspec.weights.neutral import expected_weights  # noqa: E402
 
 pytestmark = pytest.mark.torch
 SPECS = Path(__file__).resolve().parent.parent / "specs"

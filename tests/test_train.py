@@ -8,15 +8,15 @@ import math
 
 import numpy as np
 import pytest
+from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
+from train_specs import write  # noqa: E402
 
 import cnnspec
 from cnnspec.cli import main
-from cnnspec.data import load_source
+from cnnspec.data.sources import load_source
 from cnnspec.errors import UsageError
-from cnnspec.training import (CHECKPOINT_FILE, OUTPUT_FILES, TrainConfig, World, epoch_batches, export_labels, training_head,
-                              world_from_env)
-from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
-from train_specs import write  # noqa: E402
+from cnnspec.training import (CHECKPOINT_FILE, OUTPUT_FILES, TrainConfig, World, epoch_batches,
+                              export_labels, training_head, world_from_env)
 
 TIMING = ("seconds", "images_per_second", "train_seconds")
 
@@ -103,7 +103,7 @@ def test_training_reaches_a_backend_through_make_trainer(monkeypatch):
     import types
 
     import cnnspec.training
-    from cnnspec.backend_api import Backend, EpochStats
+    from cnnspec.backend.interface import Backend, EpochStats
     from cnnspec.errors import BackendUnavailable
 
     assert cnnspec.training.EpochStats is EpochStats  # the old import still works
@@ -146,7 +146,7 @@ class ScriptedTrainer:
     test accuracy defaults to the validation one, the validation loss to 1.0; the test loss is 1/epoch."""
 
     def __init__(self, graph, script):
-        from cnnspec.weights import expected_weights
+        from cnnspec.weights.neutral import expected_weights
 
         self.shapes, self.script, self.epoch, self.closed = expected_weights(graph), list(script), 0, False
         self.seen, self.plans, self.evaluated = [], [], []
@@ -188,7 +188,7 @@ class ScriptedTrainer:
 
 @pytest.fixture
 def fake(monkeypatch):
-    import cnnspec.plugins
+    import cnnspec.backend.plugins
 
     made = []
 
@@ -197,14 +197,14 @@ def fake(monkeypatch):
         return made[-1]
 
     fake.made = made
-    monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
+    monkeypatch.setattr(cnnspec.backend.plugins, "load_backend", lambda name: FakeBackend())
     monkeypatch.setattr(FakeBackend, "make_trainer", make_trainer, raising=False)
     return fake
 
 
 def test_best_epoch_by_validation_accuracy_is_what_gets_written(tmp_path, fake):
     from cnnspec.training import train
-    from cnnspec.weights import read_weights
+    from cnnspec.weights.safetensors_io import read_weights
 
     # the test set scores best at epochs 1 and 3, but never chooses; a validation tie keeps the earlier epoch
     fake.script = [(2.0, 0.50, 0.99), (1.0, 0.90, 0.70), (0.5, 0.80, 0.95), (0.4, 0.90, 0.98)]
@@ -302,7 +302,7 @@ def test_data_that_does_not_fit_the_spec_stops_before_training(tmp_path, capsys)
 def run_onnx(path, x):
     import onnxruntime as ort
 
-    from cnnspec.onnxio import metadata, read_model
+    from cnnspec.onnxfile.boundary import metadata, read_model
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(["output"], {"input": x})[0]
@@ -431,7 +431,8 @@ class TestKeras:
         assert meta["cnnspec.backend"] == "keras" and json.loads(meta["cnnspec.classes"])[3] == "3"
         assert abs(float((scores.argmax(1) == data.y_test).mean()) - metrics["test_accuracy"]) <= 1 / len(data.y_test)
         # the weights are neutral: every key and shape of the contract's layout, read back against the spec
-        from cnnspec.weights import expected_weights, read_weights
+        from cnnspec.weights.neutral import expected_weights
+        from cnnspec.weights.safetensors_io import read_weights
 
         graph = cnnspec.load("specs/digits.yaml").graph
         weights = read_weights(out / "weights.safetensors", graph)

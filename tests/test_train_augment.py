@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from train_specs import TINY  # noqa: E402
 
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.training import AUGMENTS, Augmenter, parse_augment
-from train_specs import TINY  # noqa: E402
 
 
 def batch(c=1, n=16, size=8, seed=0):
@@ -64,7 +64,7 @@ def test_augmentation_never_touches_validation_or_test_images(tmp_path, monkeypa
     loaded, the data arrays are never changed, and only training images are augmented."""
     import cnnspec_torch.training as torch_training
 
-    from cnnspec.data import load_source
+    from cnnspec.data.sources import load_source
     from cnnspec.training import validation_split
 
     pristine = load_source("digits", cnnspec.loads(TINY).graph)

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from train_specs import TINY  # noqa: E402
 
 from cnnspec.cli import main
-from train_specs import TINY  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

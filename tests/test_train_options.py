@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
+from train_specs import write  # noqa: E402
 
 import cnnspec
 from cnnspec.cli import main
@@ -17,9 +19,6 @@ from cnnspec.errors import UsageError
 from cnnspec.training import (EpochBar, EpochPlan, Schedule, TrainConfig, World, confusion, epoch_batches,
                               patience_stop, per_class, read_config, schedule_for, to_yaml)
 from cnnspec.training.settings import config_from
-from train_specs import TINY_WITH_DROPOUT as TINY  # noqa: E402
-from train_specs import write  # noqa: E402
-
 
 # ---------------------------------------------------------------- the schedule, framework-free
 
@@ -194,8 +193,8 @@ def reference_torch_run(spec, epochs, seed):
     import torch
     import torch.nn.functional as F
 
-    from cnnspec.data import load_source
-    from cnnspec.plugins import load_backend
+    from cnnspec.backend.plugins import load_backend
+    from cnnspec.data.sources import load_source
 
     graph = cnnspec.load(spec).graph
     data = load_source("digits", graph)
@@ -221,7 +220,7 @@ def reference_torch_run(spec, epochs, seed):
 @pytest.mark.torch
 class TestTorchOptions:
     def test_default_flags_train_exactly_as_before(self, tmp_path):
-        from cnnspec.weights import read_weights
+        from cnnspec.weights.safetensors_io import read_weights
 
         spec = write(tmp_path, TINY)
         argv = ["train", spec, "--data", "digits", "--epochs", "2", "--seed", "3", "--val-fraction", "0", "--quiet"]
@@ -237,10 +236,10 @@ class TestTorchOptions:
 
     def test_the_trainer_steps_with_the_plans_lr_and_the_asked_optimizer(self):
         import torch
-
-        from cnnspec.data import load_source
-        from cnnspec.plugins import load_backend
         from cnnspec_torch.training import make_trainer
+
+        from cnnspec.backend.plugins import load_backend
+        from cnnspec.data.sources import load_source
 
         graph = cnnspec.loads(TINY).graph
         data = load_source("digits", graph)
@@ -285,7 +284,7 @@ class TestTorchOptions:
         # the exported model's own predictions give the same matrix (within a near-tie or two)
         from test_train import run_onnx
 
-        from cnnspec.data import load_source
+        from cnnspec.data.sources import load_source
 
         data = load_source("digits", cnnspec.load(spec).graph)
         scores, _ = run_onnx(out / "model.onnx", data.x_test)
@@ -319,10 +318,10 @@ class TestTorchOptions:
 class TestKerasOptions:
     def test_keras_steps_with_the_plans_lr_and_smooths_as_torch_does(self):
         import keras
-
-        from cnnspec.data import load_source
-        from cnnspec.plugins import load_backend
         from cnnspec_keras.training import make_trainer
+
+        from cnnspec.backend.plugins import load_backend
+        from cnnspec.data.sources import load_source
 
         graph = cnnspec.loads(TINY).graph
         data = load_source("digits", graph)

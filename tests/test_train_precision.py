@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from train_specs import TINY  # noqa: E402
 
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.training import TrainConfig, World
-from train_specs import TINY  # noqa: E402
 
 
 def _exported_fp32(out):
@@ -39,9 +39,9 @@ def test_where_a_precision_cannot_run_is_one_line(tmp_path, capsys, argv, messag
 class TestTorchPrecision:
     def test_bf16_autocasts_the_forward_and_scores_in_fp32(self):
         import torch
-
-        from cnnspec.plugins import load_backend
         from cnnspec_torch.training import make_trainer
+
+        from cnnspec.backend.plugins import load_backend
 
         graph = cnnspec.loads(TINY).graph
         trainer = make_trainer(load_backend("torch"), graph, None, TrainConfig(precision="bf16"), World())
@@ -88,9 +88,9 @@ class TestTorchPrecision:
 @pytest.mark.xdist_group("keras")
 def test_keras_bf16_trains_under_the_mixed_policy_and_exports_fp32(tmp_path):
     import keras
-
-    from cnnspec.plugins import load_backend
     from cnnspec_keras.training import make_trainer
+
+    from cnnspec.backend.plugins import load_backend
 
     trainer = make_trainer(load_backend("keras"), cnnspec.loads(TINY).graph, None, TrainConfig(precision="bf16"),
                            World())
@@ -106,7 +106,7 @@ def test_keras_bf16_trains_under_the_mixed_policy_and_exports_fp32(tmp_path):
     # the reported accuracy is the fp32 model's: the exported ONNX model agrees
     from test_train import run_onnx
 
-    from cnnspec.data import load_source
+    from cnnspec.data.sources import load_source
 
     data = load_source("digits", cnnspec.loads(TINY).graph)
     scores, _ = run_onnx(out / "model.onnx", data.x_test)

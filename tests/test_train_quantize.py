@@ -15,12 +15,13 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from train_specs import TINY, write  # noqa: E402
+
 from cnnspec.cli import main  # noqa: E402
-from cnnspec.data import load_digits_dataset  # noqa: E402
+from cnnspec.data.sources import load_digits_dataset  # noqa: E402
 from cnnspec.errors import UsageError  # noqa: E402
 from cnnspec.training import int8 as int8_step  # noqa: E402
 from cnnspec.training.checkpoint import differences  # noqa: E402
-from train_specs import TINY, write  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
 TRAIN = ["--data", "digits", "--epochs", "2", "--quiet"]

@@ -139,9 +139,8 @@ def finished(tmp_path_factory):
     (["-o", "elsewhere"], "a resumed run writes into its own folder"),
 ])
 def test_a_resume_that_changes_the_run_is_refused_in_one_line(finished, capsys, extra, message):
-    from cnnspec.data import load_source
-
     import cnnspec
+    from cnnspec.data.sources import load_source
 
     if "SPEC2" in extra:
         (finished / "spec2.yaml").write_text(SPEC.replace("filters: 8", "filters: 6"))
@@ -184,11 +183,11 @@ def test_resume_hints(tmp_path, capsys, target, message):
 def test_a_run_stopped_by_patience_resumes_without_training_more(tmp_path, monkeypatch):
     from test_train import FakeBackend, ScriptedTrainer
 
-    import cnnspec.plugins
+    import cnnspec.backend.plugins
     from cnnspec.training import train
 
     made = []
-    monkeypatch.setattr(cnnspec.plugins, "load_backend", lambda name: FakeBackend())
+    monkeypatch.setattr(cnnspec.backend.plugins, "load_backend", lambda name: FakeBackend())
     monkeypatch.setattr(FakeBackend, "make_trainer", lambda b, g, w, c, world: made.append(
         ScriptedTrainer(g, [(1.0, 0.9), (1.0, 0.5), (1.0, 0.5), (1.0, 0.99)])) or made[-1], raising=False)
     (tmp_path / "spec.yaml").write_text(SPEC)

@@ -12,7 +12,8 @@ from safetensors.numpy import save
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.errors import InputError
-from cnnspec.weights import canonical_safetensors, expected_weights, read_weights, write_weights
+from cnnspec.weights.neutral import expected_weights
+from cnnspec.weights.safetensors_io import canonical_safetensors, read_weights, write_weights
 
 SPEC = """cnnspec: 1
 name: w
@@ -117,7 +118,7 @@ def test_convert_with_bad_weights_is_exit_2_and_writes_nothing(graph, tmp_path, 
 
 
 def test_convert_needs_only_the_core(graph, tmp_path):
-    """Weight layouts live in cnnspec.layouts: convert runs with no backend package importable."""
+    """Weight layouts live in cnnspec.weights.keras_layout: convert runs with no backend package importable."""
     import subprocess
     import sys
     from pathlib import Path

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import cnnspec
-from cnnspec.weights import expected_weights
+from cnnspec.weights.neutral import expected_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

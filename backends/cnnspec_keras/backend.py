@@ -9,11 +9,11 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from cnnspec import layouts
-from cnnspec.backend_api import Backend
+from cnnspec.backend.interface import Backend
 from cnnspec.errors import InputError
-from cnnspec.fsutil import atomic_write_text
-from cnnspec.weights import check_tensors, expected_weights
+from cnnspec.files.atomic import atomic_write_text
+from cnnspec.weights import keras_layout
+from cnnspec.weights.neutral import check_tensors, expected_weights
 
 from .plan import make_plan
 
@@ -67,17 +67,17 @@ class KerasBackend(Backend):
         import numpy as np
 
         keras_tensors = {}
-        for name, parts in layouts.layer_parts(graph):
+        for name, parts in keras_layout.layer_parts(graph):
             values = model.get_layer(name).get_weights()
             for part, value in zip(parts, values):
                 keras_tensors[f"{name}.{part.keras}"] = np.asarray(value, dtype=np.float32)
-        return layouts.to_neutral(graph, keras_tensors)
+        return keras_layout.to_neutral(graph, keras_tensors)
 
     def set_weights(self, model, graph, weights: dict) -> None:
         """Checked by the core (missing, unexpected, misshapen, non-finite), then transposed to Keras'."""
         neutral = check_tensors(weights, expected_weights(graph), "weights", f"do not fit spec '{graph.name}'")
-        keras_tensors = layouts.to_keras(graph, neutral)
-        for name, parts in layouts.layer_parts(graph):
+        keras_tensors = keras_layout.to_keras(graph, neutral)
+        for name, parts in keras_layout.layer_parts(graph):
             model.get_layer(name).set_weights([keras_tensors[f"{name}.{p.keras}"] for p in parts])
 
     def predict(self, model, x_nchw):
@@ -97,14 +97,14 @@ class KerasBackend(Backend):
         """tf2onnx's conversion of ``model(x, training=False)``: a cross-check of the core writer in
         tests, not the product's path."""
         _quiet_tensorflow()
-        from cnnspec.onnxio import OPSET
+        from cnnspec.onnxfile.boundary import OPSET
 
         from .export import convert
 
         return convert(model, graph.input_shape, OPSET)
 
     def export_onnx_native(self, model, graph, path) -> None:
-        from cnnspec.onnxio import finalize_and_save
+        from cnnspec.onnxfile.boundary import finalize_and_save
 
         finalize_and_save(self.onnx_proto(model, graph), graph, self.name, path)
 

@@ -10,8 +10,9 @@ import ast
 import json
 from importlib import util as importlib_util
 
-from cnnspec.ir import Graph
-from cnnspec.layouts import layer_parts
+from cnnspec.graph.ir import Graph
+from cnnspec.weights.keras_layout import layer_parts
+
 from .plan import MULTI_INPUT, Plan, Step, make_plan
 
 TARGET = "keras model_keras.py"

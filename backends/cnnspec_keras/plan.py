@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 
 from cnnspec.errors import LoweringMissing
-from cnnspec.ir import INPUT, Graph, Node
-from cnnspec.ops import activation_defaults
+from cnnspec.graph.ir import INPUT, Graph, Node
+from cnnspec.graph.ops import activation_defaults
 
 TARGET = "keras"
 # layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
@@ -59,7 +59,7 @@ def _keras_value(value):
     return value if isinstance(value, str) else float(value)
 
 
-# the keras target's activation table, one entry per activation in cnnspec.ops.ACTIVATIONS
+# the keras target's activation table, one entry per activation in cnnspec.graph.ops.ACTIVATIONS
 ACTIVATIONS = {
     "relu": KerasActivation("ReLU", fused="relu"),
     "relu6": KerasActivation("ReLU", (("max_value", 6.0),), fused="relu6"),

@@ -1,4 +1,4 @@
-"""The Keras training loop behind ``cnnspec train --backend keras`` (a ``cnnspec.backend_api.Trainer``).
+"""The Keras training loop behind ``cnnspec train --backend keras`` (a ``cnnspec.backend.interface.Trainer``).
 
 A custom loop (a compiled ``tf.function`` step with a gradient tape) rather than ``model.fit``: the
 batches, the learning rate of every step and the augmentation come from the framework-free
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from cnnspec.backend_api import EpochStats
+from cnnspec.backend.interface import EpochStats
 from cnnspec.errors import BackendUnavailable, UsageError
 
 EVAL_BATCH = 1024

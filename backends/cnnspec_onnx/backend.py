@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnspec.backend_api import Backend
+from cnnspec.backend.interface import Backend
 from cnnspec.errors import InputError
-from cnnspec.weights import check_tensors, expected_weights
+from cnnspec.weights.neutral import check_tensors, expected_weights
 
 
 @dataclass
@@ -19,7 +19,7 @@ class OnnxModel:
     def refresh(self) -> None:
         import onnxruntime as ort
 
-        from cnnspec.onnx_writer import model_bytes
+        from cnnspec.onnxfile.writer import model_bytes
 
         options = ort.SessionOptions()
         options.log_severity_level = 3

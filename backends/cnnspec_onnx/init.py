@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from cnnspec.ir import Graph
-from cnnspec.weights import expected_weights
+from cnnspec.graph.ir import Graph
+from cnnspec.weights.neutral import expected_weights
 
 BATCHNORM_START = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
 # op -> (node, part) -> the constant its weights start at; other ops' weights are drawn

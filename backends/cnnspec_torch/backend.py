@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnspec.backend_api import Backend
+from cnnspec.backend.interface import Backend
 from cnnspec.errors import BackendUnavailable
-from cnnspec.fsutil import atomic_write_text
-from cnnspec.weights import check_tensors, expected_weights
+from cnnspec.files.atomic import atomic_write_text
+from cnnspec.weights.neutral import check_tensors, expected_weights
 
 CODE_FILE = "model.py"
 

@@ -16,9 +16,9 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
-from cnnspec import __version__
 from cnnspec.errors import LoweringMissing
-from cnnspec.ops import activation_defaults, written_padding
+from cnnspec.graph.ops import activation_defaults, written_padding
+from cnnspec.version import __version__
 
 from . import layers
 

@@ -1,5 +1,5 @@
-"""ONNX export with the TorchScript exporter, then ``cnnspec.onnxio.finalize_and_save``: a cross-check
-of the core writer (:mod:`cnnspec.onnx_writer`) in tests, no longer the product's path.
+"""ONNX export with the TorchScript exporter, then ``cnnspec.onnxfile.boundary.finalize_and_save``: a cross-check
+of the core writer (:mod:`cnnspec.onnxfile.writer`) in tests, no longer the product's path.
 
 Each layer's output value in the file is named after the spec layer (``layer1.0.conv1``), so the
 file reads like the spec in Netron and a test can match ONNX's shape inference to cnnspec's:
@@ -12,8 +12,8 @@ import io
 import warnings
 from pathlib import Path
 
-from cnnspec.onnx_writer import value_names
-from cnnspec.onnxio import BATCH_DIM, OPSET, finalize_and_save, rename_value
+from cnnspec.onnxfile.boundary import BATCH_DIM, OPSET, finalize_and_save, rename_value
+from cnnspec.onnxfile.writer import value_names
 
 MARK_DOMAIN = "cnnspec"
 MARK_OP = "Mark"

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnspec.ops import activation_defaults
+from cnnspec.graph.ops import activation_defaults
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class FunctionCall:
         return f"{self.function}({', '.join([x, *extra])})"
 
 
-# the torch target's activation table, one entry per activation in cnnspec.ops.ACTIVATIONS
+# the torch target's activation table, one entry per activation in cnnspec.graph.ops.ACTIVATIONS
 ACTIVATION_CALLS = {
     "relu": FunctionCall("F.relu"),
     "relu6": FunctionCall("F.relu6"),

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cnnspec.errors import LoweringMissing, UsageError
-from cnnspec.ops import written_padding
+from cnnspec.graph.ops import written_padding
 
 from . import layers
 

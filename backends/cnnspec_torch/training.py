@@ -1,4 +1,4 @@
-"""The PyTorch training loop behind ``cnnspec train --backend torch`` (a ``cnnspec.backend_api.Trainer``).
+"""The PyTorch training loop behind ``cnnspec train --backend torch`` (a ``cnnspec.backend.interface.Trainer``).
 
 A plain loop over in-memory tensors (no DataLoader: the data already sits in one array, and index
 batches come from the framework-free orchestrator). Under ``torchrun`` it joins the process group
@@ -13,10 +13,9 @@ and runs on CUDA only.
 from __future__ import annotations
 
 import os
-
 from contextlib import nullcontext
 
-from cnnspec.backend_api import EpochStats
+from cnnspec.backend.interface import EpochStats
 from cnnspec.errors import BackendUnavailable
 
 EVAL_BATCH = 1024

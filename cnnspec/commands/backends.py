@@ -10,7 +10,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..plugins import discover
+    from ..backend.plugins import discover
 
     found = discover()
     if not found:

@@ -23,8 +23,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..benchmark import format_bench, parse_batches, run_bench
     from ..errors import UsageError
+    from ..runner.benchmark import format_bench, parse_batches, run_bench
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {args.threads}")

@@ -21,12 +21,12 @@ def run(args) -> int:
     import time
 
     from ..api import load
-    from ..backend_api import ONNX_FILE, WEIGHTS_FILE
-    from ..fsutil import check_can_create_dir
-    from ..publish import staged_output
-    from ..resources import require_memory, require_onnx_size
-    from ..plugins import load_backend
-    from ..weights import read_weights
+    from ..backend.interface import ONNX_FILE, WEIGHTS_FILE
+    from ..backend.plugins import load_backend
+    from ..files.atomic import check_can_create_dir
+    from ..files.publish import staged_output
+    from ..graph.resources import require_memory, require_onnx_size
+    from ..weights.safetensors_io import read_weights
 
     spec = load(args.spec)
     graph = spec.graph

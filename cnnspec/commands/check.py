@@ -21,7 +21,7 @@ def _positive(text: str) -> int:
 
 
 def _columns(text: str):
-    from ..report import parse_columns
+    from ..graph.report import parse_columns
 
     try:
         return parse_columns(text)
@@ -51,8 +51,8 @@ def terminal_width(stream) -> int:
 def run(args) -> int:
     from ..api import check_path
     from ..errors import UsageError
-    from ..lint import lint
-    from ..report import table, to_json
+    from ..graph.lint import lint
+    from ..graph.report import table, to_json
 
     documents, tables, failed, usage_failed = [], [], 0, 0
     for path in args.specs:
@@ -76,7 +76,7 @@ def run(args) -> int:
             print(w.render(), file=sys.stderr)
         memory = None
         if valid and args.batch:
-            from ..memory import estimate
+            from ..graph.memory import estimate
 
             memory = estimate(graph, args.batch)
         if valid and not args.json:

@@ -37,10 +37,10 @@ def default_output(source: Path, target: str) -> Path:
 
 
 def run(args) -> int:
-    from .. import layouts
     from ..api import load
     from ..errors import UsageError
-    from ..weights import read_safetensors, write_weights
+    from ..weights import keras_layout
+    from ..weights.safetensors_io import read_safetensors, write_weights
 
     graph = load(args.spec).graph
     source = Path(args.weights)
@@ -49,8 +49,8 @@ def run(args) -> int:
     if out.resolve() == source.resolve():
         raise UsageError(f"{out}: would overwrite the input weights; name another file with -o")
     tensors, meta = read_safetensors(source)
-    source_layout = layouts.detect_layout(tensors, graph, meta)
-    converted = layouts.convert(tensors, graph, source_layout, target, str(source))
+    source_layout = keras_layout.detect_layout(tensors, graph, meta)
+    converted = keras_layout.convert(tensors, graph, source_layout, target, str(source))
     write_weights(out, converted, graph, layout=target)
     if not args.quiet:
         print(f"{source}: {len(converted)} tensors, {source_layout} layout -> {target} layout", file=sys.stderr)

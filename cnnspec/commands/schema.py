@@ -10,7 +10,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..schema import SCHEMA_FILE
+    from ..spec.schema import SCHEMA_FILE
 
     print(SCHEMA_FILE if args.path else SCHEMA_FILE.read_text(encoding="utf-8"), end="" if not args.path else "\n")
     return 0

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..figures import Row, call_name, call_rows, input_row, layer_rows
-from ..ir import INPUT, Graph, Node
-from ..ops import OPS, fmt_shape
-from ..receptive import receptive_fields
+from ..graph.figures import Row, call_name, call_rows, input_row, layer_rows
+from ..graph.ir import INPUT, Graph, Node
+from ..graph.ops import OPS, fmt_shape
+from ..graph.receptive import receptive_fields
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from html import escape
 
-from ..receptive import as_number
-from ..report import COLUMNS, Totals
+from ..graph.receptive import as_number
+from ..graph.report import COLUMNS, Totals
 from .diagram import Diagram
 from .layout import Layout
 from .svg import to_svg

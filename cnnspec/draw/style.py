@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import ACTIVATIONS
+from ..graph.ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 def _tooltip(box) -> str:
-    from ..report import COLUMNS, Totals
+    from ..graph.report import COLUMNS, Totals
 
     row = box.row
     cells = [f"{COLUMNS[k].header}: {COLUMNS[k].cell(row, Totals(0, 0))}" for k in ("rf", "stride", "params", "macs")]

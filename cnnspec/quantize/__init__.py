@@ -7,6 +7,8 @@ tried and why), ``quantizer`` (onnxruntime.quantization), ``figures`` (accuracy,
 Dynamic quantisation is not offered: on conv nets it runs ConvInteger, which gains nothing: 0.7-1.1x
 of fp32 on ResNet-18 on this AVX2 machine over three runs (static: 1.7-2.1x), and 2.5 to 6 times
 slower than fp32 on the CNNs issue 10 measured.
+
+May import: errors, graph, files, onnxfile, backend, data, runner.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Images for calibration and for the held-out figures, from the same sources and with the same
-preprocessing and split as ``cnnspec train`` (:mod:`cnnspec.data`).
+preprocessing and split as ``cnnspec train`` (:mod:`cnnspec.data.sources`).
 
 Calibration reads only the training part: ranges chosen on the held-out images would make the
 held-out figures flatter the int8 model. It needs images only, so any source whose images fit the
@@ -31,7 +31,7 @@ class Images:
 
 def load_images(source: str, face) -> Images:
     """``source`` as ``train --data`` reads it, or a folder of images (labelled or not)."""
-    from .. import data
+    from ..data import sources as data
 
     path = Path(source)
     if source == "digits":
@@ -67,7 +67,7 @@ def _labelled(dataset, face) -> Images:
 def _image_folder(root: Path, face) -> Images:
     """Class subfolders named after the model's classes: labelled, read as train reads them.
     Anything else (loose photos, other folder names): unlabelled, with train's fixed 20% split."""
-    from .. import data
+    from ..data import sources as data
 
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = _files(root)
@@ -87,7 +87,7 @@ def _image_folder(root: Path, face) -> Images:
 
 
 def _files(folder: Path) -> list[Path]:
-    from ..data import IMAGE_SKIP
+    from ..data.sources import IMAGE_SKIP
 
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IMAGE_SKIP)
@@ -96,8 +96,8 @@ def _files(folder: Path) -> list[Path]:
 def _unlabelled(root: Path, files: list[Path], face, note: str) -> Images:
     import numpy as np
 
-    from ..data import stratified_split
-    from ..images import load_image
+    from ..data.sources import stratified_split
+    from ..files.images import load_image
 
     if len(files) < 2:
         raise InputError(f"{root}: needs at least 2 images (one to calibrate on, one held out), found {len(files)}")

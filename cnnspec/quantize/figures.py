@@ -1,6 +1,6 @@
 """What the quantised model costs and buys, measured on the held-out images against the fp32
 model: accuracy of each (where the labels fit), top-1 agreement, the largest output difference, and
-int8/fp32 speed at batch 1 and 32 on this machine (:mod:`cnnspec.speed`, both in the same rounds).
+int8/fp32 speed at batch 1 and 32 on this machine (:mod:`cnnspec.runner.speed`, both in the same rounds).
 
 :func:`accuracy` is the one place a score becomes an accuracy here; ``cnnspec eval`` computes the
 same figure from the same split, and this can call it once both live on one branch.
@@ -62,7 +62,7 @@ def held_out_figures(fp32_session, int8_session, images, labels, batch: int = EV
 
 def speed_ratios(fp32_session, int8_session, images, seconds: float, batches=SPEED_BATCHES) -> dict:
     """{batch: (int8 images/s, fp32 images/s, int8/fp32 ratio)}, both timed in the same rounds."""
-    from ..speed import compare, session_step, tile_batch
+    from ..runner.speed import compare, session_step, tile_batch
 
     out = {}
     for batch in batches:

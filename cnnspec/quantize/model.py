@@ -1,4 +1,4 @@
-"""The model to quantise, read through :func:`cnnspec.onnxio.read_model`, and what cnnspec needs
+"""The model to quantise, read through :func:`cnnspec.onnxfile.boundary.read_model`, and what cnnspec needs
 to know about it: input size, number of outputs, labels, whether it ends in softmax.
 
 Only models cnnspec wrote are quantised. Calibration feeds the model images preprocessed the way
@@ -35,7 +35,7 @@ class ModelFace:
 
 def read_face(path: str) -> ModelFace:
     """Read ``path`` and check it is an fp32 cnnspec model with one [N, C, H, W] float input."""
-    from ..onnxio import metadata, read_model
+    from ..onnxfile.boundary import metadata, read_model
     from ..runner.metadata import classes, output_is_softmax
 
     model = read_model(path)

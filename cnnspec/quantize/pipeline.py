@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..backend.trainconfig import DEFAULT_QUANTIZE_MAX_DROP, DEFAULT_QUANTIZE_SAMPLES
 from ..errors import InputError, QuantizationRefused, UsageError
 from . import calibration
 from .calibration import Images
@@ -20,8 +21,8 @@ from .model import ModelFace, read_face
 from .recipes import RECIPES, choose_recipe
 from .report import QuantizeReport
 
-DEFAULT_SAMPLES = 256
-DEFAULT_MAX_DROP = 1.0
+DEFAULT_SAMPLES = DEFAULT_QUANTIZE_SAMPLES  # shared with train --quantize (its settings live below)
+DEFAULT_MAX_DROP = DEFAULT_QUANTIZE_MAX_DROP
 DEFAULT_SPEED_SECONDS = 2.0
 STEP_MEMORY = 1 << 30  # bytes of activations calibration or measuring may hold at once
 
@@ -56,9 +57,9 @@ def quantize_source(model_path, source: str, *, output=None, **options) -> Quant
 def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int = DEFAULT_SAMPLES,
                   max_drop: float = DEFAULT_MAX_DROP, force: bool = False, recipe: str | None = None,
                   speed_seconds: float = DEFAULT_SPEED_SECONDS, threads: int | None = None) -> QuantizeReport:
-    from ..cpuinfo import int8_isa
-    from ..fsutil import atomic_write_bytes, check_can_create_dir
-    from ..onnxio import check_model
+    from ..files.atomic import atomic_write_bytes, check_can_create_dir
+    from ..onnxfile.boundary import check_model
+    from ..runner.cpuinfo import int8_isa
     from ..runner.session import open_session
 
     out = Path(output) if output is not None else default_output(face.path)
@@ -121,7 +122,7 @@ def _batches(face) -> tuple[int, int]:
     (its ReduceMin/ReduceMax nodes run at the graph's end): ResNet-50 holds 144 MB an image that
     way, and its default batch of 32 took 8 GB. Measuring needs only the forward pass's peak, for
     the two sessions at once (each keeps its arena). One image that cannot fit is refused first."""
-    from ..resources import require_fits
+    from ..graph.resources import require_fits
     from ..runner.footprint import FLOAT32, batch_within, every_value_elements, peak_elements
 
     every, peak = FLOAT32 * every_value_elements(face.proto), FLOAT32 * peak_elements(face.proto)
@@ -135,9 +136,9 @@ def _require_runs(face, session, image) -> None:
     """The fp32 model runs on one of its calibration images, with finite outputs, or the file is
     refused: ONNX Runtime loads a file whose graph does not fit its weights and fails only when it
     runs, and weights of NaN or infinity would give NaN scales."""
-    from ..runner.session import _first_line
-
     import numpy as np
+
+    from ..runner.session import _first_line
 
     try:
         outputs = session.run(None, {session.get_inputs()[0].name: image})

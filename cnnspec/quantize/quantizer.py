@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 from ..errors import InputError
-
 from .fold import fold_batchnorms
 from .recipes import Recipe
 

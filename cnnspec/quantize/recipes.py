@@ -33,7 +33,7 @@ batch 32, none kept (one to four runs each, every figure a ratio within one run,
 - ``session.dynamic_block_base=4``: 1.01-1.12x (two runs).
 - one thread instead of two: 0.93-1.08x at batch 32, 0.58-1.78x at batch 1 (the other job decides).
 
-With a pause between turns (``cnnspec.speed.compare(settle=...)``: a spinning session slowed the model
+With a pause between turns (``cnnspec.runner.speed.compare(settle=...)``: a spinning session slowed the model
 timed after it) the chosen recipe with cnnspec's settings ran 1.08x the plain recipe at batch 1 and
 0.99x at batch 32 in one run at load 2.5-3.1: the margin is the session settings under load, not the
 recipe.

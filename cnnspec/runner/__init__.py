@@ -1,8 +1,14 @@
-"""``cnnspec run``: an exported model, ONNX Runtime and the user's files (.npy arrays or images).
+"""``cnnspec run`` and ``cnnspec bench``: an exported model, ONNX Runtime and the user's files (.npy
+arrays or images).
 
-One job per module: ``session`` (the model and its provider), ``inputs`` (the user's files),
-``metadata`` (labels, and whether the model ends in softmax), ``predict`` (run_model), ``output``
-(text and JSON). The names below are the package's public face.
+One job per module: ``session`` (the model and its provider), ``options`` (its threads),
+``inputs`` (the user's files), ``metadata`` (labels, and whether the model ends in softmax),
+``footprint`` (the activations of a batch, from the file), ``predict`` (run_model), ``save``
+(``--save``), ``output`` (text and JSON); for ``bench``, ``speed`` (timing in alternating rounds),
+``cpuinfo`` (the CPU's int8 instruction set) and ``benchmark`` (the command's figures). The names
+below are the package's public face of ``run``.
+
+May import: errors, graph, spec, files, onnxfile, api.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..errors import UsageError
-from ..resources import MEMORY_SHARE, human_bytes, physical_memory, require_fits
+from ..graph.resources import MEMORY_SHARE, human_bytes, physical_memory, require_fits
 
 FLOAT32 = 4
 

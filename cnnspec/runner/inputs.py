@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..fsutil import NOT_REGULAR
-from ..images import IMAGE_MODES, load_image
-from ..npyfile import read_header
-from ..resources import require_fits
+from ..files.atomic import NOT_REGULAR
+from ..files.images import IMAGE_MODES, load_image
+from ..files.npy import read_header
+from ..graph.resources import require_fits
 
 MAX_NPY_BYTES = 2 * 1024 ** 3
 NPY_SUFFIXES = (".npy",)
@@ -51,7 +51,7 @@ def require_regular_input(path: Path, what: str = "input file") -> int:
 
 
 def read_npy_header(path: Path, size: int):
-    """The checked header of a .npy input (see :mod:`cnnspec.npyfile`), holding real numbers."""
+    """The checked header of a .npy input (see :mod:`cnnspec.files.npy`), holding real numbers."""
     import numpy as np
 
     try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from ..loader import MAX_FILE_BYTES
-from ..outputmeta import OUTPUT_ACTIVATION, OUTPUT_OP, ends_in_softmax, scoring_node
+from ..onnxfile.outputmeta import OUTPUT_ACTIVATION, OUTPUT_OP, ends_in_softmax, scoring_node
+from ..spec.loader import MAX_FILE_BYTES
 
 MAX_JSON_CHARS = MAX_FILE_BYTES  # a spec may be no larger; labels and shapes are far smaller
 SPEC_KEY, CLASSES_KEY, INPUT_SHAPE_KEY = "cnnspec.spec", "cnnspec.classes", "cnnspec.input_shape"

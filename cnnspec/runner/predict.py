@@ -7,10 +7,10 @@ them. Softmax is applied only where the model does not already end in it: the me
 from __future__ import annotations
 
 from ..errors import InputError, UsageError
-from ..resources import require_fits
+from ..graph.resources import require_fits
+from .footprint import require_batch_fits
 from .inputs import FLOAT32, load_inputs
 from .metadata import classes, display_name, output_is_softmax
-from .footprint import require_batch_fits
 from .session import input_layout, open_session, run_batches
 
 
@@ -50,7 +50,7 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
     also saves a classifier's raw scores beside its top classes."""
     import numpy as np
 
-    from ..onnxio import metadata
+    from ..onnxfile.boundary import metadata
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be 1 or more, got {batch_size}")

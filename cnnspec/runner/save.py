@@ -3,8 +3,9 @@
 
 One file per input file, named after it (``photo.png`` -> ``photo.npy``; a second ``photo`` from
 another folder becomes ``photo_2.npy``): [C, H, W] (or [K]) for an image or an unbatched array,
-[N, ...] for a batched ``.npy``. The files are published together (``fsutil.staged_output``), so a
-reader sees the whole set or the old one, and a failure leaves the folder as it was.
+[N, ...] for a batched ``.npy``. The files are published together
+(:func:`cnnspec.files.publish.staged_output`), so a reader sees the whole set or the old one, and a
+failure leaves the folder as it was.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def save_outputs(raw, samples, outdir: str | Path) -> dict[str, str]:
 
     import numpy as np
 
-    from ..fsutil import atomic_write_bytes
-    from ..publish import staged_output
+    from ..files.atomic import atomic_write_bytes
+    from ..files.publish import staged_output
 
     rows: dict[str, list] = {}
     batched: dict[str, bool] = {}

@@ -1,7 +1,7 @@
 """The model side of ``cnnspec run``: an ONNX Runtime session on exactly the asked-for provider,
 and the input layout the model takes.
 
-Models are read only through :func:`cnnspec.onnxio.read_model`, which refuses files that are not
+Models are read only through :func:`cnnspec.onnxfile.boundary.read_model`, which refuses files that are not
 models or whose external data reaches outside their folder. A missing CUDA provider is
 ``BackendUnavailable``, never a silent fall-back to the CPU. The input shape, from the graph or
 from the metadata, is checked (three whole numbers, 1 to MAX_DIM each) before anything is sized
@@ -23,7 +23,7 @@ def open_session(model_path: str, provider: str, threads: int | None = None):
     """(the parsed model, an ONNX Runtime session on exactly the asked-for provider)."""
     import onnxruntime as ort
 
-    from ..onnxio import read_model
+    from ..onnxfile.boundary import read_model
 
     if provider not in PROVIDERS:
         raise UsageError(f"unknown provider '{provider}'; choose one of {', '.join(PROVIDERS)}")

@@ -1,19 +1,21 @@
 """``cnnspec train``, framework-free: options, distribution, batches, the learning-rate schedule,
 augmentation, the loss head, the epoch loop, checkpoints, scores, the outputs, the settings file and
 the plots, one module each. A backend contributes only the inner loop, through
-:meth:`cnnspec.backend_api.Backend.make_trainer` (see :class:`cnnspec.backend_api.Trainer`).
+:meth:`cnnspec.backend.interface.Backend.make_trainer` (see :class:`cnnspec.backend.interface.Trainer`).
 
 The names below are the package's public face; import them from here.
+
+May import: errors, graph, spec, files, weights, onnxfile, backend, api, data, runner, quantize.
 """
 from __future__ import annotations
 
-from ..backend_api import EpochStats, Progress, Trainer
-from .augment import AUGMENTS, Augmenter, parse_augment
+from ..backend.interface import EpochStats, Progress, Trainer
+from ..backend.trainconfig import (AUGMENTS, DEFAULT_LR, DEFAULT_VAL_FRACTION, DEVICES, OPTIMIZERS,
+                                   PRECISIONS, SCHEDULES, TrainConfig)
+from ..backend.world import World, world_from_env
+from .augment import Augmenter, parse_augment
 from .batching import VAL_SPLIT_SEED, EpochPlan, epoch_batches, shard, validation_split
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint
-from .config import (DEFAULT_LR, DEFAULT_VAL_FRACTION, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES,
-                     TrainConfig)
-from .distributed import World, world_from_env
 from .loop import Selection, TrainResult, better_epoch, epoch_summary, patience_stop, run_epochs, train
 from .loss import Head, training_head
 from .outputs import OUTPUT_FILES, export_labels, history_csv, write_outputs

@@ -101,7 +101,8 @@ def _erase(x, rng):
     return np.where(mask, np.zeros((), x.dtype), x)
 
 
-AUGMENTS = {"crop": _crop, "flip": _flip, "affine": _affine, "jitter": _jitter, "erase": _erase}
+# one function per name of --augment (cnnspec.backend.trainconfig.AUGMENTS, which the options are checked against)
+TRANSFORMS = {"crop": _crop, "flip": _flip, "affine": _affine, "jitter": _jitter, "erase": _erase}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Augmenter:
         rng = np.random.default_rng([self.seed, epoch, step, self.rank, AUGMENT_TAG])
         out = images
         for name in self.names:
-            out = AUGMENTS[name](out, rng)
+            out = TRANSFORMS[name](out, rng)
         return np.ascontiguousarray(out, dtype=np.float32) if out is not images else images.copy()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .distributed import World
+from ..backend.world import World
 
 VAL_SPLIT_SEED = 20240522  # fixed, like the test split: --seed changes the run, not the data
 
@@ -45,7 +45,7 @@ def validation_split(labels, fraction: float):
     """(fit, validation) indices into the training set: stratified, the same for every seed."""
     import numpy as np
 
-    from ..data import stratified_split
+    from ..data.sources import stratified_split
 
     if fraction <= 0:
         return np.arange(len(labels)), np.arange(0)

@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backend.trainconfig import AFTER_TRAINING
 from ..errors import InputError, UsageError
-from ..fsutil import atomic_write_bytes
-from .config import AFTER_TRAINING
+from ..files.atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "cnnspec-checkpoint/1"
@@ -126,7 +126,7 @@ def encode(checkpoint: Checkpoint) -> bytes:
     import numpy as np
     from safetensors.numpy import save
 
-    from ..weights import canonical_safetensors
+    from ..weights.safetensors_io import canonical_safetensors
 
     tensors = {f"trainer/{k}": np.array(v, order="C") for k, v in checkpoint.trainer_tensors.items()}
     tensors.update({f"best/{k}": np.array(v, order="C") for k, v in checkpoint.best_weights.items()})
@@ -143,7 +143,7 @@ def write_checkpoint(out: Path, checkpoint: Checkpoint) -> Path:
 
 def read_checkpoint(run_dir) -> Checkpoint:
     """The checkpoint of ``run_dir`` (the folder, or its checkpoint file)."""
-    from ..weights import read_safetensors
+    from ..weights.safetensors_io import read_safetensors
 
     path = _checkpoint_path(run_dir)
     tensors, meta = read_safetensors(path)

@@ -41,8 +41,8 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     """The model on ``source``'s held-out images; a JSON-ready result."""
     import numpy as np
 
-    from ..data import load_source
-    from ..onnxio import metadata
+    from ..data.sources import load_source
+    from ..onnxfile.boundary import metadata
     from ..runner import classes, input_layout, looks_like_probabilities, open_session, output_is_softmax, run_batches
     from ..runner.footprint import require_batch_fits
 

@@ -7,7 +7,7 @@ on images that took no part in any decision. With ``--val-fraction 0`` the last 
 ``--patience N`` stops once the validation accuracy has not improved for N epochs.
 
 Each epoch's plan (batches, the learning rate of every step, augmentation) is decided here, framework
-free; a backend contributes only the inner loop, through :meth:`cnnspec.backend_api.Backend.make_trainer`.
+free; a backend contributes only the inner loop, through :meth:`cnnspec.backend.interface.Backend.make_trainer`.
 Its statistics are already summed over every process, so every rank takes the same decisions here.
 After every epoch the run's state goes to ``checkpoint.safetensors`` (rank 0 writes it), from which
 ``--resume`` carries on exactly.
@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from ..backend_api import Progress
+from ..backend.interface import Progress
+from ..backend.trainconfig import TrainConfig
+from ..backend.world import World, world_from_env
 from ..errors import UsageError
-from ..fsutil import check_can_create_dir
+from ..files.atomic import check_can_create_dir
 from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
-from .config import TrainConfig
-from .distributed import World, world_from_env
-from .loss import training_head
 from .int8 import Int8Step, require_quantizer
+from .loss import training_head
 from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
@@ -75,10 +75,10 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     """Load, check, train (or carry on from ``resume``, a run folder), pick the best epoch, and
     (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's."""
     from ..api import load
-    from ..data import load_source
-    from ..plugins import load_backend
-    from ..resources import require_memory, require_onnx_size
-    from ..weights import read_weights
+    from ..backend.plugins import load_backend
+    from ..data.sources import load_source
+    from ..graph.resources import require_memory, require_onnx_size
+    from ..weights.safetensors_io import read_weights
 
     world = world_from_env(env)
     config.validate(world)

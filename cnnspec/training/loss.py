@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..ir import Graph, frozen_attrs
-from ..ops import ACTIVATIONS
+from ..graph.ir import Graph, frozen_attrs
+from ..graph.ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ..backend_api import Progress
-from ..fsutil import atomic_write_bytes, atomic_write_text
-from ..publish import staged_output
-from ..ir import Graph
+from ..backend.interface import Progress
+from ..files.atomic import atomic_write_bytes, atomic_write_text
+from ..files.publish import staged_output
+from ..graph.ir import Graph
 from .int8 import INT8_FILE, Int8Step
 from .plots import plot_confusion, plot_curves
 
@@ -48,7 +48,8 @@ def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics
                   say: Progress, settings_yaml: str, int8: Int8Step | None = None) -> list[Path]:
     """Every output file, staged and then published together; with ``int8``, model.int8.onnx too,
     quantised from the staged model.onnx, and its report in ``metrics["quantization"]``."""
-    from ..weights import expected_weights, write_weights
+    from ..weights.neutral import expected_weights
+    from ..weights.safetensors_io import write_weights
 
     export_graph = replace(graph, classes=export_labels(graph, data))
     missing = [k for k in expected_weights(graph) if k not in weights]
@@ -77,6 +78,6 @@ def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics
 
 def _write_onnx(backend, graph: Graph, weights: dict, path: Path) -> None:
     """model.onnx of the trained weights, through the core's framework-free writer (as ``build``)."""
-    from ..onnx_writer import write_onnx
+    from ..onnxfile.writer import write_onnx
 
     write_onnx(graph, weights, path, backend=backend.name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+from ..backend.trainconfig import DEFAULT_GAMMA, DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, TrainConfig
 from ..errors import UsageError
-from .config import DEFAULT_GAMMA, DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, TrainConfig
 
 # every key of train.yaml: (the type its value has, whether null is allowed)
 RUN_KEYS = {"spec": (str, False), "backend": (str, False), "data": (str, False), "output": (str, True),
@@ -69,7 +69,7 @@ def read_config(path) -> dict:
     """The settings in a train.yaml, checked key by key; unknown keys and wrong types are one line."""
     import yaml
 
-    from ..suggest import suggest
+    from ..spec.suggestions import suggest
 
     p = Path(path)
     try:

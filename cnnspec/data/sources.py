@@ -1,0 +1,429 @@
+"""Training data sources for ``cnnspec train --data SOURCE``, each checked against the spec first.
+
+A source is ``digits`` (scikit-learn's 8x8 digits, shipped with it, no download), a Keras-layout
+``mnist.npz``, a folder of MNIST IDX files (optionally gzipped), or an image folder with one
+subfolder per class. Every source becomes the same :class:`Dataset`: float32 [N, C, H, W] in
+[0, 1], int64 labels, and a fixed stratified held-out split where the source has none of its own.
+
+Nothing here imports a framework; numpy, PIL and scikit-learn are imported where used, so
+``cnnspec check`` stays fast. Files are parsed defensively: sizes in headers are checked against
+the file's length before anything is allocated, and no pickle is ever loaded.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, UsageError
+from ..files.images import load_image
+from ..graph.resources import require_fits
+
+HELD_OUT_FRACTION = 0.2
+SPLIT_SEED = 20240521  # fixed: the held-out split never depends on --seed, so runs stay comparable
+MAX_ARRAY_BYTES = 4 * 1024 ** 3  # refuse data files that would decompress to more than this
+MAX_CLASSES = 1_000_000  # a dense layer's own bound on units: no label can be larger
+FLOAT32 = 4
+# float32 copies of the images held at the peak: the converted array and the one scaling or the
+# split makes from it
+FLOAT32_COPIES = 2
+IMAGE_SKIP = {"thumbs.db", "desktop.ini"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and held-out arrays, ready for a framework: x float32 [N, C, H, W], y int64."""
+
+    x_train: object
+    y_train: object
+    x_test: object
+    y_test: object
+    labels: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def describe(self) -> str:
+        c, h, w = self.x_train.shape[1:]
+        return (f"{self.source}: {len(self.y_train)} training and {len(self.y_test)} held-out images, "
+                f"[{c}, {h}, {w}], {self.num_classes} classes")
+
+
+# ---------------------------------------------------------------- splitting
+
+def stratified_split(labels, fraction: float = HELD_OUT_FRACTION, seed: int = SPLIT_SEED):
+    """Indices (train, test): each class shuffled with a fixed seed, ``fraction`` of it held out
+    (at least one image where the class has two or more). Stable for the same labels."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    train, test = [], []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n_test = min(max(n_test, 1), len(idx) - 1)
+        else:
+            n_test = 0
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+# ---------------------------------------------------------------- images
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IMAGE_SKIP)
+
+
+def load_image_folder(root: Path, input_shape, spec_classes=None) -> Dataset:
+    """One subfolder per class (labels = sorted folder names, or the spec's order where it names
+    classes), every image resized to the spec's input; a fixed stratified held-out split."""
+    import numpy as np
+
+    c, h, w = input_shape
+    if c not in (1, 3):
+        raise InputError(f"{root}: an image folder can feed a spec with 1 or 3 input channels, "
+                         f"but the spec's input has {c}")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise InputError(f"{root}: no class subfolders (an image folder needs one subfolder per class)")
+    stray = [p.name for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
+             and p.name.lower() not in IMAGE_SKIP]
+    if stray:
+        raise InputError(f"{root}: holds files beside the class subfolders (first: {stray[0]}); "
+                         f"put every image inside its class's subfolder")
+    if spec_classes:
+        unknown = [p.name for p in folders if p.name not in spec_classes]
+        if unknown:
+            raise InputError(f"{root}: class folder '{unknown[0]}' is not one of the spec's classes "
+                             f"({', '.join(spec_classes)})")
+        labels = tuple(spec_classes)
+    else:
+        labels = tuple(p.name for p in folders)
+    files = {folder: _image_files(folder) for folder in folders}
+    empty = next((folder for folder, found in files.items() if not found), None)
+    if empty is not None:
+        raise InputError(f"{empty}: class folder '{empty.name}' holds no images")
+    if len(folders) < 2:
+        raise InputError(f"{root}: only one class ('{folders[0].name}'); a classifier needs images of at least two "
+                         f"(with one, every answer is right and accuracy 1.0 means nothing)")
+    count = sum(len(found) for found in files.values())
+    require_fits((FLOAT32_COPIES + 1) * count * c * h * w * FLOAT32,
+                 f"{root}: {count:,} images of {list(input_shape)} as float32 (decoded, stacked and split)",
+                 error=InputError)
+    images, targets = [], []
+    for folder, found in files.items():
+        index = labels.index(folder.name)
+        for f in found:
+            images.append(load_image(f, c, h, w))
+            targets.append(index)
+    x = np.stack(images).astype(np.float32)
+    y = np.asarray(targets, dtype=np.int64)
+    train, test = stratified_split(y)
+    if len(test) == 0:
+        raise InputError(f"{root}: too few images for a held-out split; every class needs at least 2")
+    return Dataset(x[train], y[train], x[test], y[test], labels, f"image folder {root}")
+
+
+# ---------------------------------------------------------------- arrays (npz, IDX, digits)
+
+def _as_nchw(x, input_shape, where: str):
+    """Arrays of [N, H, W], [N, C, H, W] or [N, H, W, C] to float32 [N, C, H, W] in [0, 1];
+    integer images are divided by 255. The size must already be the spec's: arrays are not resized."""
+    import numpy as np
+
+    c, h, w = input_shape
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[1] != c and x.shape[3] == c:
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise InputError(f"{where}: images have shape {list(x.shape)}; expected [N, H, W] or [N, C, H, W]")
+    if x.shape[1] != c:
+        raise InputError(f"{where}: images have {x.shape[1]} channel(s) but the spec's input has {c} "
+                         f"(shape {list(x.shape[1:])} vs spec {list(input_shape)})")
+    if tuple(x.shape[2:]) != (h, w):
+        raise InputError(f"{where}: images are {x.shape[2]}x{x.shape[3]} but the spec's input is {h}x{w}; "
+                         f"arrays are not resized (use an image folder, or change the spec's input)")
+    if np.issubdtype(x.dtype, np.integer):
+        scale = 255.0 if x.max(initial=0) <= 255 else float(np.iinfo(x.dtype).max)
+        return np.ascontiguousarray(x, dtype=np.float32) / np.float32(scale)
+    if np.issubdtype(x.dtype, np.floating) or x.dtype == np.bool_:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise InputError(f"{where}: images hold NaN or infinite values")
+        return x
+    raise InputError(f"{where}: images hold {x.dtype}, not numbers")
+
+
+def _as_labels(y, n: int, where: str):
+    import numpy as np
+
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != n:
+        raise InputError(f"{where}: labels have shape {list(y.shape)}; expected [{n}] (one per image)")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        else:
+            raise InputError(f"{where}: labels hold {y.dtype}; expected integer class indices")
+    if n and y.min() < 0:
+        raise InputError(f"{where}: label {int(y.min())} is negative; labels are class indices 0, 1, ...")
+    return y.astype(np.int64)
+
+
+def _require_labels_fit(y_train, y_test, units: int | None, where: str) -> int:
+    """The number of classes the labels name, checked against the spec's output before any image is
+    converted (a label of 10^9 named a billion classes, and allocated for them, before this)."""
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    limit = MAX_CLASSES if units is None else units
+    if num_classes > limit:
+        bound = f"the spec's output has only {units} units" if units is not None else \
+            f"cnnspec takes at most {MAX_CLASSES:,} classes"
+        raise InputError(f"{where}: {num_classes:,} classes (labels 0..{num_classes - 1:,}) but {bound}; labels out "
+                         f"of range" + (f" (or change the last dense layer to {num_classes})" if units else ""))
+    return num_classes
+
+
+def _require_float32_memory(where: str, *arrays) -> None:
+    """The images as float32, the conversion's copy included, against this machine's memory."""
+    count = sum(int(a.size) for a in arrays)
+    require_fits(FLOAT32_COPIES * count * FLOAT32, f"{where}: {count:,} pixel values as float32 "
+                 f"({FLOAT32} bytes each, and a copy)", error=InputError)
+
+
+def _array_dataset(x_train, y_train, x_test, y_test, input_shape, where: str, units: int | None = None) -> Dataset:
+    """Labels first (cheap, and they bound everything else), then memory, then the float32 images."""
+    y_train = _as_labels(y_train, len(x_train), where)
+    y_test = _as_labels(y_test, len(x_test), where)
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise InputError(f"{where}: needs at least one training and one held-out image")
+    num_classes = _require_labels_fit(y_train, y_test, units, where)
+    _require_float32_memory(where, x_train, x_test)
+    x_train = _as_nchw(x_train, input_shape, where)
+    x_test = _as_nchw(x_test, input_shape, where)
+    return Dataset(x_train, y_train, x_test, y_test, tuple(str(i) for i in range(num_classes)), where)
+
+
+def load_digits_dataset(input_shape) -> Dataset:
+    """scikit-learn's 1797 8x8 digits (values 0..16 scaled to [0, 1]) with a fixed stratified split."""
+    import numpy as np
+
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UsageError("--data digits needs scikit-learn; pip install 'cnnspec[train]'") from None
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / np.float32(16.0))[:, None]
+    y = bunch.target.astype(np.int64)
+    train, test = stratified_split(y)
+    c, h, w = input_shape
+    if (c, h, w) != (1, 8, 8):
+        raise InputError(f"digits: the images are [1, 8, 8] but the spec's input is {list(input_shape)}")
+    return Dataset(x[train], y[train], x[test], y[test], tuple(str(i) for i in range(10)), "digits")
+
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz_headers(path: Path) -> dict:
+    """The checked .npy header of each member of an .npz (shape, dtype, declared size against the
+    member's size), read before any array is: a header declaring 10^12 values is one line, not a
+    MemoryError. Keys are member names without '.npy'."""
+    import zipfile
+
+    from ..files.npy import read_header
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            declared = sum(info.file_size for info in zf.infolist())
+            if declared > MAX_ARRAY_BYTES:
+                raise InputError(f"{path}: would unpack to {declared} bytes, more than the {MAX_ARRAY_BYTES} allowed")
+            headers = {}
+            for info in infos:
+                key = info.filename[:-len(".npy")]
+                if key in NPZ_ARRAYS:
+                    with zf.open(info) as fh:
+                        headers[key] = read_header(fh, info.file_size, f"{path} ({key})")
+            return headers
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise InputError(f"{path}: not an .npz file ({str(exc).splitlines()[0][:100] or 'not a zip archive'})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def load_npz(path: Path, input_shape, units: int | None = None) -> Dataset:
+    """Keras' mnist.npz layout: x_train, y_train, x_test, y_test. Never unpickles; every member's
+    header and the float32 images' memory are checked before any array is loaded."""
+    import zipfile
+
+    import numpy as np
+
+    headers = npz_headers(path)
+    images = [h for k, h in headers.items() if k.startswith("x_")]
+    raw = sum(h.nbytes for h in headers.values())
+    require_fits(raw + FLOAT32_COPIES * FLOAT32 * sum(h.count for h in images),
+                 f"{path}: its arrays ({raw:,} bytes) and their images as float32 ({FLOAT32} bytes a value, and a copy)",
+                 error=InputError)
+    needed = NPZ_ARRAYS
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in needed if k not in npz.files]
+            if missing:
+                raise InputError(f"{path}: missing array(s) {', '.join(missing)}; an MNIST .npz holds "
+                                 f"x_train, y_train, x_test, y_test (found: {', '.join(npz.files) or 'none'})")
+            arrays = [npz[k] for k in needed]
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"{path}: cannot load without unpickling or malformed ({str(exc).splitlines()[0][:100]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: unreadable .npz ({str(exc).splitlines()[0][:100]})") from None
+    return _array_dataset(*arrays, input_shape, str(path), units)
+
+
+# IDX: magic 0x00 0x00 TYPE NDIM, then NDIM big-endian uint32 sizes, then the data, big-endian
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_NAMES = {
+    "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+def _find_idx(folder: Path, names) -> Path | None:
+    for name in names:
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def is_idx_folder(folder: Path) -> bool:
+    return any(_find_idx(folder, names) for names in IDX_NAMES.values())
+
+
+def read_idx(path: Path, expect_ndim: int):
+    """Parse one IDX file strictly: magic, type and dimensions must match the file's length exactly.
+    Gzipped files are read in bounded chunks, so a lying header cannot make us allocate or inflate."""
+    import numpy as np
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise InputError(f"{path}: not an IDX file (bad magic number {head.hex() or 'empty'})")
+            dtype_code, ndim = head[2], head[3]
+            if dtype_code not in IDX_TYPES:
+                raise InputError(f"{path}: unknown IDX data type 0x{dtype_code:02x}")
+            if ndim != expect_ndim:
+                raise InputError(f"{path}: IDX file has {ndim} dimension(s); expected {expect_ndim}")
+            dims_raw = fh.read(4 * ndim)
+            if len(dims_raw) != 4 * ndim:
+                raise InputError(f"{path}: IDX header is truncated")
+            dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
+            dtype = np.dtype(IDX_TYPES[dtype_code])
+            count = 1
+            for d in dims:
+                count *= d
+            expected = count * dtype.itemsize
+            if expected > MAX_ARRAY_BYTES:
+                raise InputError(f"{path}: header declares {list(dims)} ({expected} bytes), "
+                                 f"more than the {MAX_ARRAY_BYTES} allowed")
+            payload = fh.read(expected + 1)
+    except InputError:
+        raise
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: unreadable ({str(exc).splitlines()[0][:100]})") from None
+    if len(payload) != expected:
+        more = "more" if len(payload) > expected else "less"
+        raise InputError(f"{path}: header declares {list(dims)} ({expected} data bytes) but the file holds "
+                         f"{more}; the file is truncated or not IDX")
+    return np.frombuffer(payload, dtype=dtype).reshape(dims)
+
+
+def load_idx_folder(folder: Path, input_shape, units: int | None = None) -> Dataset:
+    found = {key: _find_idx(folder, names) for key, names in IDX_NAMES.items()}
+    missing = [IDX_NAMES[k][0] for k, p in found.items() if p is None]
+    if missing:
+        raise InputError(f"{folder}: MNIST IDX folder is missing {', '.join(missing)} (or its .gz)")
+    arrays = {k: read_idx(p, 3 if k.startswith("x") else 1) for k, p in found.items()}
+    for split in ("train", "test"):
+        n_x, n_y = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
+        if n_x != n_y:
+            raise InputError(f"{found[f'y_{split}']}: {n_y} labels for {n_x} images in {found[f'x_{split}'].name}")
+    return _array_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                          input_shape, f"MNIST IDX {folder}", units)
+
+
+# ---------------------------------------------------------------- the front door
+
+def load_source(source: str, graph) -> Dataset:
+    """Parse ``--data SOURCE`` and load it for this graph; then :func:`check_fits`. The spec's
+    output is checked first: it bounds the labels before any image is converted."""
+    units = class_units(graph)
+    if source == "digits":
+        data = load_digits_dataset(graph.input_shape)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{source}: no such data source (expected 'digits', an MNIST .npz, "
+                             f"a folder of MNIST IDX files, or an image folder)")
+        if not path.is_file() and not path.is_dir():
+            raise InputError(f"{source}: not a regular file or folder (a device or pipe?)")
+        if path.is_file():
+            if path.suffix.lower() != ".npz":
+                raise InputError(f"{source}: a data file must be an MNIST-layout .npz; "
+                                 f"for IDX files or images, give their folder")
+            data = load_npz(path, graph.input_shape, units)
+        elif is_idx_folder(path):
+            data = load_idx_folder(path, graph.input_shape, units)
+        else:
+            data = load_image_folder(path, graph.input_shape, graph.classes)
+    check_fits(data, graph)
+    return data
+
+
+def class_units(graph) -> int:
+    """The spec's number of class scores; one line where its output is not a vector of two or more."""
+    out = graph.output_shape
+    if out is None or len(out) != 1:
+        shape = "?" if out is None else "[" + ", ".join(map(str, out)) + "]"
+        raise UsageError(f"{graph.file}: the spec's output is {shape}; training needs one score per class "
+                         f"(end with flatten or global_avgpool2d, then dense)")
+    units = out[0]
+    if units < 2:
+        raise UsageError(f"{graph.file}: the spec's output has {units} unit; classification needs at least 2")
+    return units
+
+
+def check_fits(data: Dataset, graph) -> None:
+    """The data must fit the spec before a single step is taken: one line naming what does not;
+    and it must hold two classes or more (one class trains to an accuracy of 1.0 that means nothing)."""
+    import numpy as np
+
+    units = class_units(graph)
+    present = np.unique(data.y_train)
+    if len(present) < 2:
+        label = data.labels[int(present[0])] if len(present) and int(present[0]) < len(data.labels) else "?"
+        raise InputError(f"{data.source}: every training image is of one class ('{label}'); a classifier needs "
+                         f"images of at least two (with one, accuracy 1.0 means nothing)")
+    if tuple(data.x_train.shape[1:]) != tuple(graph.input_shape):
+        raise InputError(f"{data.source}: images are {list(data.x_train.shape[1:])} but the spec's input is "
+                         f"{list(graph.input_shape)}")
+    if data.num_classes > units:
+        raise InputError(f"{data.source}: {data.num_classes} classes (labels 0..{data.num_classes - 1}) but the "
+                         f"spec's output has only {units} units; labels out of range (or change the last "
+                         f"dense layer to {data.num_classes})")

@@ -1,0 +1,176 @@
+"""From a parsed document to a checked graph: validate, expand, build nodes, infer shapes.
+
+Every stage yields diagnostics instead of stopping at the first, so one run reports every
+error in the file; a stage that finds structural problems stops the later stages that would
+only repeat them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from ..errors import Diagnostic, SpecError
+from ..graph.ir import INPUT, Graph, Node, frozen_attrs
+from ..graph.ops import OPS, Inferred, ShapeProblem, fmt_shape
+from .expansion import Expander, Item
+from .schema import validate
+
+RANK_SCHEMA, RANK_LAYER, RANK_SHAPE, RANK_EXPECT = 10, 20, 30, 40
+
+
+def canonical_json(data) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _args_as_mapping(op_def, item: Item, doc, diags) -> dict | None:
+    """The three spellings of arguments (null, a scalar for the primary one, a mapping) as one mapping."""
+    args = item.args
+    if args is None:
+        return {}
+    if isinstance(args, dict):
+        return args
+    if op_def.primary:
+        return {op_def.primary: args}
+    diags.append(Diagnostic(f"{item.name}: {item.op} takes no arguments; write '- {item.op}'",
+                            doc.loc(item.path + (item.op,)), rank=RANK_LAYER))
+    return None
+
+
+def _check_expect(item: Item, doc, diags):
+    e = item.expect
+    if e is None:
+        return None
+    if (isinstance(e, list) and 1 <= len(e) <= 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in e)):
+        return tuple(e)
+    diags.append(Diagnostic(f"{item.name}: 'expect' must be a shape such as [64, 8, 8] or [10], got {e!r}",
+                            doc.loc(item.path + ("expect",)), rank=RANK_LAYER))
+    return None
+
+
+def _build_node(item: Item, doc, diags) -> Node | None:
+    """One item's node, or None after the errors (added to diags) that keep it from being one."""
+    op_def = OPS[item.op]
+    args = _args_as_mapping(op_def, item, doc, diags)
+    if args is None:
+        return None
+    base = item.path + (item.op,)  # for a scalar primary argument, positions fall back to the scalar
+    problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
+    diags += problems
+    if problems:
+        return None
+    n_in = len(item.inputs)
+    if n_in < op_def.min_inputs:
+        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {op_def.min_inputs} layers, "
+                                f"got {n_in}", doc.loc(item.path), rank=RANK_LAYER))
+        return None
+    if op_def.max_inputs is not None and n_in > op_def.max_inputs:
+        diags.append(Diagnostic(f"{item.name}: {item.op} takes one input but 'in' names {n_in}",
+                                doc.loc(item.path + ("in",)), rank=RANK_LAYER))
+        return None
+    attrs = op_def.normalize(args)
+    # op_def.name, not item.op: an alias (swish) is read as its op's own name (silu)
+    return Node(item.name, op_def.name, item.inputs, frozen_attrs(attrs), _check_expect(item, doc, diags),
+                doc.loc(item.path), item.via, item.scope)
+
+
+def build_nodes(items: list[Item], doc) -> tuple[list[Node], list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    nodes = []
+    for item in items:
+        found: list[Diagnostic] = []
+        node = _build_node(item, doc, found)
+        diags += [replace(d, via=item.via, call=item.scope) for d in found]  # the call that led here
+        if node is not None:
+            nodes.append(node)
+    return nodes, diags
+
+
+def infer_shapes(input_shape, nodes: list[Node], calls=None) -> tuple[list[Node], list[Diagnostic]]:
+    """The shape pass. After a wrong ``expect`` it goes on with the author's shape, so the error is
+    reported where the author's belief first goes wrong and not again at every later layer.
+    ``calls`` maps a layer to the name prefix of the block call that made it (see ``said_once``)."""
+    calls = calls or {}
+    shapes = {INPUT: tuple(input_shape)}
+    out, diags = [], []
+    for node in nodes:
+        if any(i not in shapes for i in node.inputs):
+            out.append(node)  # an input failed already; reporting again would only repeat it
+            continue
+        try:
+            result: Inferred = OPS[node.op].infer(node.attrs, [shapes[i] for i in node.inputs])
+        except ShapeProblem as problem:
+            diags.append(Diagnostic(f"{node.name}: {problem}", node.location, node.via, rank=RANK_SHAPE,
+                                    call=calls.get(node.name, "")))
+            out.append(node)
+            continue
+        node = node.with_(shape=result.shape, pads=result.pads, params=result.params, macs=result.macs)
+        shapes[node.name] = result.shape
+        if node.expect is not None and node.expect != result.shape:
+            diags.append(Diagnostic(f"{node.name}: output is {fmt_shape(result.shape)}, but expect says "
+                                    f"{fmt_shape(node.expect)}", node.location, node.via, rank=RANK_EXPECT,
+                                    call=calls.get(node.name, "")))
+            shapes[node.name] = node.expect
+        out.append(node)
+    return out, diags
+
+
+def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
+    """The whole front end; returns the graph (None when it could not be built) and every problem."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return None, list(doc.problems) + [Diagnostic(
+            "a spec must be a mapping with 'cnnspec', 'name', 'input' and 'layers'", doc.loc(()), rank=0)]
+    diags = list(doc.problems) + validate(data, "document", doc, rank=RANK_SCHEMA)
+    if data.get("cnnspec") != 1 or not isinstance(data.get("layers"), list) or not _valid_input(data.get("input")):
+        return None, diags
+    expander = Expander(doc)
+    items, expand_diags = expander.expand(), expander.diagnostics
+    nodes, build_diags = build_nodes(items, doc)
+    diags += expand_diags + build_diags
+    nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
+    diags += shape_diags
+    classes = data.get("classes")
+    last = nodes[-1] if nodes else None
+    if isinstance(classes, list) and last is not None and last.shape is not None:
+        if len(last.shape) != 1 or last.shape[0] != len(classes):
+            diags.append(Diagnostic(f"'classes' has {len(classes)} labels but the output is {fmt_shape(last.shape)}",
+                                    doc.loc(("classes",), key=True), rank=RANK_EXPECT))
+    graph = Graph(
+        name=data.get("name") if isinstance(data.get("name"), str) else "",
+        input_shape=tuple(data["input"]),
+        nodes=tuple(nodes),
+        classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
+        description=data.get("description") if isinstance(data.get("description"), str) else None,
+        canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
+        file=doc.file,
+    )
+    return graph, said_once(diags)
+
+
+def said_once(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """An error in a block's text that several calls reach, said once, with how many calls reach it.
+    Errors that differ per call (a shape that depends on the call's arguments) stay one per call: the
+    key is the message with the call's name prefix taken out, at the same place."""
+    groups: dict = {}
+    for d in diags:
+        key = (d.location, d.rank, d.severity, d.message.replace(d.call, "\0")) if d.call else id(d)
+        groups.setdefault(key, []).append(d)
+    return [_merged(group) for group in groups.values()]
+
+
+def _merged(group: list[Diagnostic]) -> Diagnostic:
+    calls = len({d.call for d in group})
+    return group[0] if calls == 1 else replace(group[0], calls=calls)
+
+
+def _valid_input(value) -> bool:
+    return (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000 for v in value))
+
+
+def compile_checked(doc) -> Graph:
+    graph, diags = compile_document(doc)
+    if diags or graph is None:
+        raise SpecError(diags or [Diagnostic("spec could not be compiled", doc.loc(()))])
+    return graph
