@@ -130,6 +130,28 @@ def test_kept_activations_match_autograd_on_the_zoo(name):
     assert_kept_matches(cnnspec.load(ROOT / "specs" / f"{name}.yaml"), batch=1 if name == "resnet18" else 3)
 
 
+def layernorm_then(*layers):
+    return {"cnnspec": 1, "name": "random", "input": [2, 3, 3],
+            "layers": [{"layernorm": {"eps": 1e-05}, "name": "l0"}, *layers]}
+
+
+# Hypothesis found the first: a layernorm on a map leaves channels-last memory behind it, which the
+# flatten copies (the estimate had it as a view); after a global pool the values are [N, C, H, W] again
+LAYOUT_CASES = [
+    layernorm_then({"relu": None, "name": "l1"}, {"flatten": None, "name": "head"}, {"relu6": None, "name": "last"}),
+    layernorm_then({"relu": None, "name": "l1"}, {"global_avgpool2d": None, "name": "gap"},
+                   {"flatten": None, "name": "head"}, {"relu6": None, "name": "last"}),
+    layernorm_then({"conv2d": {"filters": 4, "kernel": 1}, "name": "c"}, {"relu": None, "name": "r"},
+                   {"flatten": None, "name": "head"}, {"dense": {"units": 3}, "name": "last"}),
+]
+
+
+@with_torch
+@pytest.mark.parametrize("d", LAYOUT_CASES, ids=["flatten-copies", "pool-restores-order", "conv-keeps-the-layout"])
+def test_kept_activations_follow_the_memory_layout_torch_keeps(d):
+    assert_kept_matches(cnnspec.loads(json.dumps(d)))
+
+
 @with_torch
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec_dicts(max_layers=6))

@@ -61,6 +61,12 @@ SAVES: dict[str, Saves] = {
 }
 DEFAULT_SAVES = Saves(input=True)
 
+# PyTorch keeps a tensor's strides through nearly every op: after a layernorm on a map (channels last
+# and back, as torchvision's LayerNorm2d does) the values that follow are channels-last in memory, and
+# a flatten of them is a copy, not a view. These ops write a fresh [N, C, H, W]-ordered tensor whatever
+# their input's strides (measured with torch; the rest follow their first input):
+FRESH_LAYOUT = frozenset({"dense", "flatten", "global_avgpool2d", "global_maxpool2d", "softmax"})
+
 
 @dataclass(frozen=True)
 class Optimizer:
@@ -159,11 +165,21 @@ class _Values:
         self.graph = graph
         self.root = {INPUT: INPUT}
         self.numel = {INPUT: _numel(graph.input_shape)}
+        channels_last = set()  # values whose memory is not in [N, C, H, W] order (see FRESH_LAYOUT)
         for n in graph.nodes:
-            alias = SAVES.get(n.op, DEFAULT_SAVES).alias
+            follows = n.op not in FRESH_LAYOUT and n.inputs[0] in channels_last
+            if _strided_map(n.shape) and (n.op == "layernorm" or follows):
+                channels_last.add(n.name)
+            alias = SAVES.get(n.op, DEFAULT_SAVES).alias and n.inputs[0] not in channels_last
             self.root[n.name] = self.root[n.inputs[0]] if alias else n.name
             if not alias:
                 self.numel[n.name] = _numel(n.shape)
+
+
+def _strided_map(shape) -> bool:
+    """Whether a [C, H, W] value can be laid out other than [N, C, H, W]: with one channel or one pixel
+    both orders are the same bytes, and PyTorch calls either contiguous."""
+    return len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1
 
 
 @dataclass(frozen=True)
