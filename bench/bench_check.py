@@ -4,12 +4,16 @@ shapes: import torch, build the model by hand, and run a forward pass with shape
 A valid spec is checked without importing jsonschema (see cnnspec/spec/fastschema.py); a spec with errors
 pays for it, and that case is timed too.
 
-    .venv/bin/python bench/bench_check.py [--repeat 5]
+    .venv/bin/python bench/bench_check.py [--repeat 5] [--against OTHER_CHECKOUT]
+
+``--against`` times ``check`` on ResNet-50 from another checkout of cnnspec (``git worktree add
+/tmp/old REV``) in alternation with this one, and prints the ratio of the medians: a refactor's cost.
 """
 from __future__ import annotations
 
 import argparse
 import compileall
+import os
 import statistics
 import subprocess
 import sys
@@ -56,7 +60,12 @@ def timed(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="another checkout of cnnspec: time check on ResNet-50 in both, in alternation")
     args = parser.parse_args()
+    if args.against:
+        compare_checkouts(args.against.resolve(), args.repeat)
+        return
     py = sys.executable
     runs = {
         "python -c pass (interpreter start)": [py, "-c", "pass"],
@@ -79,6 +88,29 @@ def main() -> None:
     for label, seconds in results.items():
         print(f"  {label.ljust(width)}  {seconds:6.3f} s   {seconds / check:5.1f}x check")
     print(f"target: check on ResNet-50 under 0.300 s -> {'met' if check < 0.3 else 'NOT met'} ({check:.3f} s)")
+
+
+def compare_checkouts(other: Path, repeat: int) -> None:
+    """``check`` on ResNet-50 from this checkout and from ``other``, alternating run by run so a change
+    in the machine's load hits both alike; each checkout first on its own PYTHONPATH."""
+    cmd = [sys.executable, "-m", "cnnspec", "check", "specs/resnet50.yaml"]
+    trees = {"this checkout": ROOT, f"{other}": other}
+    envs = {label: {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'backends'}"} for label, tree in trees.items()}
+    for tree in trees.values():
+        compileall.compile_dir(str(tree / "cnnspec"), quiet=1)
+    times: dict[str, list[float]] = {label: [] for label in trees}
+    for _ in range(repeat + 1):  # the first round warms the file cache and is dropped
+        for label in trees:
+            start = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=envs[label],
+                           check=True)
+            times[label].append(time.perf_counter() - start)
+    medians = {label: statistics.median(t[1:]) for label, t in times.items()}
+    mine, theirs = medians["this checkout"], medians[f"{other}"]
+    print(f"cnnspec check specs/resnet50.yaml, cold process, median of {repeat} alternating runs:")
+    for label, seconds in medians.items():
+        print(f"  {label}: {seconds:.3f} s")
+    print(f"this checkout takes {mine / theirs:.2f}x the time of {other}")
 
 
 if __name__ == "__main__":
