@@ -35,14 +35,40 @@ def _available_commands():
                 raise
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser that adds its arguments when that command is the one run: some commands'
+    defaults come from the layer they drive (``quantize``'s from its pipeline), which ``cnnspec check``
+    must not pay for."""
+
+    def __init__(self, *args, command=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._command = command
+
+    def _ensure_arguments(self) -> None:
+        if self._command is not None:
+            command, self._command = self._command, None
+            command.add_arguments(self)
+            self.set_defaults(_run=command.run)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._ensure_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self):
+        self._ensure_arguments()
+        return super().format_usage()
+
+    def format_help(self):
+        self._ensure_arguments()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnspec", description="Declare a CNN in YAML, check its shapes, compile it anywhere.")
     parser.add_argument("--version", action="version", version=f"cnnspec {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for module in _available_commands():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, command=module)
     return parser
 
 

@@ -99,6 +99,28 @@ def test_import_cli_and_check_stay_light(specs):
     assert result.stdout.strip().splitlines()[-1] == "HEAVY:"
 
 
+# the layers above the graph and the spec that check has no use for; a command's parser adds its
+# arguments only when it runs, so quantize's defaults (from its pipeline) cost check nothing
+ABOVE_CHECK = ("cnnspec.quantize", "cnnspec.training", "cnnspec.runner", "cnnspec.data", "cnnspec.onnxfile",
+               "cnnspec.weights", "cnnspec.draw", "cnnspec.files.publish")
+
+
+def test_check_imports_no_layer_it_does_not_use(specs):
+    good, _ = specs
+    code = ("import sys; from cnnspec.cli import main; main(['check', %r]); "
+            "print('ABOVE:' + ' '.join(sorted(m for m in sys.modules if m.startswith(%r))))") % (str(good), ABOVE_CHECK)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "ABOVE:"
+
+
+def test_a_command_help_lists_its_arguments():
+    from cnnspec.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["quantize"].format_help()
+    assert "--max-drop P" in text and "--recipe" in text and "default 256" in text
+
+
 def test_python_dash_m_works(specs):
     good, _ = specs
     result = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(good)], capture_output=True, text=True,
