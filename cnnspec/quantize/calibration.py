@@ -31,22 +31,22 @@ class Images:
 
 def load_images(source: str, face) -> Images:
     """``source`` as ``train --data`` reads it, or a folder of images (labelled or not)."""
-    from ..data import sources as data
+    from ..data import sources
 
     path = Path(source)
     if source == "digits":
-        return _labelled(data.load_digits_dataset(face.chw), face)
+        return _labelled(sources.load_digits_dataset(face.chw), face)
     if not path.exists():
         raise InputError(f"{source}: no such data source (expected 'digits', an MNIST .npz, a folder of MNIST "
                          f"IDX files, or a folder of images)")
     if path.is_file():
         if path.suffix.lower() != ".npz":
             raise InputError(f"{source}: a data file must be an MNIST-layout .npz; for images, give their folder")
-        return _labelled(data.load_npz(path, face.chw), face)
+        return _labelled(sources.load_npz(path, face.chw), face)
     if not path.is_dir():
         raise InputError(f"{source}: not a regular file or folder")
-    if data.is_idx_folder(path):
-        return _labelled(data.load_idx_folder(path, face.chw), face)
+    if sources.is_idx_folder(path):
+        return _labelled(sources.load_idx_folder(path, face.chw), face)
     return _image_folder(path, face)
 
 
@@ -67,12 +67,12 @@ def _labelled(dataset, face) -> Images:
 def _image_folder(root: Path, face) -> Images:
     """Class subfolders named after the model's classes: labelled, read as train reads them.
     Anything else (loose photos, other folder names): unlabelled, with train's fixed 20% split."""
-    from ..data import sources as data
+    from ..data import sources
 
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = _files(root)
     if folders and not loose and face.classes and all(p.name in face.classes for p in folders):
-        return _labelled(data.load_image_folder(root, face.chw, face.classes), face)
+        return _labelled(sources.load_image_folder(root, face.chw, face.classes), face)
     if not folders:
         note = "the folder's images have no labels (no class subfolders)"
     elif loose:
