@@ -16,6 +16,14 @@ def batch(c=1, n=16, size=8, seed=0):
     return np.random.default_rng(seed).random((n, c, size, size), dtype=np.float32)
 
 
+def test_every_augment_option_has_a_transform_and_every_transform_an_option():
+    """--augment's names are checked below the backend interface (cnnspec.backend.trainconfig); the
+    transforms live in the training package: the two tables must name the same things."""
+    from cnnspec.training.augment import TRANSFORMS
+
+    assert tuple(TRANSFORMS) == AUGMENTS
+
+
 @pytest.mark.parametrize("name", list(AUGMENTS))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_each_transform_is_a_new_deterministic_array_in_range(name, channels):
