@@ -54,10 +54,6 @@ class _CommandParser(_Parser):
         self._ensure_arguments()
         return super().parse_known_args(args, namespace)
 
-    def format_usage(self):
-        self._ensure_arguments()
-        return super().format_usage()
-
     def format_help(self):
         self._ensure_arguments()
         return super().format_help()

@@ -64,9 +64,8 @@ def _known(name: str, modules) -> str | None:
     return None
 
 
-def _statements(roots: dict[str, Path]):
+def _statements(modules: dict[str, tuple[Path, bool]]):
     """(module, its file, import node, the absolute names it imports) for every import statement."""
-    modules = modules_under(roots)
     for module, (path, is_package) in modules.items():
         package = module if is_package else module.rpartition(".")[0]
         for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -85,7 +84,7 @@ def imports(roots: dict[str, Path]) -> list[Import]:
     """Every import edge between the modules under ``roots``, in file and line order."""
     modules = modules_under(roots)
     edges = []
-    for module, path, node, names in _statements(roots):
+    for module, path, node, names in _statements(modules):
         targets = [name if name in modules else _known(name, modules) for name in names]
         edges += [Import(module, t, path, node.lineno) for t in dict.fromkeys(targets) if t and t != module]
     return edges
@@ -96,7 +95,7 @@ def outside_imports(roots: dict[str, Path]) -> list[Import]:
     its top-level name."""
     modules = modules_under(roots)
     found = []
-    for module, path, node, names in _statements(roots):
+    for module, path, node, names in _statements(modules):
         for name in names:
             if _known(name, modules) is None:
                 found.append(Import(module, name.split(".")[0], path, node.lineno))

@@ -109,7 +109,7 @@ class TrainConfig:
                 "quantize_max_drop": self.max_drop if self.quantize else None}
 
     def validate(self, world: World) -> None:
-        for broken, message in _checks(self, world, AUGMENTS):
+        for broken, message in _checks(self, world):
             if broken:
                 raise UsageError(message)
 
@@ -117,9 +117,9 @@ class TrainConfig:
 PRESENTATION = ("quiet",)  # options that change what is shown, never what is trained
 
 
-def _checks(c: TrainConfig, world: World, augments) -> tuple[tuple[bool, str], ...]:
+def _checks(c: TrainConfig, world: World) -> tuple[tuple[bool, str], ...]:
     """(is it wrong, what to say) for every option, in the order the flags are listed."""
-    unknown_aug = [a for a in c.augment if a not in augments]
+    unknown_aug = [a for a in c.augment if a not in AUGMENTS]
     return (
         (c.epochs < 1, f"--epochs must be at least 1, got {c.epochs}"),
         (c.batch_size < 1, f"--batch-size must be at least 1, got {c.batch_size}"),
@@ -153,7 +153,7 @@ def _checks(c: TrainConfig, world: World, augments) -> tuple[tuple[bool, str], .
          f"--precision {c.precision} runs on {' or '.join(PRECISION_DEVICES.get(c.precision, ()))} only "
          f"(this run uses --device {c.device}); use bf16 on the CPU"),
         (bool(unknown_aug), f"--augment: unknown transform '{unknown_aug[0] if unknown_aug else ''}'; choose from "
-                            f"{', '.join(augments)}"),
+                            f"{', '.join(AUGMENTS)}"),
         (len(set(c.augment)) != len(c.augment), "--augment names a transform twice"),
         (c.quantize is not None and c.quantize not in QUANTIZE_KINDS,
          f"--quantize must be one of {', '.join(QUANTIZE_KINDS)}, got '{c.quantize}'"),
