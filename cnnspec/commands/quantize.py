@@ -26,7 +26,10 @@ def add_arguments(parser):
     parser.add_argument("--speed-seconds", type=float, default=DEFAULT_SPEED_SECONDS, metavar="S",
                         help=f"time spent on each speed figure (default {DEFAULT_SPEED_SECONDS:g}; 0 skips them)")
     parser.add_argument("--dynamic", action="store_true", help="(not offered: prints why)")
-    parser.add_argument("-o", "--output", metavar="OUT.onnx", help="default: MODEL.int8.onnx beside the model")
+    parser.add_argument("-o", "--out", metavar="OUT.onnx", dest="out", help="default: MODEL.int8.onnx beside the model")
+    parser.add_argument("--output", metavar="NAME", default=None,
+                        help="for a model with several outputs, the one whose accuracy is judged, by layer name "
+                             "(default: the first); the whole graph is calibrated either way")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON document")
 
 
@@ -40,7 +43,7 @@ def run(args) -> int:
         raise UsageError("--calibrate SOURCE is required: static quantisation needs training images to set its ranges")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {args.threads}")
-    report = quantize_source(args.model, args.calibrate, output=args.output, samples=args.samples,
+    report = quantize_source(args.model, args.calibrate, output=args.out, judge=args.output, samples=args.samples,
                              max_drop=args.max_drop, force=args.force, recipe=args.recipe,
                              speed_seconds=args.speed_seconds, threads=args.threads)
     print(report_json(report) if args.json else format_report(report))

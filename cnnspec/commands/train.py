@@ -68,7 +68,10 @@ OPTIONS = (
     (("--quantize-max-drop",), dict(type=float, metavar="P",
                                     help="--quantize: no model.int8.onnx when int8 loses more than P points of "
                                          "test accuracy (default: 1.0; the fp32 files are written either way)")),
-    (("-o", "--output"), dict(metavar="DIR", help="output folder (default: runs/<name>)")),
+    (("-o", "--out"), dict(metavar="DIR", dest="output", help="output folder (default: runs/<name>)")),
+    (("--output",), dict(metavar="NAME", dest="output_name",
+                         help="for a spec with several outputs, the one trained and judged, by layer name (default: "
+                              "the first; the exported model keeps them all)")),
 )
 
 
@@ -126,7 +129,8 @@ def run(args) -> int:
             print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr, flush=True)
 
     result = train(values["spec"], values.get("backend") or "torch", values["data"], config,
-                   outdir=values.get("output"), init=values.get("init"), resume=args.resume, progress=progress)
+                   outdir=values.get("output"), init=values.get("init"), resume=args.resume, progress=progress,
+                   output=values.get("output_name"))
     if result.outdir is not None:
         m = result.metrics
         print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..graph.figures import Row, call_name, call_rows, input_row, layer_rows
+from ..graph.figures import Row, call_name, call_rows, input_row, layer_rows, output_marks
 from ..graph.ir import INPUT, Graph, Node
 from ..graph.ops import OPS, fmt_shape
 from ..graph.receptive import receptive_fields
@@ -108,23 +108,31 @@ def _arrows(order: list[str], edges) -> tuple[Arrow, ...]:
     return tuple(dict.fromkeys(arrows))
 
 
+def _marked(shape: str, names, marks: dict[str, str]) -> str:
+    """The shape line, with '-> output 2' where the box is one of the spec's listed outputs."""
+    mine = [marks[name] for name in names if name in marks]
+    return f"{shape} -> {', '.join(mine)}" if mine else shape
+
+
 def diagram(graph: Graph, collapse: bool = False) -> Diagram:
     fields = receptive_fields(graph)
+    marks = output_marks(graph)
     first = input_row(graph)
     boxes = [Box(INPUT, "", fmt_shape(graph.input_shape), "input", None, first)]
     if collapse:
         for row in call_rows(graph, fields):
             if row.block:
                 detail = f"{row.block} ({len(row.layers)} layers)"
-                boxes.append(Box(row.name, detail, fmt_shape(row.shape), "call", None, row))
+                boxes.append(Box(row.name, detail, _marked(fmt_shape(row.shape), row.layers, marks), "call", None, row))
             else:
                 node = graph.node(row.name)
-                boxes.append(Box(row.name, op_detail(node), fmt_shape(row.shape), node.op, None, row))
+                boxes.append(Box(row.name, op_detail(node), _marked(fmt_shape(row.shape), (row.name,), marks), node.op,
+                                 None, row))
         ops = {b.id: graph.node(b.id).op if b.kind not in ("call", "input") else b.kind for b in boxes}
         edges = [(src, row.name, ops[row.name]) for row in call_rows(graph, fields) for src in row.inputs]
         return Diagram(graph.name, tuple(boxes), _arrows([b.id for b in boxes], edges))
     for row, node in zip(layer_rows(graph, fields), graph.nodes):
-        boxes.append(Box(node.name, op_detail(node), fmt_shape(node.shape) if node.shape else "?", node.op,
-                         call_name(node), row))
+        boxes.append(Box(node.name, op_detail(node), _marked(fmt_shape(node.shape) if node.shape else "?", (node.name,),
+                                                             marks), node.op, call_name(node), row))
     edges = [(src, n.name, n.op) for n in graph.nodes for src in n.inputs]
     return Diagram(graph.name, tuple(boxes), _arrows([b.id for b in boxes], edges), _clusters(graph))

@@ -104,3 +104,12 @@ def call_rows(graph: Graph, fields: dict | None = None) -> list[Row]:
                         sum(n.macs for n in nodes), fields.get(last.name), block=nodes[0].via[0][0],
                         layers=tuple(n.name for n in nodes)))
     return rows
+
+
+def output_marks(graph: Graph) -> dict[str, str]:
+    """Layer -> its mark in the table ('output', or 'output 2' of several), where the spec lists its
+    outputs: a spec whose output is its last layer, as always, shows none."""
+    names = graph.output_names
+    if not graph.nodes or names == (graph.nodes[-1].name,):
+        return {}
+    return {name: "output" if len(names) == 1 else f"output {k}" for k, name in enumerate(names, start=1)}

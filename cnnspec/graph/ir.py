@@ -55,10 +55,12 @@ class Graph:
     # the layers the model returns, in order (the spec's ``outputs``); empty: the last layer alone
     outputs: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def output_names(self) -> tuple[str, ...]:
-        """The output layers' names, in order: ``outputs``, or the last layer's name alone."""
-        if self.outputs:
+        """The output layers' names, in order: ``outputs``, or the last layer's name alone (also for
+        a graph a pass has cut down to fewer nodes than its ``outputs`` name, as the training head
+        does: its last layer is what it computes)."""
+        if self.outputs and all(name in self._by_name for name in self.outputs):
             return self.outputs
         return (self.nodes[-1].name,) if self.nodes else ()
 
@@ -69,15 +71,13 @@ class Graph:
     @property
     def output(self) -> Node:
         """The first output's node (the one a single-output command judges by default)."""
-        return self.node(self.output_names[0]) if self.outputs else self.nodes[-1]
+        return self.node(self.output_names[0])
 
     @property
     def output_shape(self) -> Shape | None:
         """The first output's shape. None where unknown: no layer survived checking, or its shape
         could not be inferred."""
-        if not self.nodes:
-            return None
-        return self.output.shape if self.outputs else self.nodes[-1].shape
+        return self.output.shape if self.nodes else None
 
     @property
     def several_outputs(self) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-from .figures import Row, call_rows, input_row, layer_rows
+from .figures import Row, call_rows, input_row, layer_rows, output_marks
 from .ir import INPUT, Graph
 from .ops import fmt_shape
 from .receptive import as_number, receptive_fields
@@ -140,6 +140,11 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
     cells = {k: [col.header] + [col.cell(r, totals) for r in rows] for k, col in COLUMNS.items()}
     if blocks:
         cells["name"][0], cells["op"][0] = "Call", "Block/op"
+    marks = output_marks(graph)
+    for k, row in enumerate(rows, start=1):
+        mine = [marks[name] for name in (row.layers or (row.name,)) if name in marks]
+        if mine:
+            cells["name"][k] += f" ({', '.join(mine)})"
     keys = columns or choose_columns(cells, width, graph.is_sequential() and not blocks)
     widths = {k: max(len(c) for c in cells[k]) for k in keys}
     lines = _render(keys, list(zip(*(cells[k] for k in keys))), widths)
@@ -152,9 +157,14 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
     return "\n".join(out)
 
 
+def _outputs_text(graph: Graph) -> str:
+    if not graph.several_outputs:
+        return f"Output: {fmt_shape(graph.output_shape) if graph.output_shape else '?'}"
+    return "Outputs: " + ", ".join(f"{n.name} {fmt_shape(n.shape) if n.shape else '?'}" for n in graph.output_nodes)
+
+
 def _totals(graph: Graph) -> list[str]:
-    out = [f"Layers: {len(graph.nodes)}   Input: {fmt_shape(graph.input_shape)}   "
-           f"Output: {fmt_shape(graph.output_shape) if graph.output_shape else '?'}",
+    out = [f"Layers: {len(graph.nodes)}   Input: {fmt_shape(graph.input_shape)}   {_outputs_text(graph)}",
            f"Params: {graph.params:,} ({human(graph.params)})",
            f"MACs: {graph.macs:,} ({human(graph.macs)}) per sample",
            f"FLOPs: {2 * graph.macs:,} ({human(2 * graph.macs)}) per sample, counted as 2 x MACs",
@@ -253,6 +263,8 @@ def to_json(path: str, graph: Graph | None, diagnostics, warnings=(), blocks: bo
         "flops": 2 * graph.macs if valid else None,
         "activation_bytes": graph.activation_bytes if valid else None,
         "classes": list(graph.classes) if graph and graph.classes else None,
+        "outputs": [{"name": n.name, "shape": list(n.shape) if valid and n.shape else None}
+                    for n in graph.output_nodes] if graph and graph.nodes else [],
         "layers": layers,
         "errors": [d.to_json(path) for d in diagnostics],
         "warnings": [w.to_json(path) for w in warnings],  # cnnspec's extension: see cnnspec.graph.lint

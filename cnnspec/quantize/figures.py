@@ -38,17 +38,19 @@ def accuracy(scores, labels) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
 
 
-def outputs(session, images, batch: int = EVAL_BATCH):
-    """The session's outputs for every image, ``batch`` at a time."""
+def outputs(session, images, batch: int = EVAL_BATCH, output: str | None = None):
+    """The session's output (the first, or the ONNX output named ``output``) for every image,
+    ``batch`` at a time."""
     from ..runner.session import run_batches
 
-    return run_batches(session, images, None, batch)
+    return run_batches(session, images, None, batch, output=output)
 
 
-def held_out_figures(fp32_session, int8_session, images, labels, batch: int = EVAL_BATCH) -> HeldOut:
+def held_out_figures(fp32_session, int8_session, images, labels, batch: int = EVAL_BATCH,
+                     output: str | None = None) -> HeldOut:
     import numpy as np
 
-    a, b = outputs(fp32_session, images, batch), outputs(int8_session, images, batch)
+    a, b = outputs(fp32_session, images, batch, output), outputs(int8_session, images, batch, output)
     return HeldOut(
         images=len(images),
         fp32_accuracy=None if labels is None else accuracy(a, labels),

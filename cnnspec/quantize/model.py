@@ -31,12 +31,22 @@ class ModelFace:
     classes: tuple[str, ...] | None
     ends_in_softmax: bool | None
     metadata: dict
+    output: str = "output"      # the ONNX output judged (``--output``; default: the first)
+    output_layer: str = ""      # its layer name
+    all_outputs: tuple[str, ...] = ()  # every output's layer name, in order
+
+    @property
+    def several_outputs(self) -> bool:
+        return len(self.all_outputs) > 1
 
 
-def read_face(path: str) -> ModelFace:
-    """Read ``path`` and check it is an fp32 cnnspec model with one [N, C, H, W] float input."""
+def read_face(path: str, output: str | None = None) -> ModelFace:
+    """Read ``path`` and check it is an fp32 cnnspec model with one [N, C, H, W] float input.
+    ``output``: the output the figures judge, by layer name (default: the first); calibration
+    covers the whole graph whichever it is."""
     from ..onnxfile.boundary import metadata, read_model
     from ..runner.metadata import classes, output_is_softmax
+    from ..runner.selection import choose_model_output, model_outputs
 
     model = read_model(path)
     meta = metadata(model)
@@ -47,10 +57,17 @@ def read_face(path: str) -> ModelFace:
     if QUANTIZATION_KEY in meta or any(n.op_type in QUANTIZED_OPS for n in model.graph.node):
         raise InputError(f"{path}: already quantised; quantise the fp32 model it came from")
     chw = _input_chw(path, model, meta)
-    out_dims = _dims(model.graph.output[0]) if len(model.graph.output) == 1 else []
+    onnx_names = [v.name for v in model.graph.output]
+    if not onnx_names:
+        raise InputError(f"{path}: the model has no outputs")
+    layer, judged = choose_model_output(path, meta, None, output, path_option="-o/--out OUT.onnx", onnx_names=onnx_names)
+    first = judged == onnx_names[0]  # the metadata's labels and softmax describe the first output
+    out_dims = _dims(next(v for v in model.graph.output if v.name == judged))
     outputs = out_dims[1] if len(out_dims) == 2 and isinstance(out_dims[1], int) and out_dims[1] > 0 else None
-    labels = classes(meta, outputs) if outputs else None
-    return ModelFace(str(path), model, chw, outputs, tuple(labels) if labels else None, output_is_softmax(meta), meta)
+    labels = classes(meta, outputs) if outputs and first else None
+    return ModelFace(str(path), model, chw, outputs, tuple(labels) if labels else None,
+                     output_is_softmax(meta) if first else None, meta, judged, layer,
+                     tuple(name for name, _ in model_outputs(meta, onnx_names=onnx_names)))
 
 
 def _dims(value) -> list:

@@ -34,23 +34,24 @@ def default_output(model_path: str | Path) -> Path:
 
 
 def quantize_model(model_path, calibration_images, held_out_images, held_out_labels=None, *, output=None,
-                   source: str = "arrays", **options) -> QuantizeReport:
+                   source: str = "arrays", judge: str | None = None, **options) -> QuantizeReport:
     """Quantise ``model_path`` (a cnnspec fp32 model) calibrated on ``calibration_images`` (training
     images, float32 [N, C, H, W] in [0, 1], of which ``samples`` are drawn as ``cnnspec quantize``
-    draws them); figures on ``held_out_images`` (and their labels, if any). Options as
-    :func:`quantize_face`."""
+    draws them); figures on ``held_out_images`` (and their labels, if any), judged on the output
+    ``judge`` names (a layer; default: the first). Options as :func:`quantize_face`."""
     import numpy as np
 
-    face = read_face(str(model_path))
+    face = read_face(str(model_path), judge)
     images = Images(np.asarray(calibration_images, np.float32), np.asarray(held_out_images, np.float32),
                     None if held_out_labels is None else np.asarray(held_out_labels),
                     "" if held_out_labels is not None else "no labels were given", source)
     return quantize_face(face, images, output=output, **options)
 
 
-def quantize_source(model_path, source: str, *, output=None, **options) -> QuantizeReport:
-    """Quantise ``model_path`` on ``source`` as ``train --data`` reads it (or a folder of images)."""
-    face = read_face(str(model_path))
+def quantize_source(model_path, source: str, *, output=None, judge: str | None = None, **options) -> QuantizeReport:
+    """Quantise ``model_path`` on ``source`` as ``train --data`` reads it (or a folder of images);
+    ``judge``: the output the figures judge (``--output NAME``; default: the first)."""
+    face = read_face(str(model_path), judge)
     return quantize_face(face, calibration.load_images(source, face), output=output, **options)
 
 
@@ -78,7 +79,7 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
     quantized, folded = quantize_static_model(
         face.proto, calibration.make_reader(calibration_set, input_name, calibration_batch), chosen, face.path)
     int8 = _session(quantized, threads)
-    held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels, eval_batch)
+    held = held_out_figures(fp32, int8, images.held_out, images.held_out_labels, eval_batch, face.output)
     layers = layer_errors(face.proto, quantized, images.held_out, threads)
     guard, refused = _judge(held, max_drop)
     if refused and not force:
@@ -97,7 +98,8 @@ def quantize_face(face: ModelFace, images: Images, *, output=None, samples: int 
         recipe_reason=reason, isa=isa, source=images.source, calibration_images=len(calibration_set),
         training_images=len(images.train), batchnorms_folded=folded, held_out=held, label_note=images.label_note,
         guard=guard, forced=bool(refused), speed=speed, fp32_bytes=Path(face.path).stat().st_size,
-        int8_bytes=len(blob), layers=layers)
+        int8_bytes=len(blob), layers=layers, judged_output=face.output_layer if face.several_outputs else None,
+        model_outputs=face.all_outputs)
 
 
 def _check_request(face, images, out: Path, samples: int, max_drop: float, recipe: str | None) -> None:

@@ -57,12 +57,13 @@ def float_output(model) -> None:
     any softmax or reshape): the last layer then writes float scores (ONNX Runtime's QGemm takes a
     float output), so the logits are not rounded to 256 levels for nothing."""
     graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
     for output in graph.output:
+        # looked up afresh for each output: the node list is rebuilt (copied) after each removal
+        producer = {o: n for n in graph.node for o in n.output}
+        readers: dict[str, int] = {}
+        for node in graph.node:
+            for name in node.input:
+                readers[name] = readers.get(name, 0) + 1
         value = output.name
         while value in producer and producer[value].op_type in OUTPUT_PASS_THROUGH:
             value = producer[value].input[0]

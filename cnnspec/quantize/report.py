@@ -29,6 +29,8 @@ class QuantizeReport:
     fp32_bytes: int = 0
     int8_bytes: int = 0
     layers: tuple[LayerError, ...] = ()  # every compared layer's SQNR, worst first
+    judged_output: str | None = None  # the output the figures judge, for a model with several (--output)
+    model_outputs: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -50,6 +52,9 @@ def format_report(r: QuantizeReport) -> str:
         f"  recipe         {r.recipe}: {r.recipe_reason}",
         f"  calibration    {r.calibration_images} of the {r.training_images} training images of {r.source}",
     ]
+    if r.judged_output is not None:
+        lines.append(f"  judged output  '{r.judged_output}' (of {', '.join(r.model_outputs)}; the whole graph is "
+                     f"calibrated and quantised; --output picks another)")
     if h.fp32_accuracy is not None:
         lines.append(f"  accuracy       fp32 {_percent(h.fp32_accuracy)}, int8 {_percent(h.int8_accuracy)} "
                      f"({100 * (h.int8_accuracy - h.fp32_accuracy):+.2f} points) on {h.images} held-out images")

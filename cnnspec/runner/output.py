@@ -10,15 +10,29 @@ PROBABILITY_NOTES = {
 
 
 def format_results(result: dict) -> str:
-    """The human-readable report: per sample, the top classes with labels and probabilities, aligned."""
+    """The human-readable report: per sample, the top classes with labels and probabilities, aligned;
+    for a model with several outputs, each output's in turn under a line that names it."""
+    if "outputs" in result:
+        shapes = ", ".join(f"{o['name']} {o['output_shape']}" for o in result["outputs"])
+        lines = [f"{result['model']} ({result['name']}) on {result['provider']}, input {result['input_shape']}, "
+                 f"outputs {shapes}"]
+        for entry in result["outputs"]:
+            lines.append(f"output {entry['name']} {entry['output_shape']}:")
+            lines += ["  " + line for line in _one_output(entry)]
+        return "\n".join(lines)
     lines = [f"{result['model']} ({result['name']}) on {result['provider']}, input {result['input_shape']}, "
              f"output {result['output_shape']}"]
+    return "\n".join(lines + _one_output(result))
+
+
+def _one_output(result: dict) -> list[str]:
+    lines = []
     if result["probabilities"] is None:
         width = max(len(_where(r)) for r in result["results"])
         for r in result["results"]:
             lines.append(f"{_where(r):<{width}}  min {r['min']:.6g}  max {r['max']:.6g}  mean {r['mean']:.6g}"
                          f"  -> {r['saved']}")
-        return "\n".join(lines)
+        return lines
     lines.append(PROBABILITY_NOTES[result["probabilities"]])
     all_top = [t for r in result["results"] for t in r["top"]]
     index_width = max(len(str(t["class"])) for t in all_top)
@@ -30,7 +44,7 @@ def format_results(result: dict) -> str:
         for rank, t in enumerate(r["top"], 1):
             label = f"  {t['label']:<{label_width}}" if label_width else ""
             lines.append(f"  {rank:>2}. {t['class']:>{index_width}}{label}  {t['probability']:.4f}")
-    return "\n".join(lines)
+    return lines
 
 
 def _where(entry: dict) -> str:

@@ -11,7 +11,8 @@ from ..graph.resources import require_fits
 from .footprint import require_batch_fits
 from .inputs import FLOAT32, load_inputs
 from .metadata import classes, display_name, output_is_softmax
-from .session import input_layout, open_session, run_batches
+from .selection import model_outputs
+from .session import input_layout, open_session, run_batches_all
 
 
 def softmax(scores):
@@ -47,9 +48,9 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
 
     A model whose output is not a vector of class scores (a map: a segmentation) has its outputs
     saved as ``.npy`` files in ``save`` (default ``outputs/``) instead of top classes; ``save``
-    also saves a classifier's raw scores beside its top classes."""
-    import numpy as np
-
+    also saves a classifier's raw scores beside its top classes. A model with several outputs
+    reports each under ``outputs`` (name, shape, its classes or saved files), and saves
+    ``<input stem>.<output name>.npy``."""
     from ..onnxfile.boundary import metadata
 
     if batch_size < 1:
@@ -67,33 +68,49 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
                  f"as float32 would", error=InputError)
     data, samples = load_inputs(inputs, chw)
     require_batch_fits(model, model_path, batch or min(batch_size, len(data)))
-    raw = run_batches(session, data, batch, batch_size, model_path)
-    _require_finite(model_path, raw, samples)
+    pairs = model_outputs(meta, session)
+    raws = run_batches_all(session, data, batch, batch_size, model_path, [onnx_name for _, onnx_name in pairs])
+    for raw in raws:
+        _require_finite(model_path, raw, samples)
     result = {
         "model": model_path,
         "name": display_name(meta, model),
         "provider": provider,
         "input_shape": list(chw),
-        "output_shape": list(raw.shape[1:]),
+        "output_shape": list(raws[0].shape[1:]),
     }
-    saved = None
-    if raw.ndim != 2 or save is not None:
-        from .save import DEFAULT_DIR, save_outputs
+    several = len(pairs) > 1
+    to_save = [(layer if several else None, raw) for (layer, _), raw in zip(pairs, raws)
+               if raw.ndim != 2 or save is not None]
+    saved = {}
+    if to_save:
+        from .save import DEFAULT_DIR, save_named_outputs
 
-        saved = save_outputs(raw, samples, save if save is not None else DEFAULT_DIR)
+        saved = save_named_outputs(to_save, samples, save if save is not None else DEFAULT_DIR)
+    if not several:
+        result.update(_judged(raws[0], samples, saved.get(None), meta, top, first=True))
+        return result
+    result["outputs"] = [{"name": layer, "output_shape": list(raw.shape[1:]),
+                          **_judged(raw, samples, saved.get(layer), meta, top, first=k == 0)}
+                         for k, ((layer, _), raw) in enumerate(zip(pairs, raws))]
+    return result
+
+
+def _judged(raw, samples, saved: dict | None, meta: dict, top: int, first: bool) -> dict:
+    """One output's report: a map's saved files and a summary per sample, or a vector's top classes.
+    The metadata's softmax and labels describe the first output; another is judged by its numbers."""
+    import numpy as np
+
     if raw.ndim != 2:  # not class scores: the saved arrays, and a summary of each sample's output
-        result["probabilities"] = None
-        result["results"] = [
+        return {"probabilities": None, "results": [
             {"input": s.file, "index": s.index, "saved": saved[s.file], "min": float(o.min()), "max": float(o.max()),
              "mean": float(o.mean())}
-            for s, o in zip(samples, raw)]
-        return result
-    ends_in_softmax = output_is_softmax(meta)
+            for s, o in zip(samples, raw)]}
+    ends_in_softmax = output_is_softmax(meta) if first else None
     if ends_in_softmax is None:  # no usable cnnspec metadata in the file: judge by the numbers
         ends_in_softmax = looks_like_probabilities(raw)
     probs = raw.astype(np.float64) if ends_in_softmax else softmax(raw.astype(np.float64))
-    result["probabilities"] = "model" if ends_in_softmax else "softmax"
-    labels = classes(meta, raw.shape[1])
+    labels = classes(meta, raw.shape[1]) if first else None
     k = min(top, raw.shape[1])
     entries = []
     for sample, p in zip(samples, probs):
@@ -101,5 +118,4 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
         entries.append({"input": sample.file, "index": sample.index, **({"saved": saved[sample.file]} if saved else {}),
                         "top": [
             {"class": int(i), "label": labels[i] if labels else None, "probability": float(p[i])} for i in order]})
-    result["results"] = entries
-    return result
+    return {"probabilities": "model" if ends_in_softmax else "softmax", "results": entries}

@@ -98,21 +98,31 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def run_batches(session, data, batch, batch_size: int, model_path: str = "the model"):
-    """The model's raw outputs for every sample, ``batch_size`` at a time (or the model's fixed batch);
-    whatever ONNX Runtime raises (an allocation it cannot make, a node that fails) is one line."""
+def run_batches(session, data, batch, batch_size: int, model_path: str = "the model", output: str | None = None):
+    """The model's raw output for every sample (its first output, or the ONNX output named ``output``),
+    ``batch_size`` at a time (or the model's fixed batch); whatever ONNX Runtime raises (an
+    allocation it cannot make, a node that fails) is one line."""
+    wanted = output if output is not None else session.get_outputs()[0].name
+    return run_batches_all(session, data, batch, batch_size, model_path, [wanted])[0]
+
+
+def run_batches_all(session, data, batch, batch_size: int, model_path: str = "the model", outputs=None) -> list:
+    """Every output named in ``outputs`` (ONNX names; None: all, in order), one array each."""
     import numpy as np
 
     name = session.get_inputs()[0].name
+    names = list(outputs) if outputs is not None else [o.name for o in session.get_outputs()]
     step = batch or batch_size
-    outputs = []
+    results = [[] for _ in names]
     for start in range(0, data.shape[0], step):
         chunk = data[start:start + step]
         real = chunk.shape[0]
         if batch and real < batch:  # a model with a fixed batch: pad the last chunk, drop the padding
             chunk = np.concatenate([chunk, np.zeros((batch - real,) + chunk.shape[1:], np.float32)])
         try:
-            outputs.append(session.run(None, {name: chunk})[0][:real])
+            values = session.run(names, {name: chunk})
         except Exception as exc:  # onnxruntime's pybind types (Fail, RuntimeException, ...)
             raise InputError(f"{model_path}: ONNX Runtime failed while running it ({_first_line(exc)})") from None
-    return np.concatenate(outputs, axis=0)
+        for held, value in zip(results, values):
+            held.append(value[:real])
+    return [np.concatenate(held, axis=0) for held in results]

@@ -81,6 +81,7 @@ def resume_settings(run_dir) -> dict:
             meta = dict(fh.metadata() or {})
         record = json.loads(meta[META_KEY])["record"]
         return {"spec": record["spec"], "backend": record["backend"], "data": record["data"],
+                **({"output_name": record["output_name"]} if "output_name" in record else {}),
                 **record["settings"]}
     except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: not a cnnspec checkpoint ({str(exc).splitlines()[0][:120]})") from None

@@ -24,21 +24,23 @@ class ModelFace:
     classes: tuple[str, ...] | None
 
 
-def _output_units(model_path: str, session, meta: dict) -> int:
+def _output_units(model_path: str, session, meta: dict, output: str, first: bool = True) -> int:
     from ..runner.metadata import CLASSES_KEY, read_json
 
-    shape = session.get_outputs()[0].shape
+    shape = next(o.shape for o in session.get_outputs() if o.name == output)
     if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
         return shape[1]
-    labels = read_json(meta, CLASSES_KEY)
+    labels = read_json(meta, CLASSES_KEY) if first else None
     if len(shape) == 2 and isinstance(labels, list) and labels:
         return len(labels)
     raise InputError(f"{model_path}: the model's output has shape {shape}; cnnspec eval scores classifiers "
                      f"([batch, classes])")
 
 
-def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: int = 256) -> dict:
-    """The model on ``source``'s held-out images; a JSON-ready result."""
+def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: int = 256,
+                   output: str | None = None) -> dict:
+    """The model on ``source``'s held-out images; a JSON-ready result. ``output``: the output judged,
+    by layer name, for a model with several (default: the first); the result's ``output`` names it."""
     import numpy as np
 
     from ..data.sources import load_source
@@ -52,18 +54,23 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     model, session = open_session(model_path, provider)
     meta = metadata(model)
     batch, chw = input_layout(model_path, session, meta)
-    units = _output_units(model_path, session, meta)
-    labels = classes(meta, units)
+    from ..runner.selection import choose_model_output, model_outputs
+
+    layer, onnx_name = choose_model_output(model_path, meta, session, output)
+    first = onnx_name == session.get_outputs()[0].name  # the metadata's softmax and labels describe the first
+    several = len(model_outputs(meta, session)) > 1
+    units = _output_units(model_path, session, meta, onnx_name, first)
+    labels = classes(meta, units) if first else None
     face = ModelFace(meta.get("cnnspec.name", model.graph.name), model_path, tuple(chw), (units,),
                      tuple(labels) if labels else None)
     data = load_source(source, face)
     require_batch_fits(model, model_path, batch or min(batch_size, len(data.x_test)))
-    raw = run_batches(session, data.x_test, batch, batch_size).astype(np.float64)
+    raw = run_batches(session, data.x_test, batch, batch_size, output=onnx_name).astype(np.float64)
     broken = ~np.isfinite(raw).all(axis=1)
     if broken.any():  # as `run` refuses them: an accuracy from NaN scores would mean nothing
         raise InputError(f"{model_path}: the model's output holds NaN or infinite values for {int(broken.sum())} "
                          f"of {len(raw)} held-out images (broken weights, or an overflow)")
-    softmaxed = output_is_softmax(meta)
+    softmaxed = output_is_softmax(meta) if first else None
     if softmaxed is None:  # no usable cnnspec metadata: judge by the numbers, as `run` does
         softmaxed = looks_like_probabilities(raw)
     if softmaxed:
@@ -76,7 +83,8 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     names = list(labels) if labels else [*data.labels, *(str(i) for i in range(len(data.labels), units))]
     return {
         "model": model_path, "name": face.name, "data": source, "data_description": data.describe(),
-        "split": "held-out", "images": int(len(y)), "provider": provider,
+        "split": "held-out", "images": int(len(y)), "provider": provider, "output": layer,
+        "model_outputs": [name for name, _ in model_outputs(meta, session)] if several else [layer],
         "outputs": "probabilities" if softmaxed else "logits",
         "accuracy": float(matrix.trace() / len(y)), "loss": float(-log_probs[np.arange(len(y)), y].mean()),
         "classes": names, "per_class": per_class(matrix, names), "confusion_matrix": matrix_json(matrix),
@@ -85,7 +93,10 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
 
 def format_evaluation(result: dict) -> str:
     """The text ``cnnspec eval`` prints: the headline, a per-class table and the confusion matrix."""
-    lines = [f"{result['model']} on {result['data_description']}",
+    lines = [f"{result['model']} on {result['data_description']}"]
+    if len(result.get("model_outputs", ())) > 1:
+        lines.append(f"judged output '{result['output']}' (of {', '.join(result['model_outputs'])}; --output picks another)")
+    lines += [
              f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
              f"loss {result['loss']:.4f}", ""]
     width = max(5, *(len(c["label"]) for c in result["per_class"]))

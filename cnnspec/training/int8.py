@@ -41,16 +41,18 @@ class Int8Step:
     samples: int
     max_drop: float
     source: str  # the data source, as cnnspec quantize names it
+    judge: str | None = None  # the output the run trained (its layer name), for a model with several
 
     @classmethod
-    def for_run(cls, config, data) -> "Int8Step | None":
+    def for_run(cls, config, data, judge: str | None = None) -> "Int8Step | None":
         """The step for this run, or None without ``--quantize``. The draw is ``cnnspec quantize``'s
         on the same source (its training part, the same fixed seed), so ``cnnspec quantize
         model.onnx --calibrate SOURCE`` writes the same int8 model; the pipeline copies only the
         drawn images."""
         if not config.quantize:
             return None
-        return cls(data.x_train, data.x_test, data.y_test, config.calibration_samples, config.max_drop, data.source)
+        return cls(data.x_train, data.x_test, data.y_test, config.calibration_samples, config.max_drop, data.source,
+                   judge)
 
     def run(self, staged_model: Path, out: Path, say) -> dict:
         """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's
@@ -60,7 +62,7 @@ class Int8Step:
         staged = staged_model.with_name(INT8_FILE)
         try:
             report = quantize_model(staged_model, self.training_images, self.test_images, self.test_labels,
-                                    output=staged, source=self.source, samples=self.samples,
+                                    output=staged, source=self.source, judge=self.judge, samples=self.samples,
                                     max_drop=self.max_drop, speed_seconds=SPEED_SECONDS)
         except QuantizationRefused as refusal:
             reason = f"{refusal.reason}; `cnnspec quantize {out / staged_model.name} --force` writes it anyway"

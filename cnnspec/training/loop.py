@@ -30,7 +30,8 @@ from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
 from .int8 import Int8Step, require_quantizer
-from .loss import training_head
+from ..runner.selection import choose_output
+from .loss import judged_graph, training_head
 from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
@@ -71,9 +72,11 @@ def require_classifier(graph) -> None:
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
           init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
-          env=os.environ) -> TrainResult:
+          env=os.environ, output: str | None = None) -> TrainResult:
     """Load, check, train (or carry on from ``resume``, a run folder), pick the best epoch, and
-    (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's."""
+    (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's.
+    ``output``: for a spec with several outputs, the one trained and judged (default: the first);
+    the exported model keeps them all."""
     from ..api import load
     from ..backend.plugins import load_backend
     from ..data.sources import load_source
@@ -85,7 +88,12 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     require_quantizer(config)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    graph = load(spec_path).graph
+    full = load(spec_path).graph
+    judged = choose_output(full.output_names, output, f"spec '{full.name}'", "-o/--out DIR")
+    graph = judged_graph(full, judged)
+    if full.several_outputs:
+        say(f"training output '{judged}' (of {', '.join(full.output_names)}; --output picks another); the other "
+            f"heads keep their initial weights")
     require_classifier(graph)
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
@@ -99,6 +107,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     data = load_source(source, graph)
     head = training_head(graph)
     record = run_record(spec_path, backend_name, source, data, config, world)
+    if judged != full.output_names[0]:
+        record["output_name"] = judged  # a resumed run trains the same output
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
     initial = read_weights(init, graph) if init and checkpoint is None else None
@@ -136,7 +146,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "epochs": config.epochs, "epochs_run": len(run.history), "stopped_early": run.stopped_early,
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
-        "augment": list(config.augment), "loss": head.note, "world_size": world.size,
+        "augment": list(config.augment), "loss": head.note, "world_size": world.size, "output": judged,
         "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
@@ -153,9 +163,10 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if not world.is_writer:
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
-                             "init": str(init) if init else None}, config)
+                             "init": str(init) if init else None,
+                             "output_name": judged if full.several_outputs else None}, config)
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                            Int8Step.for_run(config, data))
+                            Int8Step.for_run(config, data, judged if full.several_outputs else None), full=full)
     return TrainResult(out, metrics, written)
 
 

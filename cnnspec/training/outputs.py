@@ -45,13 +45,19 @@ def history_csv(history: list[dict]) -> str:
 
 
 def write_outputs(out: Path, backend, graph: Graph, data, weights: dict, metrics: dict, seed: int,
-                  say: Progress, settings_yaml: str, int8: Int8Step | None = None) -> list[Path]:
+                  say: Progress, settings_yaml: str, int8: Int8Step | None = None, full: Graph | None = None) -> list[Path]:
     """Every output file, staged and then published together; with ``int8``, model.int8.onnx too,
-    quantised from the staged model.onnx, and its report in ``metrics["quantization"]``."""
+    quantised from the staged model.onnx, and its report in ``metrics["quantization"]``. ``full``:
+    the spec's whole graph where ``graph`` is the part that trains one of several outputs; the
+    files hold all of it (the labels go with the first output, as the spec's ``classes`` do)."""
     from ..weights.neutral import expected_weights
     from ..weights.safetensors_io import write_weights
 
     export_graph = replace(graph, classes=export_labels(graph, data))
+    if full is not None and full is not graph:
+        first = full.output_names[0] == graph.output.name
+        export_graph = replace(full, classes=export_graph.classes if first else full.classes)
+        graph = full
     missing = [k for k in expected_weights(graph) if k not in weights]
     if missing:  # layers outside the trained path (dead branches) keep their seeded initial values
         seeded = backend.get_weights(backend.compile(export_graph, weights=None, seed=seed), export_graph)

@@ -14,7 +14,7 @@ from ..errors import UsageError
 
 # every key of train.yaml: (the type its value has, whether null is allowed)
 RUN_KEYS = {"spec": (str, False), "backend": (str, False), "data": (str, False), "output": (str, True),
-            "init": (str, True)}
+            "init": (str, True), "output_name": (str, True)}
 CONFIG_KEYS = {
     "epochs": (int, False), "batch_size": (int, False), "lr": (float, True), "optimizer": (str, False),
     "seed": (int, False), "device": (str, False), "val_fraction": (float, False), "schedule": (str, False),
@@ -44,6 +44,7 @@ def _resolved(config: TrainConfig) -> dict:
         "step_size": f"a third of the epochs: {config.drop_every}" if config.schedule == "step" else "step only",
         "gamma": f"default: {DEFAULT_GAMMA:g}" if config.schedule == "step" else "step only",
         "patience": "off: every epoch runs", "init": "the seed's initial weights",
+        "output_name": "the spec's first output",
         "quantize": "off: no int8 model",
         "quantize_samples": f"default: {config.calibration_samples}" if config.quantize else "--quantize only",
         "quantize_max_drop": f"default: {config.max_drop:g} (points)" if config.quantize else "--quantize only",
