@@ -94,6 +94,25 @@ def _conv(draw, shape, name, prev):
     return [{"conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
 
 
+def _separable(draw, shape, name, prev):
+    c, h, w = shape
+    filters = draw(st.integers(1, 6))
+    kernel, k = _size(draw, 1, 3)
+    stride, s = _size(draw, 1, 2)
+    dilation, d = (1, (1, 1)) if draw(st.booleans()) else _size(draw, 1, 2)
+    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.just(None))) or _amounts(draw, 2)
+    oh, ow = _fits(h, w, k, s, padding, d)
+    assume(oh >= 1 and ow >= 1)
+    args = {"filters": filters, "kernel": kernel, "stride": stride, "padding": padding}
+    if d != (1, 1):
+        args["dilation"] = dilation
+    if draw(st.booleans()):
+        args["depth_multiplier"] = draw(st.integers(2, 3))
+    if draw(st.booleans()):
+        args["bias"] = False
+    return [{"separable_conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
+
+
 def _pool(op):
     def layers(draw, shape, name, prev):
         c, h, w = shape
@@ -248,6 +267,7 @@ class OpStrategy:
 STRATEGIES: dict[str, OpStrategy] = {
     "conv2d": OpStrategy(_conv, (3,), weight=4),
     "conv2d_transpose": OpStrategy(_conv_transpose, (3,)),
+    "separable_conv2d": OpStrategy(_separable, (3,), weight=2),
     "maxpool2d": OpStrategy(_pool("maxpool2d"), (3,), weight=2),
     "avgpool2d": OpStrategy(_pool("avgpool2d"), (3,), weight=2),
     "zeropad2d": OpStrategy(_zeropad, (3,)),

@@ -71,7 +71,13 @@ def float64_reference(graph, weights, x):
 
     model = TORCH.compile(graph, weights=weights).double()
     with torch.inference_mode():
-        return model(torch.from_numpy(x).double()).numpy()
+        y = model(torch.from_numpy(x).double())
+        return [v.numpy() for v in y] if isinstance(y, tuple) else [y.numpy()]
+
+
+def _listed(y) -> list:
+    """A backend's prediction as a list of outputs (one for a single-output graph)."""
+    return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
 def check_parity(graph, tmp_path, batches=(1, 3), seed=1):
@@ -88,22 +94,25 @@ def check_parity(graph, tmp_path, batches=(1, 3), seed=1):
     worst = 0.0
     for batch in batches:
         x = rng.standard_normal((batch, *graph.input_shape)).astype(np.float32)
-        expected = TORCH.predict(torch_model, x)
-        assert expected.shape == (batch, *graph.output_shape)
-        results = {"keras": KERAS.predict(keras_model, x), "onnx": session.run(None, {"input": x})[0]}
-        scale = max(float(np.abs(expected).max()), 1.0)
-        reference = None
-        for name, got in results.items():
-            what = f"{graph.name} {name} vs torch, batch {batch}"
-            if float(np.abs(got - expected).max()) > RTOL * scale:  # float32 rounding of a deep net?
-                reference = float64_reference(graph, weights, x) if reference is None else reference
-                floor = float(np.abs(expected - reference).max())
-                err = float(np.abs(got - reference).max())
-                assert err <= FLOOR_FACTOR * floor + 1e-6 * scale, \
-                    f"{what}: {err:.3g} from float64, torch float32 is {floor:.3g} from it"
-            else:
-                assert_close(got, expected, what)
-            worst = max(worst, float(np.abs(got - expected).max() / scale))
+        every_expected = _listed(TORCH.predict(torch_model, x))
+        assert [e.shape for e in every_expected] == [(batch, *n.shape) for n in graph.output_nodes]
+        every_result = {"keras": _listed(KERAS.predict(keras_model, x)), "onnx": session.run(None, {"input": x})}
+        references = None
+        for k, (output, expected) in enumerate(zip(graph.output_names, every_expected)):
+            scale = max(float(np.abs(expected).max()), 1.0)
+            for name, outputs in every_result.items():
+                assert len(outputs) == len(every_expected), name
+                got = outputs[k]
+                what = f"{graph.name} {name} vs torch, output {output}, batch {batch}"
+                if float(np.abs(got - expected).max()) > RTOL * scale:  # float32 rounding of a deep net?
+                    references = float64_reference(graph, weights, x) if references is None else references
+                    floor = float(np.abs(expected - references[k]).max())
+                    err = float(np.abs(got - references[k]).max())
+                    assert err <= FLOOR_FACTOR * floor + 1e-6 * scale, \
+                        f"{what}: {err:.3g} from float64, torch float32 is {floor:.3g} from it"
+                else:
+                    assert_close(got, expected, what)
+                worst = max(worst, float(np.abs(got - expected).max() / scale))
     return worst
 
 
@@ -280,6 +289,15 @@ EDGE_CASES = {
         {"concat": None, "in": ["up1", "enc1"], "name": "cat1"},
         {"conv2d": {"filters": 4, "kernel": 3, "padding": "same", "activation": "relu"}, "name": "dec1"},
         {"conv2d": {"filters": 2, "kernel": 1}, "name": "head", "expect": [2, 16, 16]}]),
+    # Keras' own SeparableConv2D layer against torch's depthwise + pointwise and ONNX's two Convs
+    "separable-same-stride2-multiplier": ([3, 9, 7], [
+        {"separable_conv2d": {"filters": 5, "kernel": 3, "stride": 2, "padding": "same", "depth_multiplier": 2,
+                              "activation": "relu"}}]),
+    "separable-dilated-stride2-no-bias": ([2, 11, 10], [
+        {"separable_conv2d": {"filters": 3, "kernel": [3, 2], "stride": 2, "dilation": 2, "padding": "same",
+                              "bias": False, "activation": "leaky_relu"}}]),
+    "separable-asymmetric-padding": ([4, 6, 6], [
+        {"separable_conv2d": {"filters": 2, "kernel": 2, "padding": [0, 1, 1, 0], "depth_multiplier": 3}}]),
 }
 
 

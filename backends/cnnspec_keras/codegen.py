@@ -11,7 +11,7 @@ import json
 from importlib import util as importlib_util
 
 from cnnspec.graph.ir import Graph
-from cnnspec.weights.keras_layout import layer_parts
+from cnnspec.weights.keras_layout import expected_keras_weights, layer_parts
 
 from .plan import MULTI_INPUT, Plan, Step, make_plan
 
@@ -109,6 +109,20 @@ if __name__ == "__main__":
 '''
 
 
+def _reshaped_parts(graph: Graph) -> dict:
+    """'<layer>.<part>' -> its Keras shape, for parts that a transpose alone does not lay out."""
+    keras_shapes = expected_keras_weights(graph)
+    return {f"{name}.{p.neutral}": keras_shapes[f"{name}.{p.keras}"]
+            for name, parts in layer_parts(graph) for p in parts if p.per_channel}
+
+
+_PLAIN_LOAD = '''        model.get_layer(layer_name).set_weights([to_keras_layout(tensors[f"{layer_name}.{part}"]) for part in parts])'''
+_RESHAPING_LOAD = '''        keys = [f"{layer_name}.{part}" for part in parts]
+        model.get_layer(layer_name).set_weights(
+            [to_keras_layout(tensors[k]).reshape(KERAS_SHAPES[k]) if k in KERAS_SHAPES else to_keras_layout(tensors[k])
+             for k in keys])'''
+
+
 def render(graph: Graph, plan: Plan) -> str:
     c, h, w = graph.input_shape
     classes = json.dumps(list(graph.classes), ensure_ascii=False) if graph.classes else "None"
@@ -123,9 +137,15 @@ def render(graph: Graph, plan: Plan) -> str:
     weights = [f"    ({name!r}, {tuple(p.neutral for p in parts)!r})," for name, parts in layer_parts(graph)]
     text += "\n\n# each weighted layer and its tensors, in the order Keras' get_weights() lists them\nWEIGHTS = [\n"
     text += "\n".join(weights) + ("\n" if weights else "") + "]\n"
-    if not plan.several_outputs:
-        return text + _LOADER.format()
+    reshaped = _reshaped_parts(graph)
+    if reshaped:
+        text += ("\n# depthwise kernels: Keras' [kh, kw, C, m] from the transposed neutral [kh, kw, 1, C*m]\n"
+                 f"KERAS_SHAPES = {reshaped!r}\n")
     loader = _LOADER.format()
+    if _reshaped_parts(graph):
+        loader = loader.replace(_PLAIN_LOAD, _RESHAPING_LOAD)
+    if not plan.several_outputs:
+        return text + loader
     text = text.replace("CLASSES = ", f"OUTPUTS = {list(graph.output_names)!r}  # the model returns these layers' "
                         "values, in this order\nCLASSES = ", 1)
     return text + loader[:loader.index('\n\nif __name__ == "__main__":')] + "\n" + _MAIN_SEVERAL

@@ -203,6 +203,33 @@ def plan_conv2d(b: _Builder, node: Node, ins):
     return _activation_after(b, node, x)
 
 
+def plan_separable_conv2d(b: _Builder, node: Node, ins):
+    """One SeparableConv2D, so Keras' own weights load; padding and a stride with a dilation as conv2d's."""
+    a = node.attrs
+    strides, dilation = tuple(a["stride"]), tuple(a["dilation"])
+    split_stride = max(strides) > 1 and max(dilation) > 1  # TensorFlow refuses the pair here too
+    x = ins[0]
+    if a["padding"] == "same" and not split_stride:
+        padding = "same"
+    else:
+        padding = "valid"
+        if any(node.pads):
+            x = b.add("ZeroPadding2D", x, helper=f"{node.name}_pad", padding=_pads(node))
+    kwargs = dict(filters=a["filters"], kernel_size=tuple(a["kernel"]),
+                  strides=(1, 1) if split_stride else strides, padding=padding)
+    if max(dilation) > 1:
+        kwargs["dilation_rate"] = dilation
+    if a["depth_multiplier"] != 1:
+        kwargs["depth_multiplier"] = a["depth_multiplier"]
+    if not a["bias"]:
+        kwargs["use_bias"] = False
+    kwargs.update(_activation_kwargs(b, node))  # after the 1x1, element-wise: commutes with subsampling
+    x = b.add("SeparableConv2D", x, name=node.name, **kwargs)
+    if split_stride:  # the 1x1 commutes with subsampling too
+        x = b.add("Subsample2D", x, helper=f"{node.name}_stride", strides=strides)
+    return _activation_after(b, node, x)
+
+
 def plan_conv2d_transpose(b: _Builder, node: Node, ins):
     a = node.attrs
     # output_padding always: without it Keras makes W1*S where the kernel is smaller than the stride,
@@ -319,6 +346,7 @@ def plan_dropout(b: _Builder, node: Node, ins):
 PLANNERS = {
     **{name: _plan_activation(name) for name in ACTIVATIONS},
     "conv2d": plan_conv2d,
+    "separable_conv2d": plan_separable_conv2d,
     "conv2d_transpose": plan_conv2d_transpose,
     "maxpool2d": _plan_pool("MaxPooling2D", "NegInfPadding2D"),
     "avgpool2d": _plan_pool("AveragePooling2D", "ZeroPadding2D"),

@@ -81,6 +81,27 @@ def _conv2d_call(node, ins, module) -> str:
     return _with_activation(node, f"{module}({inner})")
 
 
+def _separable_conv2d_constructor(node, graph) -> str:
+    """The two convolutions in a ModuleDict, so their keys are ``<layer>.depthwise.weight`` and
+    ``<layer>.pointwise.weight``/``.bias``, as in the live module."""
+    a = node.attrs
+    c_in = graph.shape_of(node.inputs[0])[0]
+    middle = c_in * a["depth_multiplier"]
+    depthwise = (f"nn.Conv2d({c_in}, {middle}, kernel_size={_size(a['kernel'])}"
+                 + _kwargs(stride=_size(a["stride"]) if a["stride"] != (1, 1) else None,
+                           padding=_symmetric_padding(node.pads),
+                           dilation=_size(a["dilation"]) if a["dilation"] != (1, 1) else None)
+                 + f", groups={c_in}, bias=False)")
+    pointwise = f"nn.Conv2d({middle}, {a['filters']}, kernel_size=1" + _kwargs(bias=None if a["bias"] else False) + ")"
+    return f'nn.ModuleDict({{"depthwise": {depthwise}, "pointwise": {pointwise}}})'
+
+
+def _separable_conv2d_call(node, ins, module) -> str:
+    x = ins[0]
+    inner = x if layers.symmetric(node.pads) else f"F.pad({x}, {layers.torch_pad(node.pads)})"
+    return _with_activation(node, f'{module}["pointwise"]({module}["depthwise"]({inner}))')
+
+
 def _conv2d_transpose_constructor(node, graph) -> str:
     a = node.attrs
     c_in = graph.shape_of(node.inputs[0])[0]
@@ -218,6 +239,7 @@ def _activation_code(name: str) -> Code:
 CODE = {
     **{name: _activation_code(name) for name in layers.ACTIVATION_CALLS},
     "conv2d": Code(_conv2d_call, _conv2d_constructor),
+    "separable_conv2d": Code(_separable_conv2d_call, _separable_conv2d_constructor),
     "conv2d_transpose": Code(_conv2d_transpose_call, _conv2d_transpose_constructor),
     "dense": Code(lambda node, ins, module: _with_activation(node, f"{module}({ins[0]})"), _dense_constructor),
     "batchnorm": Code(_module_call, _batchnorm_constructor,

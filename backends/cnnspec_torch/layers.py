@@ -186,6 +186,22 @@ class Conv2d(_FusedActivation, nn.Conv2d):
         return text + (f", activation={self.activation}" if self.activation else "")
 
 
+class SeparableConv2d(nn.Module):
+    """Keras' SeparableConv2D as two convolutions named ``depthwise`` (groups = input channels, no bias)
+    and ``pointwise`` (1x1, with the bias and the fused activation): their state_dict keys are the
+    contract's ``depthwise.weight``, ``pointwise.weight``, ``pointwise.bias``."""
+
+    def __init__(self, in_channels, out_channels, kernel, stride, pads, dilation, depth_multiplier, bias,
+                 activation=None):
+        super().__init__()
+        middle = in_channels * depth_multiplier
+        self.depthwise = Conv2d(in_channels, middle, kernel, stride, pads, dilation, in_channels, False)
+        self.pointwise = Conv2d(middle, out_channels, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, bias, activation)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
 class ConvTranspose2d(_FusedActivation, nn.ConvTranspose2d):
     """nn.ConvTranspose2d with a (top, bottom, left, right) crop of any symmetry and a fused activation."""
 

@@ -32,6 +32,13 @@ def _conv2d(node, graph):
                          a["bias"], _fused(node))
 
 
+def _separable_conv2d(node, graph):
+    a = node.attrs
+    c_in = graph.shape_of(node.inputs[0])[0]
+    return layers.SeparableConv2d(c_in, a["filters"], a["kernel"], a["stride"], node.pads, a["dilation"],
+                                  a["depth_multiplier"], a["bias"], _fused(node))
+
+
 def _conv2d_transpose(node, graph):
     a = node.attrs
     c_in = graph.shape_of(node.inputs[0])[0]
@@ -88,6 +95,7 @@ def _activation(name):
 LAYER_BUILDERS = {
     **{name: _activation(name) for name in layers.ACTIVATION_CALLS},  # those without an nn module of their own
     "conv2d": _conv2d,
+    "separable_conv2d": _separable_conv2d,
     "conv2d_transpose": _conv2d_transpose,
     "dense": _dense,
     "maxpool2d": _maxpool,

@@ -41,6 +41,7 @@ SAVES: dict[str, Saves] = {
     **{name: ACTIVATION_SAVES.get(name, Saves(input=True)) for name in ACTIVATIONS},
     "conv2d": Saves(input=True),
     "conv2d_transpose": Saves(input=True),
+    "separable_conv2d": Saves(input=True),  # and its depthwise output, which the 1x1 reads (INTERMEDIATE)
     "dense": Saves(input=True),
     "batchnorm": Saves(input=True, per_channel=2),  # and the batch's mean and inverse deviation
     "layernorm": Saves(input=True, per_position=2),  # on a map its input's channels-last copy
@@ -60,6 +61,16 @@ SAVES: dict[str, Saves] = {
     "crop2d": NOTHING,
 }
 DEFAULT_SAVES = Saves(input=True)
+
+
+def _depthwise_output(node: Node, graph: Graph) -> int:
+    _, h, w = node.shape
+    return graph.shape_of(node.inputs[0])[0] * node.attrs["depth_multiplier"] * h * w
+
+
+# op -> floats per sample of a value an op makes inside itself (in inference a temporary while it
+# runs, in training kept for the backward pass): separable_conv2d's depthwise output
+INTERMEDIATE = {"separable_conv2d": _depthwise_output}
 
 # PyTorch keeps a tensor's strides through nearly every op: after a layernorm on a map (channels last
 # and back, as torchvision's LayerNorm2d does) the values that follow are channels-last in memory, and
@@ -230,6 +241,8 @@ def kept_for_backward(graph: Graph) -> Kept:
         if saves.output:
             kept.add(values.root[n.name])
         extra += saves.extra * out
+        if n.op in INTERMEDIATE:
+            floats += INTERMEDIATE[n.op](n, graph)
         fixed += FLOAT * saves.per_channel * n.shape[0]
         positions = _numel(n.shape[1:]) if len(n.shape) == 3 else 1
         floats += saves.per_position * positions
@@ -259,6 +272,7 @@ def peak_live(graph: Graph) -> int:
         new = values.numel.get(n.name, 0)
         temp = (_padded_numel(n, graph.shape_of(n.inputs[0])) if _uneven(n) else 0)
         temp += _numel(n.shape) if n.attrs.get("activation") else 0
+        temp += INTERMEDIATE[n.op](n, graph) if n.op in INTERMEDIATE else 0
         peak = max(peak, live + new + temp)
         live += new
         for v in {values.root[i] for i in n.inputs}:

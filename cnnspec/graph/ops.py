@@ -250,6 +250,20 @@ def infer_conv2d(attrs, shapes):
     return Inferred((filters, h2, w2), pads, params, filters * h2 * w2 * per_filter)
 
 
+def infer_separable_conv2d(attrs, shapes):
+    """Keras' SeparableConv2D: a depthwise convolution (``depth_multiplier`` filters per input channel)
+    then a 1x1 convolution to ``filters``; the bias, where there is one, is the 1x1's alone."""
+    (shape,) = shapes
+    _need_map("separable_conv2d", shape)
+    c_in, filters = shape[0], attrs["filters"]
+    middle = c_in * attrs["depth_multiplier"]
+    (h2, w2), pads = _window(attrs, shape, "kernel", attrs["dilation"])
+    kh, kw = attrs["kernel"]
+    params = middle * kh * kw + middle * filters + (filters if attrs["bias"] else 0)
+    macs = middle * h2 * w2 * kh * kw + filters * h2 * w2 * middle
+    return Inferred((filters, h2, w2), pads, params, macs)
+
+
 SIDE_NAMES = {2: ("height", "height", "width", "width"), 4: ("top", "bottom", "left", "right")}
 
 
@@ -426,6 +440,15 @@ def conv2d_weights(attrs, shapes, out):
     return parts
 
 
+def separable_conv2d_weights(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    middle = shapes[0][0] * attrs["depth_multiplier"]
+    parts = {"depthwise.weight": (middle, 1, kh, kw), "pointwise.weight": (attrs["filters"], middle, 1, 1)}
+    if attrs["bias"]:
+        parts["pointwise.bias"] = (attrs["filters"],)
+    return parts
+
+
 def conv2d_transpose_weights(attrs, shapes, out):
     kh, kw = attrs["kernel"]
     parts = {"weight": (shapes[0][0], attrs["filters"], kh, kw)}  # PyTorch's ConvTranspose2d layout
@@ -487,6 +510,17 @@ _register(OpDef("conv2d", "2-D convolution, cross-correlation as in every framew
     "bias": Arg({"type": "boolean"}, True),
     "activation": Arg(ACTIVATION, None, kind="activation"),
 }, primary="filters", infer=infer_conv2d, weights=conv2d_weights))
+_register(OpDef("separable_conv2d", "depthwise 2-D convolution then a 1x1 convolution (Keras' SeparableConv2D)", {
+    "filters": Arg(POS_INT, required=True, doc="the 1x1 convolution's output channels"),
+    "kernel": Arg(SIZE, required=True, kind="pair"),
+    "stride": Arg(SIZE, 1, kind="pair"),
+    "padding": Arg(PADDING, 0, kind="sides"),
+    "dilation": Arg(SIZE, 1, kind="pair"),
+    "depth_multiplier": Arg({"type": "integer", "minimum": 1, "maximum": 1024}, 1,
+                            doc="depthwise filters per input channel"),
+    "bias": Arg({"type": "boolean"}, True, doc="on the 1x1 convolution only"),
+    "activation": Arg(ACTIVATION, None, kind="activation"),
+}, primary="filters", infer=infer_separable_conv2d, weights=separable_conv2d_weights))
 _register(OpDef("conv2d_transpose", "transposed 2-D convolution (learned upsampling), PyTorch's ConvTranspose2d", {
     "filters": Arg(POS_INT, required=True),
     "kernel": Arg(SIZE, required=True, kind="pair"),

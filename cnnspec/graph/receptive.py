@@ -207,6 +207,7 @@ def join(node: Node, fields) -> tuple:
 RULES: dict[str, Rule] = {
     **{name: identity for name in ACTIVATIONS},  # every activation is pointwise
     "conv2d": window,
+    "separable_conv2d": window,  # the 1x1 after the depthwise window widens nothing
     "maxpool2d": window,
     "avgpool2d": window,
     "conv2d_transpose": transposed,

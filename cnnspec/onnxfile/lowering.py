@@ -142,6 +142,24 @@ def lower_conv2d(e: Emitter, node: Node, ins, out) -> None:
               pads=onnx_pads(node.pads), dilations=list(a["dilation"]), group=a["groups"])
 
 
+def lower_separable_conv2d(e: Emitter, node: Node, ins, out) -> None:
+    """Two Conv nodes: the depthwise (group = input channels, no bias) into ``<layer>/depthwise``, then
+    the 1x1 with the bias, then the fused activation."""
+    a = node.attrs
+    c_in = e.shapes[ins[0]][0]
+    middle = c_in * a["depth_multiplier"]
+    _, h, w = node.shape
+    depthwise = e.node("Conv", [ins[0], e.weight(f"{node.name}.depthwise.weight")], f"{node.name}/depthwise",
+                       f"{node.name}/depthwise", (middle, h, w), kernel_shape=list(a["kernel"]),
+                       strides=list(a["stride"]), pads=onnx_pads(node.pads), dilations=list(a["dilation"]), group=c_in)
+    parts = ("pointwise.weight", "pointwise.bias") if a["bias"] else ("pointwise.weight",)
+    target = _fused(node, out)
+    e.node("Conv", [depthwise, *(e.weight(f"{node.name}.{p}") for p in parts)], target, node.name, node.shape,
+           kernel_shape=[1, 1])
+    if target != out:
+        _then_activation(e, node, target, out)
+
+
 def lower_conv2d_transpose(e: Emitter, node: Node, ins, out) -> None:
     # node.pads are the crop (ONNX's ConvTranspose pads); the neutral weight is ONNX's [C_in, filters, kh, kw]
     a = node.attrs
@@ -335,6 +353,7 @@ def lower_concat(e: Emitter, node: Node, ins, out) -> None:
 
 LOWERINGS: dict[str, Callable | str] = {
     "conv2d": lower_conv2d,
+    "separable_conv2d": lower_separable_conv2d,
     "conv2d_transpose": lower_conv2d_transpose,
     "dense": lower_dense,
     "maxpool2d": lower_maxpool2d,
