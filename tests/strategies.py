@@ -113,6 +113,22 @@ def _separable(draw, shape, name, prev):
     return [{"separable_conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
 
 
+def _reshape(draw, shape, name, prev):
+    """Another arrangement of the same values: a vector, or a map of permuted or merged sizes (one -1 at times)."""
+    total = 1
+    for v in shape:
+        total *= v
+    options = [(total,), (total, 1, 1), (1, 1, total)]
+    if len(shape) == 3:
+        c, h, w = shape
+        options += [(h, c, w), (w, h, c), (c * h, w, 1)]
+    out = list(draw(st.sampled_from(options)))
+    written = list(out)
+    if draw(st.booleans()):
+        written[draw(st.integers(0, len(out) - 1))] = -1
+    return [{"reshape": written, "name": name}], tuple(out)
+
+
 def _pool(op):
     def layers(draw, shape, name, prev):
         c, h, w = shape
@@ -275,6 +291,7 @@ STRATEGIES: dict[str, OpStrategy] = {
     "upsample2d": OpStrategy(_upsample, (3,)),
     "global_avgpool2d": OpStrategy(_global_pool("global_avgpool2d"), (3,)),
     "global_maxpool2d": OpStrategy(_global_pool("global_maxpool2d"), (3,)),
+    "reshape": OpStrategy(_reshape),
     "flatten": OpStrategy(lambda draw, shape, name, prev: ([{"flatten": None, "name": name}],
                                                            (shape[0] * shape[1] * shape[2],)), (3,)),
     "batchnorm": OpStrategy(_same_shape(_batchnorm), weight=2),

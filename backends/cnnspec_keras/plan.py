@@ -7,7 +7,8 @@ where an output is a feature map, closes with one back. Everything in between is
 several outputs makes a model that returns a list, in the spec's order.
 
 Where a Keras default differs from the contract, the plan says so explicitly:
-- flatten transposes to C-H-W first (Keras flattens H-W-C);
+- flatten transposes to C-H-W first (Keras flattens H-W-C); reshape too, and a map result goes back
+  to channels-last after it;
 - explicit pool padding is a pad layer then a ``valid`` pool (-inf for max, counted zeros for avg);
   a ``ceil: true`` max pool (Keras has no ceil mode) pads -inf just as far as its last window reaches;
 - a transposed convolution is a ``valid`` Conv2DTranspose then a Cropping2D of its ``padding`` (the
@@ -307,6 +308,18 @@ def plan_flatten(b: _Builder, node: Node, ins):
     return b.add("Flatten", x, name=node.name)
 
 
+def plan_reshape(b: _Builder, node: Node, ins):
+    """The contract's channels-first meaning: a map goes to NCHW first, the values are read into the
+    new shape there, and a map result goes back to NHWC."""
+    x = ins[0]
+    if len(b.graph.shape_of(node.inputs[0])) == 3:
+        x = b.add("Permute", x, helper=f"{node.name}_to_chw", dims=(3, 1, 2))
+    if len(node.shape) != 3:
+        return b.add("Reshape", x, name=node.name, target_shape=tuple(node.shape))
+    x = b.add("Reshape", x, helper=f"{node.name}_chw", target_shape=tuple(node.shape))
+    return b.add("Permute", x, name=node.name, dims=(2, 3, 1))
+
+
 def plan_dense(b: _Builder, node: Node, ins):
     a = node.attrs
     kwargs = dict(units=a["units"])
@@ -361,6 +374,7 @@ PLANNERS = {
     "normalize": plan_normalize,
     "dropout": plan_dropout,
     "flatten": plan_flatten,
+    "reshape": plan_reshape,
     "dense": plan_dense,
     "add": _plan_broadcast("Add"),
     "multiply": _plan_broadcast("Multiply"),

@@ -257,6 +257,7 @@ CODE = {
     "global_avgpool2d": Code(lambda node, ins, module: f"{ins[0]}.mean(dim=(2, 3){_keepdim(node)})"),
     "global_maxpool2d": Code(lambda node, ins, module: f"{ins[0]}.amax(dim=(2, 3){_keepdim(node)})"),
     "flatten": Code(lambda node, ins, module: f"torch.flatten({ins[0]}, 1)"),
+    "reshape": Code(lambda node, ins, module: f"{ins[0]}.reshape({ins[0]}.shape[0], {', '.join(map(str, node.shape))})"),
     "add": Code(lambda node, ins, module: " + ".join(ins), broadcast=True),
     "multiply": Code(lambda node, ins, module: " * ".join(ins), broadcast=True),
     "scale": Code(_module_call, lambda node, graph: f"Scale({node.shape[0]}, init={node.attrs['init']!r})",

@@ -186,6 +186,20 @@ class Conv2d(_FusedActivation, nn.Conv2d):
         return text + (f", activation={self.activation}" if self.activation else "")
 
 
+class Reshape(nn.Module):
+    """The values of each sample in channel, row, column order, read into ``shape`` (without the batch)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self):
+        return f"shape={list(self.shape)}"
+
+
 class SeparableConv2d(nn.Module):
     """Keras' SeparableConv2D as two convolutions named ``depthwise`` (groups = input channels, no bias)
     and ``pointwise`` (1x1, with the bias and the fused activation): their state_dict keys are the

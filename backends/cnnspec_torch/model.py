@@ -110,6 +110,7 @@ LAYER_BUILDERS = {
     "normalize": lambda node, graph: layers.Normalize(node.shape[0], node.attrs["mean"], node.attrs["std"]),
     "dropout": lambda node, graph: nn.Dropout(node.attrs["rate"]),
     "flatten": lambda node, graph: nn.Flatten(),
+    "reshape": lambda node, graph: layers.Reshape(node.shape),
     "relu": lambda node, graph: nn.ReLU(),
     "relu6": lambda node, graph: nn.ReLU6(),
     "sigmoid": lambda node, graph: nn.Sigmoid(),

@@ -53,6 +53,7 @@ SAVES: dict[str, Saves] = {
     "global_avgpool2d": NOTHING,
     "dropout": Saves(extra=4),
     "flatten": Saves(alias=True),
+    "reshape": Saves(alias=True),  # a view, as flatten
     "add": NOTHING,
     "concat": NOTHING,
     "normalize": NOTHING,
@@ -76,7 +77,7 @@ INTERMEDIATE = {"separable_conv2d": _depthwise_output}
 # and back, as torchvision's LayerNorm2d does) the values that follow are channels-last in memory, and
 # a flatten of them is a copy, not a view. These ops write a fresh [N, C, H, W]-ordered tensor whatever
 # their input's strides (measured with torch; the rest follow their first input):
-FRESH_LAYOUT = frozenset({"dense", "flatten", "global_avgpool2d", "global_maxpool2d", "softmax"})
+FRESH_LAYOUT = frozenset({"dense", "flatten", "reshape", "global_avgpool2d", "global_maxpool2d", "softmax"})
 
 
 @dataclass(frozen=True)

@@ -359,6 +359,32 @@ def infer_flatten(attrs, shapes):
     return Inferred((_numel(shape),))
 
 
+def infer_reshape(attrs, shapes):
+    """The input's values in channel, row, column order read into ``shape`` (without the batch); one
+    -1 takes what the others leave. A result of three dimensions is a [C, H, W] map."""
+    (shape,) = shapes
+    target = list(attrs["shape"])
+    total = _numel(shape)
+    if len(target) == 2:
+        raise ShapeProblem(f"shape {fmt_shape(target)}: a reshape makes a vector [N] or a map [C, H, W], "
+                           f"not two dimensions")
+    if target.count(-1) > 1:
+        raise ShapeProblem(f"shape {fmt_shape(target)} has {target.count(-1)} entries of -1; at most one may be "
+                           f"inferred")
+    if any(v == 0 or v < -1 for v in target):
+        raise ShapeProblem(f"shape {fmt_shape(target)}: each size is 1 or more, or a single -1")
+    known = _numel([v for v in target if v != -1])
+    if -1 in target:
+        if total % known:
+            raise ShapeProblem(f"the input {fmt_shape(shape)} holds {total} values, which shape {fmt_shape(target)} "
+                               f"cannot take: {total} is no multiple of the other sizes' product {known}")
+        target[target.index(-1)] = total // known
+    elif known != total:
+        raise ShapeProblem(f"the input {fmt_shape(shape)} holds {total} values, but shape {fmt_shape(target)} "
+                           f"holds {known}")
+    return Inferred(tuple(target))
+
+
 def infer_dense(attrs, shapes):
     (shape,) = shapes
     if len(shape) != 1:
@@ -570,6 +596,12 @@ _register(OpDef("normalize", "(x - mean) / std per channel (features for a vecto
 _register(OpDef("dropout", "zeroes a fraction of activations while training; nothing at inference", {
     "rate": Arg({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, required=True),
 }, primary="rate", infer=infer_same, inference_identity=True))
+_register(OpDef("reshape", "the values in channel, row, column order, read into a new shape (a vector or a "
+                "[C, H, W] map)", {
+    "shape": Arg({"type": "array", "items": {"type": "integer", "minimum": -1, "maximum": 1_000_000_000},
+                  "minItems": 1, "maxItems": 3, "allowed": "a list of sizes without the batch, at most one -1: "
+                  "[64, 7, 7] or [-1]"}, required=True, doc="the new shape without the batch; one -1 is inferred"),
+}, primary="shape", infer=infer_reshape))
 _register(OpDef("flatten", "[C, H, W] to [C*H*W] in channel, row, column order", infer=infer_flatten))
 _register(OpDef("dense", "fully connected layer", {
     "units": Arg(POS_INT, required=True),

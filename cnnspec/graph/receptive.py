@@ -189,6 +189,15 @@ def whole(node: Node, fields) -> tuple:
     return tuple(out)
 
 
+def scrambled(node: Node, fields) -> tuple:
+    """reshape: to a vector, as flatten; to a map, an output position's values come from anywhere in the
+    input (a conservative bound: the whole input field, the same for every position, stride 0)."""
+    axes = whole(node, fields)
+    if len(node.shape) != 3:
+        return axes
+    return tuple(tuple(Span(s.start, Fraction(0), s.size) for s in spans) for spans in axes)
+
+
 def join(node: Node, fields) -> tuple:
     """add, concat, multiply: the union over inputs. A vector broadcast over a map reaches every position
     with the same pixels (stride 0)."""
@@ -217,6 +226,7 @@ RULES: dict[str, Rule] = {
     "global_avgpool2d": whole,
     "global_maxpool2d": whole,
     "flatten": whole,
+    "reshape": scrambled,
     "dense": whole,
     "batchnorm": identity,
     "layernorm": identity,

@@ -347,6 +347,12 @@ def lower_scale(e: Emitter, node: Node, ins, out) -> None:
     e.node("Mul", [ins[0], weight], out, node.name, node.shape)
 
 
+def lower_reshape(e: Emitter, node: Node, ins, out) -> None:
+    # 0 keeps the input's batch dimension (and its symbol for shape inference); the rest is resolved
+    shape = e.constant(f"{node.name}/shape", [0, *node.shape], "int64")
+    e.node("Reshape", [ins[0], shape], out, node.name, node.shape)
+
+
 def lower_concat(e: Emitter, node: Node, ins, out) -> None:
     e.node("Concat", ins, out, node.name, node.shape, axis=1)  # channels for maps, features for vectors
 
@@ -354,6 +360,7 @@ def lower_concat(e: Emitter, node: Node, ins, out) -> None:
 LOWERINGS: dict[str, Callable | str] = {
     "conv2d": lower_conv2d,
     "separable_conv2d": lower_separable_conv2d,
+    "reshape": lower_reshape,
     "conv2d_transpose": lower_conv2d_transpose,
     "dense": lower_dense,
     "maxpool2d": lower_maxpool2d,
