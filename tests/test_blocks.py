@@ -279,11 +279,11 @@ def test_a_repeat_inside_a_block_may_be_named_by_an_index():
 @pytest.mark.parametrize("layer, expected", [
     ("  - {relu: null, name: '0'}\n",
      "net.yaml:8:24: error: layer name '0' is not allowed: a name starts with a letter or '_' and holds only ASCII "
-     "letters, digits, '_' and '.' (as in 'layer1.0.conv1'); a bare index such as '0' names a layer inside a "
+     "letters, digits, '_', '.' and '-' (as in 'layer1.0.conv1'); a bare index such as '0' names a layer inside a "
      "block, after its call's name"),
     ("  - {b: null, name: '1.0'}\n",
      "net.yaml:8:21: error: layer name '1.0' is not allowed: a name starts with a letter or '_' and holds only "
-     "ASCII letters, digits, '_' and '.' (as in 'layer1.0.conv1'); a bare index such as '0' names a layer inside "
+     "ASCII letters, digits, '_', '.' and '-' (as in 'layer1.0.conv1'); a bare index such as '0' names a layer inside "
      "a block, after its call's name"),
     ("  - {relu: null, name: 0}\n", "net.yaml:8:24: error: 'name' must be a string, got 0"),
 ])
@@ -295,7 +295,7 @@ def test_a_top_level_name_still_matches_the_contracts_pattern(layer, expected):
     ("0", "net.yaml:6:33: error: 'name' must be a string, got 0; quote an index: name: \"0\" "
           "(in block 'b' called at line 8)"),
     ("'0 1'", "net.yaml:6:33: error: layer name '0 1' is not allowed: a name holds only ASCII letters, digits, "
-              "'_' and '.' (as in 'layer1.0.conv1') (in block 'b' called at line 8)"),
+              "'_', '.' and '-' (as in 'layer1.0.conv1') (in block 'b' called at line 8)"),
 ])
 def test_bad_local_names(name, expected):
     blocks = f"  b:\n    layers: [{{relu: null, name: {name}}}]\n"

@@ -56,13 +56,13 @@ layers:
     ("dropout-rate", "  - dropout: 1.5\n", "5:14: dropout_1: 'rate' must be less than 1, got 1.5"),
     ("name-digit-first", "  - {relu: null, name: 1abc}\n",
      "5:24: layer name '1abc' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
-     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+     "digits, '_', '.' and '-' (as in 'layer1.0.conv1')"),
     ("name-space", "  - {relu: null, name: 'a b'}\n", "5:24: layer name 'a b' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
-     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+     "digits, '_', '.' and '-' (as in 'layer1.0.conv1')"),
     ("name-non-ascii", "  - {relu: null, name: \u5377\u79ef}\n", "5:24: layer name '\u5377\u79ef' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
-     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+     "digits, '_', '.' and '-' (as in 'layer1.0.conv1')"),
     ("name-empty", "  - {relu: null, name: ''}\n", "5:24: layer name '' is not allowed: a name starts with a letter or '_' and holds only ASCII letters, "
-     "digits, '_' and '.' (as in 'layer1.0.conv1')"),
+     "digits, '_', '.' and '-' (as in 'layer1.0.conv1')"),
     ("in-not-a-name", "  - {relu: null, in: 5}\n", "5:22: 'in' must name layers, got 5"),
     ("repeat-zero", "  - {relu: null, repeat: 0}\n", "5:26: 'repeat' must be between 1 and 20000, got 0"),
     ("repeat-huge", "  - {relu: null, repeat: 100000000}\n", "5:26: 'repeat' must be between 1 and 20000, got 100000000"),

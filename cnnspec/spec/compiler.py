@@ -131,7 +131,8 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     diags += expand_diags + build_diags
     nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
     diags += shape_diags
-    outputs, output_diags = resolve_outputs(data.get("outputs"), [item.name for item in items], nodes, doc)
+    outputs, output_diags = resolve_outputs(data.get("outputs"), [item.name for item in items], nodes, doc,
+                                            expander.top_level_names())
     diags += output_diags
     classes = data.get("classes")
     by_name = {n.name: n for n in nodes}
@@ -153,14 +154,17 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     return graph, said_once(diags)
 
 
-def resolve_outputs(listed, names: list[str], nodes: list[Node], doc) -> tuple[tuple[str, ...], list[Diagnostic]]:
+def resolve_outputs(listed, names: list[str], nodes: list[Node], doc, calls=None) -> tuple[tuple[str, ...], list[Diagnostic]]:
     """The spec's ``outputs`` as layer names, in order (default: the last layer alone), and an error
     at each entry that names no layer of ``names`` (the expanded layers; with the nearest name) or
-    names one a second time. The schema has already said what is wrong with a value that is no
+    names one a second time. A block call's name stands for its last layer, as in ``in`` (``calls``:
+    top-level name -> layer). The schema has already said what is wrong with a value that is no
     list of strings. Only layers that became nodes are returned (the others have errors already)."""
     default = (nodes[-1].name,) if nodes else ()
     if not isinstance(listed, list) or not listed or not all(isinstance(v, str) for v in listed):
         return default, []
+    calls = {k: v for k, v in (calls or {}).items() if k != INPUT}
+    listed = [name if name in set(names) else calls.get(name, name) for name in listed]
     known, seen, diags = set(names), {}, []
     for k, name in enumerate(listed):
         where = doc.loc(("outputs", k))
@@ -168,7 +172,8 @@ def resolve_outputs(listed, names: list[str], nodes: list[Node], doc) -> tuple[t
             diags.append(Diagnostic("outputs: 'input' is the spec's input, not a layer; list layers the model "
                                     "computes", where, rank=RANK_LAYER))
         elif name not in known:
-            hint = suggest(name, names) or (f" (its last layer is '{names[-1]}')" if names else "")
+            hint = suggest(name, list(dict.fromkeys([*calls, *names]))) or (
+                f" (its last layer is '{names[-1]}')" if names else "")
             diags.append(Diagnostic(f"outputs: '{name}' is no layer of the spec{hint}", where, rank=RANK_LAYER))
         elif name in seen:
             diags.append(Diagnostic(f"outputs: '{name}' is listed twice (entries {seen[name] + 1} and {k + 1}); "

@@ -21,8 +21,8 @@ from .schema import MAX_LAYERS, RESERVED
 from .suggestions import suggest
 
 MAX_BLOCK_DEPTH = 16
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # the contract's layer-name pattern
-_LOCAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*\Z")  # inside a block: may be a bare index ('0')
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")  # the contract's layer-name pattern (third edition: '-' too)
+_LOCAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # inside a block: may be a bare index ('0')
 _INDEX = re.compile(r"[0-9]+(\.[0-9]+)*\Z")  # a bare index, torchvision's Sequential positions ('0', '1.0')
 _REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _WHEN = re.compile(r"^(not\s+)?\$([A-Za-z_][A-Za-z0-9_]*)$")
@@ -144,9 +144,16 @@ class Expander:
     # -- expansion -----------------------------------------------------------------------------
     def expand(self) -> list[Item]:
         layers = self.doc.data.get("layers")
+        self.top = _Scope("", {"input": INPUT}, {}, ())
         if isinstance(layers, list):
-            self.expand_list(layers, ("layers",), _Scope("", {"input": INPUT}, {}, ()))
+            self.expand_list(layers, ("layers",), self.top)
         return self.items
+
+    def top_level_names(self) -> dict:
+        """Each name a top-level layer item gave -> the layer it stands for (a block call's name: the
+        call's last layer), as ``in`` reads them; for ``outputs``."""
+        top = getattr(self, "top", None)
+        return dict(top.local) if top is not None else {}
 
     def self_contained(self, data):
         """The spec as an exported model carries it: the imported blocks its calls reached written into
@@ -254,8 +261,8 @@ class Expander:
 
     @staticmethod
     def _name_rule(name, scope) -> str:
-        rule = ("a name holds only ASCII letters, digits, '_' and '.' (as in 'layer1.0.conv1')" if scope.prefix else
-                "a name starts with a letter or '_' and holds only ASCII letters, digits, '_' and '.' "
+        rule = ("a name holds only ASCII letters, digits, '_', '.' and '-' (as in 'layer1.0.conv1')" if scope.prefix
+                else "a name starts with a letter or '_' and holds only ASCII letters, digits, '_', '.' and '-' "
                 "(as in 'layer1.0.conv1')")
         if not scope.prefix and _INDEX.match(name):
             rule += "; a bare index such as '0' names a layer inside a block, after its call's name"

@@ -20,10 +20,10 @@ from .messages import explain
 
 SCHEMA_FILE = Path(__file__).parent.parent / "spec.schema.json"  # cnnspec/spec.schema.json, shipped
 SCHEMA_ID = "https://cnnspec.dev/schema/spec-v1.json"
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"  # '-' since the third edition (torchvision's 'block1-0')
 # inside a block a local name may start with a digit (torchvision's 'block.0.0'): the call's name
 # before it makes the full name match NAME_PATTERN
-LOCAL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.]*$"
+LOCAL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 WORD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # block, parameter and block-input names
 MAX_IMPORTS = 16  # files one spec reads through 'import', all levels together (see cnnspec.spec.imports)
 PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
