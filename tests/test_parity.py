@@ -148,9 +148,14 @@ def graph_at_test_size(path):
     return small if _same_head(small, graph) else graph
 
 
+# several-output zoo nets, 6-16 s each here: their kinds of layers and outputs are covered fast by the
+# edge cases and tests/test_third_edition_ops.py
+SLOW_SPECS = {"googlenet-aux", "yolov3-tiny"}
+
+
 def _zoo_param(path):
     graph = graph_at_test_size(path)
-    heavy = graph.params > MAX_PARAMS or graph.macs > 2_000_000_000
+    heavy = graph.params > MAX_PARAMS or graph.macs > 2_000_000_000 or path.stem in SLOW_SPECS
     marks = [pytest.mark.slow] if heavy else []  # VGG-16 and AlexNet: about 12 s and 6 s here, so they run too
     return pytest.param(path, id=path.stem, marks=marks)
 

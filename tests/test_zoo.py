@@ -39,6 +39,9 @@ PARAMS = {
     "densenet121": 7_978_856,
     "squeezenet1-1": 1_235_496,
     "googlenet": 6_624_904,        # without the auxiliary classifiers (aux_logits=False)
+    "googlenet-aux": 13_004_888,   # with them (aux_logits=True): three outputs
+    # Darknet's cfg/yolov3-tiny.cfg as Darknet counts it: two outputs, the raw heads
+    "yolov3-tiny": 8_852_366,
     "convnext-tiny": 28_589_128,
     # U-Net as milesial/Pytorch-UNet builds it (n_channels=3, n_classes=2, bilinear=False), counted by
     # hand: a DoubleConv(i, o) is two bias-free 3x3 convolutions, each with batchnorm (2 params per channel)
