@@ -4,7 +4,8 @@ arrays or images).
 One job per module: ``session`` (the model and its provider), ``options`` (its threads),
 ``inputs`` (the user's files), ``metadata`` (labels, and whether the model ends in softmax),
 ``footprint`` (the activations of a batch, from the file), ``predict`` (run_model), ``save``
-(``--save``), ``output`` (text and JSON); for ``bench``, ``speed`` (timing in alternating rounds),
+(``--save``), ``output`` (text and JSON), ``selection`` (a model's outputs by layer name, and the one
+``--output`` picks); for ``bench``, ``speed`` (timing in alternating rounds),
 ``cpuinfo`` (the CPU's int8 instruction set) and ``benchmark`` (the command's figures). The names
 below are the package's public face of ``run``.
 
