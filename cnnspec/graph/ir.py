@@ -52,6 +52,8 @@ class Graph:
     description: str | None = None
     canonical_spec: str = "{}"  # the expanded spec as canonical JSON, carried into exports
     file: str = "<spec>"
+    scale: str | None = None  # the scale chosen (--scale), carried into exports as cnnspec.scale
+    parameters: tuple = ()  # the spec's parameters as resolved: ((name, value), ...)
 
     @property
     def output(self) -> Node:
