@@ -71,7 +71,7 @@ def require_classifier(graph) -> None:
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
           init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
-          env=os.environ) -> TrainResult:
+          env=os.environ, choice=None) -> TrainResult:
     """Load, check, train (or carry on from ``resume``, a run folder), pick the best epoch, and
     (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's."""
     from ..api import load
@@ -85,20 +85,20 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     require_quantizer(config)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    graph = load(spec_path).graph
+    graph = load(spec_path, choice=choice).graph  # choice: the spec's --scale/--set
     require_classifier(graph)
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     if resume is not None:
         out = Path(resume).parent if Path(resume).is_file() else Path(resume)
     else:
-        out = Path(outdir) if outdir is not None else Path("runs") / graph.name
+        out = Path(outdir) if outdir is not None else Path("runs") / (graph.name + (f"-{graph.scale}" if graph.scale else ""))
     if world.is_writer:
         check_can_create_dir(out, OUTPUT_FILES + OPTIONAL_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
-    record = run_record(spec_path, backend_name, source, data, config, world)
+    record = run_record(spec_path, backend_name, source, data, config, world, choice)
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
     initial = read_weights(init, graph) if init and checkpoint is None else None
