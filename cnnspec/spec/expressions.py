@@ -242,9 +242,11 @@ def _check_tree(tree) -> None:
             hint = f" (functions: {', '.join(FUNCTIONS)})" if node.id not in FUNCTIONS else " (call it with (...))"
             raise ExpressionError(f"'{node.id}' is not a parameter; write '${node.id}' for one{hint}")
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                name = node.func.id if isinstance(node.func, ast.Name) else "this"
-                raise ExpressionError(f"'{name}' is no function here; the functions are {', '.join(FUNCTIONS)}")
+            if not isinstance(node.func, ast.Name):
+                raise ExpressionError(f"{_describe_node(node.func)} called is not part of the expression language; "
+                                      f"the functions are {', '.join(FUNCTIONS)}")
+            if node.func.id not in FUNCTIONS:
+                raise ExpressionError(f"'{node.func.id}' is no function here; the functions are {', '.join(FUNCTIONS)}")
             for arg in node.args:
                 stack.append((arg, depth + 1))
             for kw in node.keywords:
