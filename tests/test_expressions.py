@@ -322,3 +322,25 @@ def test_every_command_that_reads_a_spec_takes_scale_and_set():
         args = parser.parse_args([command, "x.yaml", "--scale", "s", "--set", "a=1", "--set", "b=x"]
                                  + {"draw": ["-o", "x.svg"], "convert": ["--weights", "w", "--to", "keras"]}.get(command, []))
         assert args.scale == "s" and args.set_params == ["a=1", "b=x"], command
+
+
+def test_a_default_may_be_an_expression_over_the_parameters_before_it():
+    text = HEAD + """params: {width: 1.4, stem: "make_divisible(32 * $width)"}
+input: [3, 4, 4]
+blocks:
+  b:
+    params: {c: null, hidden: "$c * 6", squeeze: "max(1, $c // 4)"}
+    layers: [{conv2d: {filters: $hidden, kernel: 1}, name: e}, {conv2d: {filters: $squeeze, kernel: 1}, name: s}]
+layers:
+  - {conv2d: {filters: $stem, kernel: 1}, name: stem}
+  - {b: {c: 8}, name: b1}
+  - {b: {c: 8, squeeze: 5}, name: b2}
+"""
+    g = _check(text)
+    assert g.node("stem").shape[0] == 48 and dict(g.parameters)["stem"] == 48
+    assert (g.node("b1.e").shape[0], g.node("b1.s").shape[0], g.node("b2.s").shape[0]) == (48, 2, 5)
+    assert _check(text, sets={"width": 0.5}).node("stem").shape[0] == 16     # derived after --set
+    assert json.loads(_check(text).canonical_spec)["params"] == {"width": 1.4, "stem": 48}
+    later = text.replace('stem: "make_divisible(32 * $width)"}', 'stem: "$late * 2", late: 3}')
+    assert _errors(later) == ["net.yaml:3:28: error: params: 'stem: $late * 2': '$late' is not a parameter "
+                              "(a parameter's value may use only the parameters before it)"]

@@ -67,6 +67,16 @@ def _whole(value):
     return value
 
 
+def _plain(value):
+    if isinstance(value, Evaluated):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _fractions(value) -> list:
     if isinstance(value, Evaluated):
         return [value]
@@ -100,6 +110,7 @@ def _build_node(item: Item, doc, diags) -> Node | None:
     if problems:
         diags += problems
         return None
+    args = _plain(args)  # an expression's float, as a plain float from here on
     problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
     diags += problems
     if problems:
@@ -171,6 +182,8 @@ def compile_document(doc, choice: Choice = NO_CHOICE) -> tuple[Graph | None, lis
     diags = list(doc.problems) + validate(data, "document", doc, rank=RANK_SCHEMA)
     resolved, param_diags = resolve(doc, choice)
     diags += param_diags
+    if param_diags:  # a layer reading a broken parameter would only repeat the error
+        return None, diags
     expander = Expander(doc, resolved.values)
     input_shape = _input_shape(data.get("input"), expander)
     diags += expander.diagnostics

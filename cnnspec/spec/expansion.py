@@ -524,7 +524,15 @@ class Expander:
             if key not in args and default is None:
                 self.error(f"block '{name}' needs parameter '{key}'", path + (name,), scope)
                 return None
-        return {**{k: v for k, v in declared.items() if v is not None}, **args}
+        params = {**{k: v for k, v in declared.items() if v is not None and not is_expression(v)}, **args}
+        for key, default in declared.items():  # a default over the parameters before it: {c: null, hidden: "$c * 6"}
+            if key not in args and is_expression(default):
+                own = _Scope(scope.prefix, {}, dict(params), scope.via, scope.depth, name)
+                value = self.substitute(default, own, block.path + ("params", key))
+                if value is None:
+                    return None
+                params[key] = value
+        return params
 
     @staticmethod
     def _line_of(loc, here) -> str:

@@ -83,7 +83,31 @@ def resolve(doc, choice: Choice = NO_CHOICE) -> tuple[Resolved, list[Diagnostic]
             where = f"its params: {_known(params)}" if params else "it has no 'params'"
             raise UsageError(f"{doc.file}: --set {name}: no such parameter ({where})" + suggest(name, list(params)))
         values[name] = value
+    diags += _derive(values, doc, choice)
     return Resolved(values, choice.scale), diags
+
+
+def _derive(values: dict, doc, choice: Choice) -> list[Diagnostic]:
+    """Values that are expressions over the parameters before them (``stem: make_divisible(32 * $width)``),
+    evaluated in order, in place; a mistake is located where the value is written."""
+    from .expressions import ExpressionError, evaluate, is_expression
+
+    diags, done = [], {}
+    for name, value in list(values.items()):
+        if is_expression(value):
+            try:
+                values[name] = evaluate(value, done)
+            except ExpressionError as exc:
+                set_here = name in dict(choice.sets)
+                if set_here:
+                    raise UsageError(f"--set {name}={value}: {exc}") from None
+                chosen = choice.scale is not None and name in (doc.data.get("scales", {}).get(choice.scale) or {})
+                path = ("scales", choice.scale, name) if chosen else ("params", name)
+                hint = " (a parameter's value may use only the parameters before it)" if "not a parameter" in str(exc) else ""
+                diags.append(Diagnostic(f"params: '{name}: {value}': {exc}{hint}", doc.loc(path), rank=10))
+                values[name] = None
+        done[name] = values[name]
+    return diags
 
 
 def resolved_data(data: dict, resolved: Resolved) -> dict:
