@@ -344,3 +344,21 @@ layers:
     later = text.replace('stem: "make_divisible(32 * $width)"}', 'stem: "$late * 2", late: 3}')
     assert _errors(later) == ["net.yaml:3:28: error: params: 'stem: $late * 2': '$late' is not a parameter "
                               "(a parameter's value may use only the parameters before it)"]
+
+
+@pytest.mark.slow
+def test_train_takes_scale_and_set_and_a_resume_must_give_the_same(tmp_path, capsys):
+    import onnx
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(HEAD + "params: {c: 4}\nscales:\n  wide: {c: 8}\ninput: [1, 8, 8]\n"
+                    "layers:\n  - conv2d: {filters: \"$c\", kernel: 3, padding: same, activation: relu}\n"
+                    "  - global_avgpool2d\n  - dense: 10\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--data", "digits", "--epochs", "1", "--scale", "wide", "--set", "c=6",
+                 "-o", str(out), "--quiet"]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert meta["cnnspec.scale"] == "wide" and json.loads(meta["cnnspec.spec"])["params"] == {"c": 6}
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 2
+    assert "--scale/--set (scale wide set c=6 in the checkpoint, none now)" in capsys.readouterr().err
