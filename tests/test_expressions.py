@@ -135,6 +135,8 @@ def test_an_unknown_parameter_is_named():
     "$a + " * 200 + "1",
     "$a" * 1000,
     "min(" + "$a, " * 300 + "1)",
+    "$a if $t else 1e999",
+    "$a if $t else 12345678901234567890",
 ])
 def test_hostile_expressions_end_quickly_with_one_error(text):
     start = time.perf_counter()
@@ -362,3 +364,51 @@ def test_train_takes_scale_and_set_and_a_resume_must_give_the_same(tmp_path, cap
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 2
     assert "--scale/--set (scale wide set c=6 in the checkpoint, none now)" in capsys.readouterr().err
+
+
+EVERY_TARGET = HEAD + """params: {e: 0.001, s: 0.2, c: 6, w: 0.75, res: 12}
+scales:
+  big: {c: 10, res: 14}
+input: [3, $res, $res]
+blocks:
+  unit:
+    params: {f: null, k: 3, stride: 1, cin: 0, e: 1.0e-5, s: 0.2}
+    layers:
+      - {conv2d: {filters: $f, kernel: $k, padding: "($k - 1) // 2", stride: $stride, bias: false}, name: conv}
+      - {batchnorm: {eps: "$e / 10", momentum: "$s / 2"}, name: bn}
+      - {add: null, in: [bn, input], when: "$stride == 1 and $cin == $f"}
+layers:
+  - {conv2d: {filters: "make_divisible($c * $w, 4)", kernel: "$c // 2 - 1 + ($c % 2)", padding: same}}
+  - {unit: {f: "make_divisible($c * $w, 4)", cin: "make_divisible($c * $w, 4)", e: $e, s: $s}, name: u,
+     repeat: "max(1, $c // 4)"}
+  - {unit: {f: "$c", k: "3 if $c > 8 else 1", stride: "1 if $c < 8 else 2", e: "$e * 2"}, name: down}
+  - {leaky_relu: "$s / 4"}
+  - {dropout: "$s * 1.5"}
+  - {avgpool2d: "$c // $c + 1"}
+  - flatten
+  - {dense: "$c * 2", name: out, expect: ["$c * 2"]}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.keras
+@pytest.mark.parametrize("scale", [None, "big"])
+def test_a_spec_with_expressions_computes_the_same_in_every_target(scale, tmp_path):
+    from test_parity import check_parity
+
+    g = _check(EVERY_TARGET, scale=scale)
+    assert g.output_shape == ((20,) if scale else (12,))
+    check_parity(g, tmp_path)
+
+
+def test_a_block_does_not_see_the_specs_params_and_is_told_how_to_pass_them():
+    text = HEAD + """params: {c: 4}
+input: [3, 4, 4]
+blocks:
+  b:
+    layers: [{conv2d: {filters: "$c * 2", kernel: 1}}]
+layers: [b]
+"""
+    assert "the spec's params are not seen inside blocks: give block 'b' a parameter and pass $c in the call" \
+        in _errors(text)[0]

@@ -129,6 +129,9 @@ class Expander:
             hint = " (a spec's own parameters are declared in 'params:')"
         else:
             hint = " (this block declares no 'params')"
+        if scope.prefix and name in self.params:
+            hint += f"; the spec's params are not seen inside blocks: give block '{scope.block}' a parameter " \
+                    f"and pass ${name} in the call"
         quoted = f"expression '{_quoted(within)}': " if within else ""
         self.error(f"{quoted}'{ref}' is not a parameter {where}{hint}", path, scope)
 

@@ -238,6 +238,8 @@ def _check_tree(tree) -> None:
         if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
                                                not isinstance(node.value, (int, float))):
             raise ExpressionError(f"{node.value!r} is not allowed: an expression holds numbers and $names")
+        if isinstance(node, ast.Constant):
+            _checked(node.value)  # 1e999 is inf; a 16-digit literal is past the limit
         if isinstance(node, ast.Name) and not node.id.startswith(_MANGLE):
             hint = f" (functions: {', '.join(FUNCTIONS)})" if node.id not in FUNCTIONS else " (call it with (...))"
             raise ExpressionError(f"'{node.id}' is not a parameter; write '${node.id}' for one{hint}")
