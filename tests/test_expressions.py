@@ -412,3 +412,65 @@ layers: [b]
 """
     assert "the spec's params are not seen inside blocks: give block 'b' a parameter and pass $c in the call" \
         in _errors(text)[0]
+
+
+# -- against Python's own arithmetic ---------------------------------------------------------------
+def _trees():
+    """Random expressions of the grammar's arithmetic and logic, as text, with $a and $b among the leaves."""
+    leaves = st.one_of(st.integers(0, 50).map(str), st.sampled_from(["2.5", "0.5", "1.0", "$a", "$b"]))
+
+    def extend(inner):
+        binary = st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "//", "%", "**"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})")
+        unary = inner.map(lambda x: f"(-{x})")
+        call = st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(lambda t: f"{t[0]}({t[1]}, {t[2]})")
+        one = st.tuples(st.sampled_from(["abs", "round", "floor", "ceil", "int"]), inner).map(
+            lambda t: f"{t[0]}({t[1]})")
+        cond = st.tuples(inner, st.sampled_from(["<", "<=", "==", "!=", ">", ">="]), inner, inner, inner).map(
+            lambda t: f"({t[3]} if {t[0]} {t[1]} {t[2]} else {t[4]})")
+        return st.one_of(binary, unary, call, one, cond)
+
+    return st.recursive(leaves, extend, max_leaves=8)
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+@settings(max_examples=400, deadline=None)
+@given(_trees(), st.integers(-20, 20), st.floats(-20, 20, allow_nan=False))
+def test_values_are_pythons_wherever_both_give_one(text, a, b):
+    """Python's own evaluation of the same text (generated here, never user input) is the reference: where
+    it gives a finite number within the limits, the evaluator gives the same number, and otherwise an
+    ExpressionError, never another exception."""
+    source = text.replace("$a", "(a)").replace("$b", "(b)")
+    scope = {"a": a, "b": b, "min": min, "max": max, "abs": abs, "round": round, "floor": math.floor,
+             "ceil": math.ceil, "int": int, "__builtins__": {}}
+    try:
+        with _no_huge_powers(source):
+            expected = eval(source, scope)  # noqa: S307 - the test's reference, on text the test made
+        ok = isinstance(expected, (int, float)) and not isinstance(expected, complex) and \
+            math.isfinite(expected) and abs(expected) <= 1e15
+    except (ArithmeticError, ValueError, TypeError, _TooBig):
+        ok = False
+    try:
+        got = evaluate(text, {"a": a, "b": b})
+    except ExpressionError:
+        return  # the evaluator may refuse more (sizes of intermediate results, a bool in arithmetic)
+    assert ok, f"{text} gave {got!r} where Python fails or goes past the limits"
+    assert got == expected or math.isclose(got, expected, rel_tol=1e-12), (text, got, expected)
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _no_huge_powers:
+    """Refuse texts whose powers could take Python long to compute (the reference must end quickly too)."""
+
+    def __init__(self, source):
+        if source.count("**") > 2:
+            raise _TooBig
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -353,6 +353,8 @@ def evaluate(text: str, params: dict):
         raise UnknownParameter(exc.name) from None
     except RecursionError:  # bounded by MAX_DEPTH already; kept as a last guard
         raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels") from None
+    if isinstance(result, (int, float)) and not isinstance(result, bool) and abs(result) > MAX_MAGNITUDE:
+        raise ExpressionError(f"the result, {result:.6g}, is too large (more than 15 digits)")
     if isinstance(result, float) and not isinstance(result, bool):
         if result.is_integer():
             return int(result)
