@@ -393,6 +393,7 @@ layers:
 @pytest.mark.slow
 @pytest.mark.torch
 @pytest.mark.keras
+@pytest.mark.xdist_group("keras")  # as test_parity's: Keras' tests share one worker
 @pytest.mark.parametrize("scale", [None, "big"])
 def test_a_spec_with_expressions_computes_the_same_in_every_target(scale, tmp_path):
     from test_parity import check_parity
