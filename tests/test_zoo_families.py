@@ -21,8 +21,13 @@ EFFICIENTNET = {"b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_
 EFFICIENTNET_CONF = {"b0": (1.0, 1.0, 0.2, 224), "b1": (1.0, 1.1, 0.2, 240), "b2": (1.1, 1.2, 0.3, 288),
                      "b3": (1.2, 1.4, 0.3, 300), "b4": (1.4, 1.8, 0.4, 380), "b5": (1.6, 2.2, 0.4, 456),
                      "b6": (1.8, 2.6, 0.5, 528), "b7": (2.0, 3.1, 0.5, 600)}
-# torchvision's ResNet*_Weights meta["num_params"], and ResNet(block, layers)
+# torchvision's EfficientNet_B*_Weights meta["_ops"]: GFLOPS (multiply-accumulates) at the crop size, which
+# pins each scale's resolution
+EFFICIENTNET_GMACS = {"b0": 0.386, "b1": 0.687, "b2": 1.088, "b3": 1.827, "b4": 4.394, "b5": 10.266,
+                      "b6": 19.068, "b7": 37.746}
+# torchvision's ResNet*_Weights meta["num_params"] and ["_ops"] at 224, and ResNet(block, layers)
 RESNET = {"18": 11_689_512, "34": 21_797_672, "50": 25_557_032, "101": 44_549_160, "152": 60_192_808}
+RESNET_GMACS = {"18": 1.814, "34": 3.664, "50": 4.089, "101": 7.801, "152": 11.514}
 RESNET_CONF = {"18": ("basic", [2, 2, 2, 2]), "34": ("basic", [3, 4, 6, 3]), "50": ("bottleneck", [3, 4, 6, 3]),
                "101": ("bottleneck", [3, 4, 23, 3]), "152": ("bottleneck", [3, 8, 36, 3])}
 # torchvision publishes MobileNetV2's count at width 1.0 only (3,504,872); the others are those of
@@ -97,6 +102,7 @@ def test_efficientnet_scales(scale):
     width, depth, dropout, resolution = EFFICIENTNET_CONF[scale]
     g = cnnspec.load(SPECS / "efficientnet.yaml", scale=scale).graph
     assert g.params == EFFICIENTNET[scale]
+    assert round(g.macs / 1e9, 3) == EFFICIENTNET_GMACS[scale]
     theirs = torchvision_efficientnet_keys(width, depth)
     assert _params(theirs) == EFFICIENTNET[scale]  # the generator is torchvision's too
     _same_weights(g, theirs)
@@ -112,6 +118,7 @@ def test_efficientnet_scales(scale):
 def test_resnet_scales(scale):
     g = cnnspec.load(SPECS / "resnet.yaml", scale=scale).graph
     assert g.params == RESNET[scale]
+    assert round(g.macs / 1e9, 3) == RESNET_GMACS[scale]
     _same_weights(g, torchvision_resnet_keys(*RESNET_CONF[scale]))
 
 
