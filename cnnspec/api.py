@@ -8,6 +8,7 @@ from .errors import SpecError, sort_diagnostics
 from .graph.ir import Graph
 from .spec.compiler import compile_checked, compile_document
 from .spec.loader import load_document, parse_yaml
+from .spec.parameters import NO_CHOICE, Choice
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,31 @@ class Spec:
         return backend_obj.compile(self.graph, weights=weights, seed=seed)
 
 
-def check_path(path: str | Path):
-    """Parse and compile, collecting diagnostics instead of raising on spec errors."""
+def choice(scale: str | None = None, sets: dict | None = None) -> Choice:
+    """A spec's scale and parameter values, as ``--scale`` and ``--set`` give them."""
+    return Choice(scale, tuple((sets or {}).items()))
+
+
+def check_path(path: str | Path, choice: Choice = NO_CHOICE):
+    """Parse and compile, collecting diagnostics instead of raising on spec errors. A ``choice`` the
+    spec does not offer (an unknown scale or parameter) raises UsageError."""
     try:
         doc = load_document(path)
     except SpecError as exc:
         return None, list(exc.diagnostics)
-    graph, diags = compile_document(doc)
+    graph, diags = compile_document(doc, choice)
     return graph, sort_diagnostics(diags)
 
 
-def load(path: str | Path) -> Spec:
-    """Load and check a spec file; raises :class:`SpecError` carrying every problem found."""
-    return Spec(compile_checked(load_document(path)), str(path))
+def load(path: str | Path, scale: str | None = None, sets: dict | None = None, *,
+         choice: Choice | None = None) -> Spec:
+    """Load and check a spec file; raises :class:`SpecError` carrying every problem found.
+    ``scale``/``sets`` (or a ready ``choice``) pick the spec's parameter values, as ``--scale``/``--set``."""
+    return Spec(compile_checked(load_document(path), choice or _choice(scale, sets)), str(path))
 
 
-def loads(text: str, file: str = "<string>") -> Spec:
-    return Spec(compile_checked(parse_yaml(text, file)), file)
+def loads(text: str, file: str = "<string>", scale: str | None = None, sets: dict | None = None) -> Spec:
+    return Spec(compile_checked(parse_yaml(text, file), _choice(scale, sets)), file)
+
+
+_choice = choice

@@ -77,7 +77,7 @@ def test_nested_blocks_prefix_names():
     ("  b:\n    params: {p: 1}\n    layers: [{conv2d: {filters: $q, kernel: 1}}]\n", "  - b\n", "'$q' is not a parameter in this block (its parameters: p)"),
     ("  b:\n    layers: [relu]\n", "  - {relu: null, name: $x}\n", "'$x' is not a parameter here"),
     ("  b:\n    params: {on: true}\n    layers: [{relu: null, when: $off}]\n", "  - b\n", "'when' uses '$off'"),
-    ("  b:\n    layers: [{relu: null, when: maybe}]\n", "  - b\n", "'when' must be '$param' or 'not $param'"),
+    ("  b:\n    layers: [{relu: null, when: maybe}]\n", "  - b\n", "'when' must be true, false or an expression"),
     ("  b:\n    params: {keep: false}\n    layers: [{relu: null, when: $keep}]\n", "  - b\n", "block 'b' expands to no layers"),
     ("  b:\n    layers: [relu]\n", "  - {relu: null, first: {a: 1}}\n", "'first' only makes sense with 'repeat'"),
 ])
@@ -236,7 +236,7 @@ def test_a_parameter_that_names_no_op(call, expected):
 
 def test_a_parameter_op_outside_a_block_is_no_parameter():
     assert _errors(_spec("  b:\n    layers: [relu]\n", "  - $act\n")) == [
-        "net.yaml:8:5: error: '$act' is not a parameter here (parameters are only defined inside blocks)"]
+        "net.yaml:8:5: error: '$act' is not a parameter here (a spec's own parameters are declared in 'params:')"]
 
 
 def test_a_parameter_op_that_is_no_parameter_of_its_block():

@@ -182,11 +182,13 @@ NEAR = [  # (typed, known names, suggestion): real typos keep their suggestion
     ("tahn", OPS, "tanh"), ("ReLU", OPS, "relu"), ("leakyrelu", OPS, "leaky_relu"),
     ("kernal", ARG_NAMES, "kernel"), ("filter", ARG_NAMES, "filters"), ("strides", ARG_NAMES, "stride"),
     ("strat", ["times", "start"], "start"), ("aa", ["a", "input"], "a"),
+    # other frameworks' names (cnnspec.spec.suggestions.ALIASES): Keras' Cropping2D, Convolution2D
+    ("cropping2d", OPS, "crop2d"), ("convolution2d", OPS, "conv2d"),
 ]
 FAR = [  # (typed, known names): another real name, or a different word, gets no suggestion
     ("gelu", ["relu"]), ("elu", ["relu"]), ("selu", OPS), ("prelu", OPS), ("swish", ["sigmoid"]),
     ("hard_sigmoid", ["sigmoid", "hard_swish"]), ("global_maxpool2d", ["global_avgpool2d"]),
-    ("cropping2d", OPS), ("conv1d", OPS), ("conv3d", OPS), ("convolution2d", OPS),
+    ("conv1d", OPS), ("conv3d", OPS), ("cropping3d", OPS), ("convolution3d", OPS),
     ("frobnicate", OPS), ("conv2d_9", ["conv2d_1"]), ("layer2", ["layer1"]), ("tanh", ["tank"]),
 ]
 
@@ -201,7 +203,7 @@ def test_a_different_name_is_not_suggested(word, known):
     assert close_match(word, known) is None
 
 
-@pytest.mark.parametrize("layer", ["selu", "prelu", "hardtanh", "cropping2d: 2"])
+@pytest.mark.parametrize("layer", ["selu", "prelu", "hardtanh", "cropping3d: 2"])
 def test_unknown_op_without_a_near_spelling_lists_the_ops_instead(tmp_path, layer):
     path = tmp_path / "far.yaml"
     path.write_text(HEAD + f"  - {layer}\n")

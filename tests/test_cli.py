@@ -41,6 +41,7 @@ def test_check_json_one_object_for_one_spec(specs, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["valid"] is True and doc["name"] == "tiny" and doc["output_shape"] == [2]
     assert doc["params"] == 4 * 9 + 4 + 144 * 2 + 2
+    assert doc["layers"][0].pop("args")["kernel"] == [3, 3]  # the layer's arguments as checked
     assert doc["layers"][0] == {"name": "conv2d_1", "op": "conv2d", "inputs": ["input"], "output_shape": [4, 6, 6],
                                 "params": 40, "macs": 4 * 36 * 9, "flops": 2 * 4 * 36 * 9,
                                 "receptive_field": [3, 3], "effective_stride": [1, 1],

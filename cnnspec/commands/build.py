@@ -9,11 +9,14 @@ HELP = "compile a spec with a backend; write model.onnx, weights.safetensors and
 
 
 def add_arguments(parser):
+    from .specchoice import add_spec_choice
+
     parser.add_argument("spec", metavar="SPEC")
+    add_spec_choice(parser)
     parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
     parser.add_argument("--weights", metavar="FILE", help="a safetensors file in the neutral layout")
     parser.add_argument("--seed", type=int, default=0, help="seed for initial weights when --weights is absent")
-    parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>)")
+    parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>, or build/<name>-<scale>)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -28,13 +31,15 @@ def run(args) -> int:
     from ..graph.resources import require_memory, require_onnx_size
     from ..weights.safetensors_io import read_weights
 
-    spec = load(args.spec)
+    from .specchoice import spec_choice
+
+    spec = load(args.spec, choice=spec_choice(args))
     graph = spec.graph
     require_onnx_size(graph)  # before minutes of compiling: model.onnx could not hold it
     require_memory(graph)
     backend = load_backend(args.backend)
     weights = read_weights(args.weights, graph) if args.weights else None
-    outdir = Path(args.output or Path("build") / graph.name)
+    outdir = Path(args.output or Path("build") / (graph.name + (f"-{graph.scale}" if graph.scale else "")))
     check_can_create_dir(outdir, (ONNX_FILE, WEIGHTS_FILE))  # before the work: a folder at a file's name, say
     start = time.perf_counter()
 

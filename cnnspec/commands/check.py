@@ -30,7 +30,10 @@ def _columns(text: str):
 
 
 def add_arguments(parser):
+    from .specchoice import add_spec_choice
+
     parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
+    add_spec_choice(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.add_argument("--batch", type=_positive, metavar="B",
                         help="add the memory of inference and of a training step at batch B, with assumptions")
@@ -53,11 +56,13 @@ def run(args) -> int:
     from ..errors import UsageError
     from ..graph.lint import lint
     from ..graph.report import table, to_json
+    from .specchoice import spec_choice
 
+    choice = spec_choice(args)
     documents, tables, failed, usage_failed = [], [], 0, 0
     for path in args.specs:
         try:
-            graph, diagnostics = check_path(path)
+            graph, diagnostics = check_path(path, choice)
         except UsageError as exc:  # missing or unreadable file: report, go on with the others
             print(f"cnnspec: error: {exc}", file=sys.stderr)
             usage_failed += 1

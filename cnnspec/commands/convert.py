@@ -18,7 +18,10 @@ SUFFIX = {"keras": ".keras.safetensors", "neutral": ".safetensors"}
 
 
 def add_arguments(parser):
+    from .specchoice import add_spec_choice
+
     parser.add_argument("spec", metavar="SPEC", help="the spec the weights belong to")
+    add_spec_choice(parser)
     parser.add_argument("--weights", metavar="IN", required=True, help="a safetensors file in either layout")
     parser.add_argument("--to", choices=sorted(TARGETS), required=True,
                         help="keras: Keras layout; torch or neutral: the contract's neutral layout")
@@ -42,7 +45,9 @@ def run(args) -> int:
     from ..weights import keras_layout
     from ..weights.safetensors_io import read_safetensors, write_weights
 
-    graph = load(args.spec).graph
+    from .specchoice import spec_choice
+
+    graph = load(args.spec, choice=spec_choice(args)).graph
     source = Path(args.weights)
     target = TARGETS[args.to]
     out = Path(args.output) if args.output else default_output(source, target)

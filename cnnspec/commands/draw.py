@@ -9,7 +9,10 @@ HELP = "draw a spec's graph: .svg, .png, .html (diagram and table) or .dot, by t
 
 
 def add_arguments(parser):
+    from .specchoice import add_spec_choice
+
     parser.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    add_spec_choice(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="where to write: FILE.svg, FILE.png, FILE.html or FILE.dot")
     parser.add_argument("--collapse", action="store_true", help="draw each block call as one box")
@@ -25,7 +28,9 @@ def run(args) -> int:
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UsageError(f"-o {args.output}: the suffix says the format; use one of {', '.join(FORMATS)}")
-    graph, diagnostics = check_path(args.spec)
+    from .specchoice import spec_choice
+
+    graph, diagnostics = check_path(args.spec, spec_choice(args))
     if diagnostics or graph is None:
         for d in diagnostics:
             print(d.render(), file=sys.stderr)

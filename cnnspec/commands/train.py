@@ -76,8 +76,11 @@ OPTIONS = (
 
 
 def add_arguments(parser):
+    from .specchoice import add_spec_choice
+
     parser.add_argument("spec", metavar="SPEC", nargs="?", default=argparse.SUPPRESS,
                         help="the spec (may come from --config or --resume instead)")
+    add_spec_choice(parser)
     for flags, kwargs in OPTIONS:
         parser.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
     start = parser.add_mutually_exclusive_group()
@@ -118,6 +121,7 @@ def run(args) -> int:
     import time
 
     from ..training import train
+    from .specchoice import spec_choice
     from ..training.settings import config_from
 
     values = settings_from(args)
@@ -130,7 +134,7 @@ def run(args) -> int:
 
     result = train(values["spec"], values.get("backend") or "torch", values["data"], config,
                    outdir=values.get("output"), init=values.get("init"), resume=args.resume, progress=progress,
-                   output=values.get("output_name"))
+                   output=values.get("output_name"), choice=spec_choice(args))
     if result.outdir is not None:
         m = result.metrics
         print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "

@@ -67,6 +67,8 @@ class Graph:
     @property
     def output_nodes(self) -> tuple[Node, ...]:
         return tuple(self.node(name) for name in self.output_names)
+    scale: str | None = None  # the scale chosen (--scale), carried into exports as cnnspec.scale
+    parameters: tuple = ()  # the spec's parameters as resolved: ((name, value), ...)
 
     @property
     def output(self) -> Node:

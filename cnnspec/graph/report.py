@@ -173,7 +173,32 @@ def _totals(graph: Graph) -> list[str]:
     if graph.classes:
         shown = ", ".join(graph.classes[:10]) + (", ..." if len(graph.classes) > 10 else "")
         out.append(f"Classes: {len(graph.classes)} ({shown})")
+    if graph.parameters:
+        values = ", ".join(f"{k}={_param_text(v)}" for k, v in graph.parameters)
+        out.append(f"Parameters: {values}" + (f" (scale {graph.scale})" if graph.scale else ""))
     return out
+
+
+def _param_text(value) -> str:
+    """A spec parameter's value as the spec would write it (true, 1.4, relu)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _args_json(value):
+    """A layer's arguments as checked (expressions evaluated, defaults filled in), as JSON values."""
+    if isinstance(value, (list, tuple)):
+        return [_args_json(v) for v in value]
+    if hasattr(value, "items"):
+        return {str(k): _args_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return float(value) if isinstance(value, float) else str(value)
+
+
+def _param_json(value):
+    return float(value) if isinstance(value, float) else value
 
 
 def _legend(keys) -> list[str]:
@@ -251,7 +276,8 @@ def to_json(path: str, graph: Graph | None, diagnostics, warnings=(), blocks: bo
     layers = []
     for row, node in zip(layer_rows(graph, fields) if graph else (), graph.nodes if graph else ()):
         ok = valid or node.name in trusted
-        layers.append({"name": node.name, "op": node.op, "inputs": list(node.inputs), **_row_json(row, ok, totals)})
+        layers.append({"name": node.name, "op": node.op, "inputs": list(node.inputs), **_row_json(row, ok, totals),
+                       "args": _args_json(node.attrs)})
     doc = {
         "spec": str(path),
         "valid": valid,
@@ -269,6 +295,9 @@ def to_json(path: str, graph: Graph | None, diagnostics, warnings=(), blocks: bo
         "errors": [d.to_json(path) for d in diagnostics],
         "warnings": [w.to_json(path) for w in warnings],  # cnnspec's extension: see cnnspec.graph.lint
     }
+    if graph is not None and graph.parameters:  # the spec's params as resolved (--scale, --set)
+        doc["scale"] = graph.scale
+        doc["parameters"] = {k: _param_json(v) for k, v in graph.parameters}
     if blocks and valid:
         doc["blocks"] = [{"name": r.name, "block": r.block, "op": None if r.block else r.op,
                           "layers": list(r.layers) or [r.name], "inputs": list(r.inputs), **_row_json(r, True, totals)}

@@ -80,6 +80,8 @@ def apply_metadata(model, graph, backend: str) -> None:
                                      for node in graph.output_nodes], ensure_ascii=False)}
     if graph.classes:
         meta["cnnspec.classes"] = json.dumps(list(graph.classes), ensure_ascii=False)
+    if graph.scale is not None:  # the scale chosen (--scale); cnnspec.spec holds its values as its params
+        meta["cnnspec.scale"] = graph.scale
     for key in sorted(meta):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, meta[key]

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import lru_cache
 
 from ..errors import Diagnostic, SpecError
 from ..graph.ir import INPUT, Graph, Node, frozen_attrs
 from ..graph.ops import OPS, Inferred, ShapeProblem, fmt_shape
-from .expansion import Expander, Item
+from .expansion import Expander, Item, _Scope
+from .expressions import Evaluated, shown
+from .parameters import NO_CHOICE, Choice, resolve, resolved_data
 from .schema import validate
 from .suggestions import suggest
 
@@ -49,6 +52,54 @@ def _check_expect(item: Item, doc, diags):
     return None
 
 
+@lru_cache(maxsize=None)
+def _arg_check(op: str, key: str):
+    from .fastschema import compile_schema
+
+    return compile_schema(OPS[op].args[key].schema)
+
+
+def _whole(value):
+    """``value`` with every expression's fraction rounded away: what a whole-number slot would take."""
+    if isinstance(value, Evaluated):
+        return round(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
+def _plain(value):
+    if isinstance(value, Evaluated):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fractions(value) -> list:
+    if isinstance(value, Evaluated):
+        return [value]
+    return [f for v in value for f in _fractions(v)] if isinstance(value, list) else []
+
+
+def _not_whole(item: Item, op_def, args: dict, doc) -> list[Diagnostic]:
+    """An expression that gave a fraction where the argument takes a whole number: said with the
+    expression and its value (the schema alone would show only the number)."""
+    out = []
+    for key, value in args.items():
+        fractions = _fractions(value)
+        if not fractions or key not in op_def.args:
+            continue
+        check = _arg_check(op_def.name, key)
+        if not check(value) and check(_whole(value)):
+            shown_all = ", ".join(f"'{f.expression}' is {float(f)!r}" for f in fractions)
+            out.append(Diagnostic(f"{item.name}: {item.op} '{key}' takes a whole number, but {shown_all}",
+                                  fractions[0].where or doc.loc(item.path + (item.op, key)), rank=RANK_LAYER))
+    return out
+
+
 def _build_node(item: Item, doc, diags) -> Node | None:
     """One item's node, or None after the errors (added to diags) that keep it from being one."""
     op_def = OPS[item.op]
@@ -56,6 +107,11 @@ def _build_node(item: Item, doc, diags) -> Node | None:
     if args is None:
         return None
     base = item.path + (item.op,)  # for a scalar primary argument, positions fall back to the scalar
+    problems = _not_whole(item, op_def, args, doc)
+    if problems:
+        diags += problems
+        return None
+    args = _plain(args)  # an expression's float, as a plain float from here on
     problems = validate(args, f"op:{item.op}", doc, base, subject=item.name, rank=RANK_LAYER)
     diags += problems
     if problems:
@@ -116,20 +172,29 @@ def infer_shapes(input_shape, nodes: list[Node], calls=None) -> tuple[list[Node]
     return out, diags
 
 
-def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
-    """The whole front end; returns the graph (None when it could not be built) and every problem."""
+def compile_document(doc, choice: Choice = NO_CHOICE) -> tuple[Graph | None, list[Diagnostic]]:
+    """The whole front end; returns the graph (None when it could not be built) and every problem.
+    ``choice``: the command line's ``--scale``/``--set`` (a choice the spec does not offer raises
+    UsageError)."""
     data = doc.data
     if not isinstance(data, dict):
         return None, list(doc.problems) + [Diagnostic(
             "a spec must be a mapping with 'cnnspec', 'name', 'input' and 'layers'", doc.loc(()), rank=0)]
     diags = list(doc.problems) + validate(data, "document", doc, rank=RANK_SCHEMA)
-    if data.get("cnnspec") != 1 or not isinstance(data.get("layers"), list) or not _valid_input(data.get("input")):
+    resolved, param_diags = resolve(doc, choice)
+    diags += param_diags
+    if param_diags:  # a layer reading a broken parameter would only repeat the error
         return None, diags
-    expander = Expander(doc)
+    expander = Expander(doc, resolved.values)
+    input_shape = _input_shape(data.get("input"), expander)
+    diags += expander.diagnostics
+    expander.diagnostics = []
+    if data.get("cnnspec") != 1 or not isinstance(data.get("layers"), list) or not _valid_input(input_shape):
+        return None, diags
     items, expand_diags = expander.expand(), expander.diagnostics
     nodes, build_diags = build_nodes(items, doc)
     diags += expand_diags + build_diags
-    nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
+    nodes, shape_diags = infer_shapes(input_shape, nodes, {item.name: item.scope for item in items})
     diags += shape_diags
     outputs, output_diags = resolve_outputs(data.get("outputs"), [item.name for item in items], nodes, doc,
                                             expander.top_level_names())
@@ -143,13 +208,16 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
                                     doc.loc(("classes",), key=True), rank=RANK_EXPECT))
     graph = Graph(
         name=data.get("name") if isinstance(data.get("name"), str) else "",
-        input_shape=tuple(data["input"]),
+        input_shape=tuple(input_shape),
         nodes=tuple(nodes),
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
         description=data.get("description") if isinstance(data.get("description"), str) else None,
-        canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
+        # imported blocks written in, and the chosen parameter values as its params
+        canonical_spec=canonical_json(resolved_data(expander.self_contained(data), resolved)),
         file=doc.file,
         outputs=outputs,
+        scale=resolved.scale,
+        parameters=tuple(resolved.values.items()),
     )
     return graph, said_once(diags)
 
@@ -201,13 +269,35 @@ def _merged(group: list[Diagnostic]) -> Diagnostic:
     return group[0] if calls == 1 else replace(group[0], calls=calls)
 
 
+def _input_shape(value, expander):
+    """The spec's ``input`` with its expressions evaluated over the spec's parameters."""
+    if not isinstance(value, list):
+        return value
+    top = _Scope("", {"input": INPUT}, expander.params, ())
+    shape = []
+    for i, v in enumerate(value):
+        got = expander.substitute(v, top, ("input", i))
+        if isinstance(v, str) and got is not None and not _side(got):
+            expander.error(f"input: a side must be a whole number from 1 to 1000000, but '{v}' is {_bare(got)}",
+                           ("input", i), top)
+        shape.append(got)
+    return shape
+
+
+def _bare(value) -> str:
+    return repr(float(value)) if isinstance(value, Evaluated) else shown(value)
+
+
+def _side(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000
+
+
 def _valid_input(value) -> bool:
-    return (isinstance(value, list) and len(value) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000 for v in value))
+    return isinstance(value, list) and len(value) == 3 and all(_side(v) for v in value)
 
 
-def compile_checked(doc) -> Graph:
-    graph, diags = compile_document(doc)
+def compile_checked(doc, choice: Choice = NO_CHOICE) -> Graph:
+    graph, diags = compile_document(doc, choice)
     if diags or graph is None:
         raise SpecError(diags or [Diagnostic("spec could not be compiled", doc.loc(()))])
     return graph

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import Diagnostic
 from ..graph.ir import INPUT
 from ..graph.ops import OPS
+from .expressions import ExpressionError, UnknownParameter, evaluate, is_expression, shown
 from .imports import collect_blocks
 from .messages import describe
 from .schema import MAX_LAYERS, RESERVED
@@ -52,6 +53,7 @@ class _Scope:
     depth: int = 0
     block: str | None = None  # the block being expanded, for messages
     counters: dict = field(default_factory=dict)
+    parent: "_Scope | None" = None  # the scope of the call, for "a block sees only its inputs"
     local: dict = field(default_factory=dict)  # local name -> full name (layers and block calls)
     declared: set = field(default_factory=set)  # names written in this list, to spot forward references
 
@@ -69,8 +71,9 @@ def _plain_name(raw: dict, scope) -> str | None:
 
 
 class Expander:
-    def __init__(self, doc):
+    def __init__(self, doc, params: dict | None = None):
         self.doc = doc
+        self.params = dict(params or {})  # the spec's own parameters (spec.parameters), for its layers
         self.blocks, self.diagnostics = collect_blocks(doc)  # name -> imports.Block; import problems
         self.items: list[Item] = []
         self.full_names: dict[str, tuple] = {}  # full name -> path, for duplicates and top-level lookups
@@ -85,24 +88,52 @@ class Expander:
                                            call=scope.prefix))
 
     def substitute(self, value, scope, path):
-        """Replace whole-value ``$param`` strings; an unknown parameter is an error."""
+        """Replace whole-value ``$param`` strings and evaluate expressions (strings containing '$');
+        an unknown parameter or a bad expression is an error at the value."""
         if isinstance(value, str):
             m = _REF.match(value)
             if m:
                 if m.group(1) in scope.params:
                     return scope.params[m.group(1)]
-                where = "here" if scope.prefix == "" else "in this block"
-                known = list(scope.params)
-                hint = (suggest(m.group(1), known) or f" (its parameters: {', '.join(known)})") if known else \
-                    " (parameters are only defined inside blocks)"
-                self.error(f"'{value}' is not a parameter {where}{hint}", path, scope)
+                self._unknown_parameter(value, m.group(1), scope, path)
                 return None
+            if is_expression(value):
+                return self.evaluate(value, scope, path)
             return value
         if isinstance(value, dict):
             return {k: self.substitute(v, scope, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):
             return [self.substitute(v, scope, path + (i,)) for i, v in enumerate(value)]
         return value
+
+    def evaluate(self, text, scope, path):
+        """An expression's value, or None after an error that quotes it."""
+        try:
+            value = evaluate(text, scope.params)
+        except UnknownParameter as exc:
+            self._unknown_parameter(f"${exc.name}", exc.name, scope, path, within=text)
+            return None
+        except ExpressionError as exc:
+            self.error(f"expression '{_quoted(text)}': {exc}", path, scope)
+            return None
+        if hasattr(value, "expression"):
+            value.where = self.doc.loc(path)
+        return value
+
+    def _unknown_parameter(self, ref, name, scope, path, within=None):
+        where = "here" if scope.prefix == "" else "in this block"
+        known = list(scope.params)
+        if known:
+            hint = suggest(name, known) or f" (its parameters: {', '.join(known)})"
+        elif scope.prefix == "":
+            hint = " (a spec's own parameters are declared in 'params:')"
+        else:
+            hint = " (this block declares no 'params')"
+        if scope.prefix and name in self.params:
+            hint += f"; the spec's params are not seen inside blocks: give block '{scope.block}' a parameter " \
+                    f"and pass ${name} in the call"
+        quoted = f"expression '{_quoted(within)}': " if within else ""
+        self.error(f"{quoted}'{ref}' is not a parameter {where}{hint}", path, scope)
 
     def resolve(self, ref, scope, path) -> str | None:
         if not isinstance(ref, str):
@@ -116,6 +147,12 @@ class Expander:
             return ref
         if self._defined_later(ref, scope):
             self.error(f"'in' names '{ref}', which comes later; only earlier layers may be named", path, scope)
+        elif scope.block is not None and self._outside(ref, scope):
+            inputs = list(scope.inputs)
+            self.error(f"'in' names '{ref}', a layer outside block '{scope.block}': a block sees only its inputs "
+                       f"({', '.join(inputs)}) and its own layers; to pass '{ref}' in, declare it in the block "
+                       f"('inputs: [{', '.join(inputs + [ref])}]') and name it in the call "
+                       f"('in: [..., {ref}]')", path, scope)
         elif scope.block is not None and "input" not in scope.inputs:
             inputs = ", ".join(scope.inputs)
             self.error(f"'in' names '{ref}', which is no earlier layer nor an input of block '{scope.block}' "
@@ -125,26 +162,48 @@ class Expander:
                        suggest(ref, list(scope.local) + list(scope.inputs)), path, scope)
         return None
 
+    def _outside(self, ref, scope) -> bool:
+        """Whether ``ref`` names a layer of a scope that called this block (which the block cannot see)."""
+        outer = scope.parent
+        while outer is not None:
+            if ref in outer.local or ref in outer.declared or (ref in outer.inputs and ref != "input"):
+                return True
+            outer = outer.parent
+        return False
+
     def _defined_later(self, ref, scope) -> bool:
         return ref in scope.declared
 
     def when_holds(self, cond, scope, path) -> bool:
+        """'when': true or false, '$flag', 'not $flag' (any value, by its truth, as before expressions)
+        or an expression that gives true or false."""
         if isinstance(cond, bool):
             return cond
-        m = _WHEN.match(cond) if isinstance(cond, str) else None
-        if not m:
-            self.error(f"'when' must be '$param' or 'not $param', got {cond!r}", path, scope)
+        if not is_expression(cond):
+            self.error(f"'when' must be true, false or an expression such as '$stride == 1', got {describe(cond)}",
+                       path, scope)
             return True
-        negate, param = bool(m.group(1)), m.group(2)
-        if param not in scope.params:
-            self.error(f"'when' uses '${param}', which is not a parameter here", path, scope)
+        m = _WHEN.match(cond)
+        if m and m.group(2) in scope.params:
+            return bool(scope.params[m.group(2)]) != bool(m.group(1))
+        if m:
+            known = list(scope.params)
+            self.error(f"'when' uses '${m.group(2)}', which is not a parameter here" +
+                       (suggest(m.group(2), known) or (f" (its parameters: {', '.join(known)})" if known else "")),
+                       path, scope)
             return True
-        return bool(scope.params[param]) != negate
+        value = self.evaluate(cond, scope, path)
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            self.error(f"'when' needs true or false, but '{cond}' is {shown(value)}", path, scope)
+            return True
+        return value
 
     # -- expansion -----------------------------------------------------------------------------
     def expand(self) -> list[Item]:
         layers = self.doc.data.get("layers")
-        self.top = _Scope("", {"input": INPUT}, {}, ())
+        self.top = _Scope("", {"input": INPUT}, self.params, ())
         if isinstance(layers, list):
             self.expand_list(layers, ("layers",), self.top)
         return self.items
@@ -285,7 +344,9 @@ class Expander:
         inputs = self._inputs(raw, scope, path, prev, sub)
         if inputs is None:
             return None
-        repeat = raw.get("repeat")
+        repeat = self.substitute(raw.get("repeat"), scope, path + ("repeat",))
+        if "repeat" in raw and repeat is None:
+            return None  # a bad expression, said where it is written
         if "first" in raw and repeat is None:
             self.error("'first' only makes sense with 'repeat'", path + ("first",), scope, key=True)
         times, start = 1, 0
@@ -362,7 +423,8 @@ class Expander:
             times, start = repeat, 0
         if not count(times) or not count(start):
             bad = times if not count(times) else start
-            self.error(f"'repeat' must be a count or {{times: N, start: K}} with whole numbers, got {describe(bad)}",
+            got = shown(bad) if hasattr(bad, "expression") else describe(bad)
+            self.error(f"'repeat' must be a count or {{times: N, start: K}} with whole numbers, got {got}",
                        path, scope)
             return None, None
         if not 1 <= times <= MAX_LAYERS:
@@ -426,7 +488,7 @@ class Expander:
         if names is None or params is None:
             return None
         inner = _Scope(scope.prefix + local + ".", dict(zip(names, inputs)), params,
-                       ((block, self.doc.loc(path)),) + scope.via, scope.depth + 1, block)
+                       ((block, self.doc.loc(path)),) + scope.via, scope.depth + 1, block, parent=scope)
         self.stack.append(block)
         self.called.add(block)
         before, problems_before = len(self.items), len(self.diagnostics)
@@ -472,12 +534,24 @@ class Expander:
             if key not in args and default is None:
                 self.error(f"block '{name}' needs parameter '{key}'", path + (name,), scope)
                 return None
-        return {**{k: v for k, v in declared.items() if v is not None}, **args}
+        params = {**{k: v for k, v in declared.items() if v is not None and not is_expression(v)}, **args}
+        for key, default in declared.items():  # a default over the parameters before it: {c: null, hidden: "$c * 6"}
+            if key not in args and is_expression(default):
+                own = _Scope(scope.prefix, {}, dict(params), scope.via, scope.depth, name)
+                value = self.substitute(default, own, block.path + ("params", key))
+                if value is None:
+                    return None
+                params[key] = value
+        return params
 
     @staticmethod
     def _line_of(loc, here) -> str:
         """'line 12' in the file of ``here``; 'lib.yaml:12' in another (a block from an imported file)."""
         return f"line {loc.line}" if loc.file == here.file else f"{loc.file}:{loc.line}"
+
+
+def _quoted(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _declared_params(block) -> dict:

@@ -143,6 +143,22 @@ def resolve_plain_scalar(text: str):
     return text, None
 
 
+def _is_a_name(path) -> bool:
+    """Whether a value at ``path`` is a name, never a boolean: a layer's 'name', what 'in' names, a block's
+    'inputs', a label in 'classes', a block parameter that names an op ('act: y' would name none)."""
+    last = path[-1] if path else None
+    parent = path[-2] if len(path) > 1 else None
+    return last in ("name", "in") or (isinstance(last, int) and parent in ("in", "inputs", "classes"))
+
+
+def _for_a_name(issue: str, text: str, path) -> str:
+    """A YAML 1.1 boolean where a name belongs (``inputs: [x, y]``): the fix is to quote it, not true/false."""
+    if _is_a_name(path) and text.lower() in _YAML11_BOOL:
+        return (f"'{text}' is a boolean in YAML 1.1 but a string in YAML 1.2; as a name, quote it: "
+                f"\"{text}\"")
+    return issue
+
+
 class _Builder:
     """Turns the event stream into data, recording positions; collects located problems."""
 
@@ -232,7 +248,7 @@ class _Builder:
                     if not event.style and not explicit_tag:
                         value, issue = resolve_plain_scalar(event.value)
                         if issue:
-                            self.soft_problem(event.start_mark, issue)
+                            self.soft_problem(event.start_mark, _for_a_name(issue, event.value, path))
                             value = event.value
                     else:
                         value = event.value

@@ -26,12 +26,24 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"  # '-' since the third edition (tor
 LOCAL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 WORD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # block, parameter and block-input names
 MAX_IMPORTS = 16  # files one spec reads through 'import', all levels together (see cnnspec.spec.imports)
-PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
-             "description": "a block parameter, replaced at expansion"}
+PARAM_REF = {"type": "string", "pattern": r"\$",
+             "description": "an expression over parameters ('$width', 'make_divisible($c * $width)'), "
+                            "evaluated at expansion"}
+OP_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
+          "description": "a block parameter that names an op"}
+# a spec's own parameters and scales (see cnnspec.spec.parameters): scalar values
+PARAM_VALUE = {"type": ["number", "boolean", "string"]}
+PARAMS = {"type": "object", "propertyNames": {"pattern": WORD_PATTERN}, "additionalProperties": PARAM_VALUE,
+          "description": "the spec's parameters and their defaults, usable as $name in 'input' and 'layers'"}
+SCALES = {"type": "object",
+          "propertyNames": {"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"},
+          "additionalProperties": {"type": "object", "propertyNames": {"pattern": WORD_PATTERN},
+                                   "additionalProperties": PARAM_VALUE},
+          "description": "named sets of parameter values; '--scale NAME' picks one"}
 RESERVED = ("name", "in", "expect", "when", "repeat", "first")
-SHAPE = {"type": "array", "items": POS_INT, "minItems": 1, "maxItems": 3}
+SHAPE = {"type": "array", "items": {"anyOf": [POS_INT, PARAM_REF]}, "minItems": 1, "maxItems": 3}
 MAX_LAYERS = 20_000  # a spec expands to at most this many layers (blocks and repeats included)
-REPEAT_COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_LAYERS}
+REPEAT_COUNT = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LAYERS}, PARAM_REF]}
 
 
 def op_args_schema(op_name: str, allow_refs: bool = False) -> dict:
@@ -64,8 +76,9 @@ def layer_item_schema(block_names=(), in_block: bool = False) -> dict:
         "name": ref_or({"type": "string", "pattern": LOCAL_NAME_PATTERN if in_block else NAME_PATTERN}),
         "in": ref_or({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
         "expect": ref_or(SHAPE),
-        "when": {"type": ["string", "boolean"], "description": "'$param' or 'not $param': keep the layer only then"},
-        "repeat": {"anyOf": [REPEAT_COUNT, {"type": "object", "properties": {"times": REPEAT_COUNT, "start": {"type": "integer", "minimum": 0}},
+        "when": {"type": ["string", "boolean"], "description": "true, false or an expression ('$downsample', '$stride == 1 and $cin == $cout'): "
+                                "keep the layer only where it is true"},
+        "repeat": {"anyOf": [REPEAT_COUNT, {"type": "object", "properties": {"times": REPEAT_COUNT, "start": {"anyOf": [{"type": "integer", "minimum": 0}, PARAM_REF]}},
                                         "required": ["times"], "additionalProperties": False}],
                    "description": "a block call repeated; copies are named <name>.<start + i>"},
         "first": {"type": "object", "description": "arguments that override the call's for the first copy"},
@@ -74,7 +87,7 @@ def layer_item_schema(block_names=(), in_block: bool = False) -> dict:
         props[op] = _op_value_schema(op)
     bare = [{"type": "string", "enum": sorted(OPS), "description": "an op with default arguments"}]
     if in_block:
-        bare.append({**PARAM_REF, "description": "the op a block parameter names, with default arguments"})
+        bare.append({**OP_REF, "description": "the op a block parameter names, with default arguments"})
     return {
         "anyOf": bare + [
             {"type": "object", "properties": props, "minProperties": 1,
@@ -104,8 +117,10 @@ def editor_schema() -> dict:
             "cnnspec": {"const": 1, "description": "the language version"},
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "description": {"type": "string"},
-            "input": {"type": "array", "items": POS_INT, "minItems": 3, "maxItems": 3,
+            "input": {"type": "array", "items": {"anyOf": [POS_INT, PARAM_REF]}, "minItems": 3, "maxItems": 3,
                       "description": "[channels, height, width], channels-first whatever the backend"},
+            "params": PARAMS,
+            "scales": SCALES,
             "classes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
                         "maxItems": 100000, "uniqueItems": True},
             "import": IMPORT,

@@ -57,15 +57,70 @@ def is_near(word: str, option: str) -> bool:
     return typo_distance(a, b) <= limit and not _replaces_a_whole_part(a, b)
 
 
+# Other frameworks' names for cnnspec's ops (PyTorch's torch.nn classes, Keras' layers, ONNX's operators),
+# compared as ``spelled`` does: a name spelled as another framework spells it is told the op by name, which
+# no typo distance would find (conv_transpose2d is four edits from conv2d_transpose).
+ALIASES = {
+    "convtranspose2d": ("conv2d_transpose", "PyTorch's"), "conv2dtranspose": ("conv2d_transpose", "Keras'"),
+    "convtranspose": ("conv2d_transpose", "ONNX's"), "deconv2d": ("conv2d_transpose", "a common"),
+    "separableconv2d": ("separable_conv2d", "Keras'"), "separableconvolution2d": ("separable_conv2d", "Keras'"),
+    "depthwiseconv2d": ("conv2d", "Keras'", "here a conv2d with groups equal to its input channels"),
+    "conv": ("conv2d", "ONNX's"), "convolution2d": ("conv2d", "Keras'"),
+    "batchnorm2d": ("batchnorm", "PyTorch's"), "batchnormalization": ("batchnorm", "Keras' and ONNX's"),
+    "layernormalization": ("layernorm", "Keras'"), "groupnorm": None,
+    "maxpooling2d": ("maxpool2d", "Keras'"), "maxpool": ("maxpool2d", "ONNX's"),
+    "averagepooling2d": ("avgpool2d", "Keras'"), "averagepool": ("avgpool2d", "ONNX's"),
+    "globalaveragepooling2d": ("global_avgpool2d", "Keras'"), "globalaveragepool": ("global_avgpool2d", "ONNX's"),
+    "adaptiveavgpool2d": ("global_avgpool2d", "PyTorch's", "with output size 1"),
+    "globalmaxpooling2d": ("global_maxpool2d", "Keras'"), "globalmaxpool": ("global_maxpool2d", "ONNX's"),
+    "adaptivemaxpool2d": ("global_maxpool2d", "PyTorch's", "with output size 1"),
+    "linear": ("dense", "PyTorch's"), "gemm": ("dense", "ONNX's"), "fullyconnected": ("dense", "a common"),
+    "concatenate": ("concat", "Keras'"), "cat": ("concat", "PyTorch's"), "mul": ("multiply", "ONNX's"),
+    "upsampling2d": ("upsample2d", "Keras'"), "upsample": ("upsample2d", "PyTorch's"),
+    "zeropadding2d": ("zeropad2d", "Keras'"), "cropping2d": ("crop2d", "Keras'"),
+    "hardsigmoid": ("hard_sigmoid", "PyTorch's"), "hardswish": ("hard_swish", "PyTorch's"),
+}
+ALIASES = {k: v for k, v in ALIASES.items() if v is not None}
+
+
+def spelled(word: str) -> str:
+    """A name as aliases compare it: the last dotted part (``nn.Linear``), no case, no '_' or '-'."""
+    return word.rsplit(".", 1)[-1].lower().replace("_", "").replace("-", "")
+
+
+def alias_of(word, options) -> tuple | None:
+    """(option, whose name it is[, a note]) where ``word`` is another framework's name for an option, or the option
+    spelled with other case or underscores (``MaxPool2d``, ``Conv2D``); None otherwise."""
+    if not isinstance(word, str) or not word:
+        return None
+    key = spelled(word)
+    known = [o for o in options if isinstance(o, str)]
+    if key in ALIASES and ALIASES[key][0] in known and ALIASES[key][0] != word:
+        return ALIASES[key]
+    same = [o for o in known if o != word and spelled(o) == key]
+    return (same[0], None) if same else None
+
+
 def close_match(word, options) -> str | None:
-    """The nearest option that ``is_near`` the word (first listed on a tie), or None."""
+    """The option another framework's name or another spelling names, else the nearest option that
+    ``is_near`` the word (first listed on a tie), or None."""
     if not isinstance(word, str):
         return None
+    options = list(options)
+    alias = alias_of(word, options)
+    if alias:
+        return alias[0]
     near = [o for o in options if isinstance(o, str) and o != word and is_near(word, o)]
     return min(near, key=lambda o: typo_distance(word.lower(), o.lower()), default=None)
 
 
 def suggest(word, options) -> str:
-    """'; did you mean 'x'?' for a near spelling, else an empty string (for appending to a message)."""
+    """'; did you mean 'x'?' for a near spelling or another framework's name (said whose), else an empty
+    string (for appending to a message)."""
+    options = list(options)
+    alias = alias_of(word, options)
+    if alias and alias[1]:
+        note = f"; {alias[2]}" if len(alias) > 2 else ""
+        return f"; did you mean '{alias[0]}'? ('{word}' is {alias[1]} name for it{note})"
     match = close_match(word, options)
     return f"; did you mean '{match}'?" if match else ""

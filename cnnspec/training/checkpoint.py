@@ -26,7 +26,7 @@ FORMAT = "cnnspec-checkpoint/1"
 META_KEY = "cnnspec.checkpoint"
 # what a resume must match, with how a difference is named; paths may move, contents may not
 RECORD_NAMES = {"spec_sha256": "the spec's contents", "backend": "backend", "data_sha256": "the data",
-                "device": "device", "world_size": "number of processes"}
+                "device": "device", "world_size": "number of processes", "spec_choice": "--scale/--set"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,13 @@ def data_digest(data) -> str:
     return h.hexdigest()
 
 
-def run_record(spec_path, backend: str, source: str, data, config, world) -> dict:
-    """What the run is. Paths are absolute, so ``--resume`` works from any folder."""
-    return {"spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
+def run_record(spec_path, backend: str, source: str, data, config, world, choice=None) -> dict:
+    """What the run is. Paths are absolute, so ``--resume`` works from any folder. ``choice``: the
+    spec's --scale/--set, recorded only where given (a resumed run must give the same)."""
+    chosen = {} if choice is None or choice.empty else {
+        "spec_choice": f"scale {choice.scale}" * (choice.scale is not None) +
+                       "".join(f" set {k}={v}" for k, v in choice.sets)}
+    return {**chosen, "spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
             "settings": config.resolved()}

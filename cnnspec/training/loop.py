@@ -72,7 +72,7 @@ def require_classifier(graph) -> None:
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
           init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
-          env=os.environ, output: str | None = None) -> TrainResult:
+          env=os.environ, output: str | None = None, choice=None) -> TrainResult:
     """Load, check, train (or carry on from ``resume``, a run folder), pick the best epoch, and
     (rank 0 only) write the outputs. ``init``: a weights file to start from instead of the seed's.
     ``output``: for a spec with several outputs, the one trained and judged (default: the first);
@@ -88,7 +88,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     require_quantizer(config)
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
-    full = load(spec_path).graph
+    full = load(spec_path, choice=choice).graph  # choice: the spec's --scale/--set
     judged = choose_output(full.output_names, output, f"spec '{full.name}'", "-o/--out DIR")
     graph = judged_graph(full, judged)
     if full.several_outputs:
@@ -100,13 +100,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if resume is not None:
         out = Path(resume).parent if Path(resume).is_file() else Path(resume)
     else:
-        out = Path(outdir) if outdir is not None else Path("runs") / graph.name
+        out = Path(outdir) if outdir is not None else Path("runs") / (graph.name + (f"-{graph.scale}" if graph.scale else ""))
     if world.is_writer:
         check_can_create_dir(out, OUTPUT_FILES + OPTIONAL_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
-    record = run_record(spec_path, backend_name, source, data, config, world)
+    record = run_record(spec_path, backend_name, source, data, config, world, choice)
     if judged != full.output_names[0]:
         record["output_name"] = judged  # a resumed run trains the same output
     if checkpoint is not None:
