@@ -107,10 +107,10 @@ def compare(found: dict, expected: dict, graph: Graph | None = None) -> Comparis
 
 def mismatch_message(comparison: Comparison, source: str, misfit: str) -> str:
     """A summary line, then one line per tensor (at most :data:`MAX_LINES`), then how many more."""
-    counts = [f"{plural(len(comparison.missing), 'tensor')} missing" if comparison.missing else "",
-              f"{len(comparison.unexpected)} unexpected" if comparison.unexpected else "",
-              f"{len(comparison.misshapen)} wrongly shaped" if comparison.misshapen else ""]
-    lines = [f"{source}: {misfit}: " + ", ".join(c for c in counts if c)]
+    counts = [f"{plural(len(group), 'tensor')} {what}" for group, what in (
+        (comparison.missing, "missing"), (comparison.unexpected, "unexpected"),
+        (comparison.misshapen, "wrongly shaped")) if group]
+    lines = [f"{source}: {misfit}: " + ", ".join(counts)]
     misfits = comparison.misfits
     lines += [m.line() for m in misfits[:MAX_LINES]]
     if len(misfits) > MAX_LINES:
