@@ -15,6 +15,7 @@ are refused; a dataset is read only when the spec takes it at its declared shape
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from ..errors import InputError
@@ -24,6 +25,12 @@ from .keras_layout import KERAS_PARTS, layer_parts
 from .stored import MAX_TENSOR_BYTES, Stored, WeightsFile, declared_shape
 
 KERAS_ZIP_WEIGHTS = "model.weights.h5"
+# Keras 3 names a layer's group after its class (``dense_1``): the variables of a layer the spec
+# lacks are named by it, so a renamed layer's closest name can be found (``fc2.kernel``, not ``fc2.var0``)
+CLASS_PARTS = {"dense": ("kernel", "bias"), "conv2d": ("kernel", "bias"), "conv2d_transpose": ("kernel", "bias"),
+               "depthwise_conv2d": ("kernel", "bias"), "grouped_conv2d": ("kernel", "bias"),
+               "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+               "layer_normalization": ("gamma", "beta"), "scale": ("gamma",)}
 MAX_H5_BYTES = 8 * 1024 ** 3
 MAX_DEPTH = 8  # nested models inside models
 
@@ -85,9 +92,11 @@ def _keras3_layers(h5py, group, path, out: dict, depth: int = 0) -> None:
             own = variables.attrs.get("name")
             name = own.decode("utf-8", "replace") if isinstance(own, bytes) else str(own) if own is not None else name
             indices = sorted((int(k) for k in variables if k.isdigit()))
+            hint = CLASS_PARTS.get(re.sub(r"_\d+$", "", group_name), ())
             if indices:
-                out[name] = [(None, _stored(h5py, _child(h5py, variables, str(i), path), path, f"{name}.{i}"))
-                             for i in indices]
+                out[name] = [(hint[k] if len(hint) == len(indices) else None,
+                              _stored(h5py, _child(h5py, variables, str(i), path), path, f"{name}.{i}"))
+                             for k, i in enumerate(indices)]
         _keras3_layers(h5py, layer, path, out, depth + 1)
 
 
@@ -126,10 +135,10 @@ def name_tensors(layers: dict, graph: Graph) -> dict[str, Stored]:
         own = parts.get(layer, [])
         full = [p.keras for p in KERAS_PARTS.get(ops.get(layer), ())]
         names = [n for n, _ in variables]
-        if len(variables) == len(own) and (None in names or set(names) == set(own)):
-            chosen = own if None in names else names
-        elif len(variables) == len(full) and (None in names or set(names) == set(full)):
-            chosen = full if None in names else names
+        for expected in (own, full):
+            if expected and len(variables) == len(expected):  # by name where the file names them all alike
+                chosen = names if None not in names and set(names) == set(expected) else expected
+                break
         else:
             chosen = [n if n is not None else f"var{i}" for i, n in enumerate(names)]
         out.update({f"{layer}.{n}": stored for n, (_, stored) in zip(chosen, variables)})
