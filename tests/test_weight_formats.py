@@ -333,8 +333,10 @@ def test_a_misfit_lists_each_tensor_with_the_closest_name_then_a_count(digits, t
                              "1 tensor wrongly shaped")
     assert "  missing    bn1.weight [32] (closest in the file: batchnorm1.weight)" in lines
     assert "  missing    fc2.bias [10]" in lines
-    assert "  unexpected batchnorm1.running_var [32] (closest in the spec: bn1.running_var)" in lines
-    assert len(lines) == 1 + MAX_LINES + 1 and lines[-1] == "  ... and 1 more"  # the shape line, the 11th
+    assert lines[1] == "  shape      fc1.weight: [128, 512] in the file, the spec needs [128, 1024]"
+    assert "  unexpected batchnorm1.running_mean [32] (closest in the spec: bn1.running_mean)" in lines
+    assert "  missing    conv2.weight [64, 32, 3, 3]" in lines  # no name of its shape, none close enough alone
+    assert len(lines) == 1 + MAX_LINES + 1 and lines[-1] == "  ... and 1 more"
     assert not out.exists()
 
 

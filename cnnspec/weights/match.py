@@ -67,15 +67,20 @@ class Comparison:
 
     @property
     def misfits(self) -> tuple[Misfit, ...]:
-        return self.missing + self.unexpected + self.misshapen
+        """Wrong shapes first (few, and the most telling), then missing, then unexpected."""
+        return self.misshapen + self.missing + self.unexpected
 
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def closest(name: str, candidates) -> str | None:
-    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+def closest(name: str, shape, candidates: dict) -> str | None:
+    """The likeliest other name for a tensor: a renamed tensor keeps its shape, so a close name of
+    the same shape first; a name alone must be closer."""
+    same = [k for k, s in candidates.items() if tuple(s) == tuple(shape)]
+    found = difflib.get_close_matches(name, same, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.8)
     return found[0] if found else None
 
 
@@ -96,8 +101,10 @@ def compare(found: dict, expected: dict, graph: Graph | None = None) -> Comparis
     tensor is judged on its declaration."""
     missing_keys = [k for k in expected if k not in found]
     unexpected_keys = [k for k in found if k not in expected and not k.endswith(IGNORED_SUFFIXES)]
-    missing = tuple(Misfit(k, None, tuple(expected[k]), closest(k, unexpected_keys)) for k in missing_keys)
-    unexpected = tuple(Misfit(k, tuple(found[k]), None, closest(k, missing_keys), switched_off(k, graph))
+    spare = {k: found[k] for k in unexpected_keys}
+    wanted = {k: expected[k] for k in missing_keys}
+    missing = tuple(Misfit(k, None, tuple(expected[k]), closest(k, expected[k], spare)) for k in missing_keys)
+    unexpected = tuple(Misfit(k, tuple(found[k]), None, closest(k, found[k], wanted), switched_off(k, graph))
                        for k in unexpected_keys)
     misshapen = tuple(Misfit(k, tuple(found[k]), tuple(expected[k])) for k in expected
                       if k in found and tuple(found[k]) != tuple(expected[k]))
