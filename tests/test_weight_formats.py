@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 import cnnspec  # noqa: E402
-from cnnspec.backend.weightfiles import READERS, read_weights  # noqa: E402
+from cnnspec.backend.weightfiles import READERS, open_weights, read_weights  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
 from cnnspec.errors import InputError  # noqa: E402
 from cnnspec.onnxfile.writer import write_onnx  # noqa: E402
@@ -297,6 +297,11 @@ def test_hostile_onnx_files_are_one_line(digits, tmp_path):
     (tmp_path / "bad.onnx").write_bytes(model.SerializeToString())
     with pytest.raises(InputError, match=r"1 tensor wrongly shaped\n  shape      conv1.weight: \[31, 1, 3, 3\]"):
         read_weights(tmp_path / "bad.onnx", spec.graph)
+    model = onnx.load(str(tmp_path / "ok.onnx"))
+    onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.data",
+                    size_threshold=0)
+    with pytest.raises(InputError, match="is kept in external data, which cnnspec does not read for weights"):
+        read_weights(tmp_path / "ext.onnx", spec.graph)
 
 
 BN_OFF = {"cnnspec": 1, "name": "bnoff", "input": [3, 4, 4], "layers": [
@@ -392,3 +397,33 @@ def test_a_resnet18_state_dict_loads_and_gives_the_source_outputs(tmp_path):
     weights = read_weights(tmp_path / "resnet18.pth", spec.graph)
     got = onnx_outputs(spec.graph, weights, x, tmp_path)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def test_a_mutated_state_dict_pickle_is_an_input_error_or_a_state_dict(digits, tmp_path):
+    """Hundreds of damaged pickles: each is refused in one line or read as a state_dict; nothing else."""
+    spec, module, _, _ = digits
+    buf = io.BytesIO()
+    torch.save({"state_dict": OrderedDict(list(module.state_dict().items())[:4])}, buf)
+    real = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    prefix = real.namelist()[0].split("/")[0]
+    pkl = real.read(f"{prefix}/data.pkl")
+    storages = {n.rsplit("/", 1)[1]: real.read(n) for n in real.namelist() if "/data/" in n}
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for i in range(300):
+        mutated = bytearray(pkl)
+        for _ in range(int(rng.integers(1, 4))):
+            mutated[int(rng.integers(0, len(mutated)))] = int(rng.integers(0, 256))
+        if i % 3 == 0:
+            mutated = mutated[: int(rng.integers(1, len(mutated)))]
+        path = tmp_path / f"m{i}.pt"
+        path.write_bytes(torch_zip(bytes(mutated), storages))
+        try:
+            found = open_weights(path, spec.graph)
+            for stored in found.tensors.values():
+                stored.load()
+            outcomes.add("read")
+        except InputError as exc:
+            assert "\n" not in str(exc)
+            outcomes.add("refused")
+    assert outcomes == {"read", "refused"}

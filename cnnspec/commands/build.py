@@ -11,8 +11,9 @@ HELP = "compile a spec with a backend; write model.onnx, weights.safetensors and
 def add_arguments(parser):
     parser.add_argument("spec", metavar="SPEC")
     parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
-    parser.add_argument("--weights", metavar="FILE", help="weights to load: .safetensors (either layout), a PyTorch state_dict (.pt/.pth/.bin), "
-                        "Keras weights (.weights.h5/.h5/.keras) or an ONNX model's initializers (.onnx)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="weights to load: .safetensors (either layout), a PyTorch state_dict (.pt/.pth/.bin), "
+                             "Keras weights (.weights.h5/.h5/.keras) or an ONNX model's initializers (.onnx)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initial weights when --weights is absent")
     parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -61,7 +61,7 @@ class TensorRef:
 
 def _ints(value, what: str) -> tuple[int, ...]:
     if not isinstance(value, tuple) or not all(type(v) is int and v >= 0 for v in value) or len(value) > 8:
-        raise _Refused(f"a tensor's {what} is {value!r}, not a short tuple of non-negative integers")
+        raise _Refused(f"a tensor's {what} is {_short(value)}, not a short tuple of non-negative integers")
     return value
 
 
@@ -76,7 +76,7 @@ def _tensor(storage, offset, size, stride, *_rest, dtype=None):
 
 def _tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, *_rest):
     if not isinstance(dtype, Name) or dtype.module != "torch" or dtype.name not in DTYPES:
-        raise _Refused(f"a tensor's dtype is {dtype!r}")
+        raise _Refused(f"a tensor's dtype is {_short(dtype)}")
     return _tensor(storage, offset, size, stride, dtype=DTYPES[dtype.name])
 
 
@@ -193,7 +193,7 @@ class _Machine:
     def _reduce(self, _arg):
         args, func = self.pop(), self.pop()
         if not callable(func) or func not in CALLABLES.values() or not isinstance(args, tuple):
-            raise _Refused(f"the pickle calls {func!r}, which is not one of PyTorch's tensor functions")
+            raise _Refused(f"the pickle calls {_short(func)}, which is not one of PyTorch's tensor functions")
         try:
             self.push(func(*args))
         except TypeError:
@@ -202,11 +202,11 @@ class _Machine:
     def _persid(self, _arg):
         pid = self.pop()
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise _Refused(f"the pickle refers to {pid!r}, which is not a storage of the file")
+            raise _Refused(f"the pickle refers to {_short(pid)}, which is not a storage of the file")
         _, kind, key, _location, count = pid
         if not (isinstance(kind, Name) and kind.name in STORAGES and isinstance(key, str) and type(count) is int
                 and count >= 0):
-            raise _Refused(f"the pickle refers to a storage {pid!r}")
+            raise _Refused(f"the pickle refers to a storage {_short(pid)}")
         self.push(StorageRef(STORAGES[kind.name], key, count))
 
     def _build(self, _arg):
@@ -285,6 +285,12 @@ class _Machine:
     }
 
 
+def _short(value) -> str:
+    """A value from the file, for a message: never more than a line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _key(key):
     if isinstance(key, (dict, list)):
         raise _Refused("the pickle uses a dict or list as a key")
@@ -315,11 +321,12 @@ def unwrap(obj, path, notes: list) -> dict:
         inner = next((k for k in WRAPPERS if isinstance(obj.get(k), dict)
                       and any(isinstance(v, TensorRef) for v in obj[k].values())), None)
         if inner is None:
-            keys = ", ".join(repr(k) for k in list(obj)[:6])
+            keys = ", ".join(_short(k) for k in list(obj)[:6])
             raise InputError(f"{path}: holds a dict without tensors (keys: {keys}); expected a state_dict or a "
                              f"checkpoint with one of {', '.join(WRAPPERS)}")
-        notes.append(f"read the '{inner}' entry of a checkpoint dict (also holding "
-                     f"{', '.join(repr(k) for k in obj if k != inner)[:120] or 'nothing else'})")
+        others = [_short(k) for k in list(obj)[:7] if k != inner][:6]
+        notes.append(f"read the '{inner}' entry of a checkpoint dict (also holding {', '.join(others) or 'nothing else'}"
+                     f"{', ...' if len(obj) > 7 else ''})")
         obj = obj[inner]
     tensors = {k: v for k, v in obj.items() if isinstance(v, TensorRef) and isinstance(k, str)}
     skipped = len(obj) - len(tensors)
@@ -398,7 +405,7 @@ def open_torch(path: Path, _graph=None) -> WeightsFile:
         raise InputError(f"{path}: refused: {exc}; only state_dicts (tensors in dicts) are read, and nothing in "
                          f"the file was run") from None
     except (ValueError, KeyError, IndexError, EOFError, UnicodeDecodeError, OverflowError, RecursionError,
-            MemoryError) as exc:
+            MemoryError, TypeError, AttributeError) as exc:
         raise InputError(f"{path}: a damaged pickle in the archive ({type(exc).__name__}); nothing was run") from None
     import numpy as np
 
