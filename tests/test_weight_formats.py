@@ -427,3 +427,18 @@ def test_a_mutated_state_dict_pickle_is_an_input_error_or_a_state_dict(digits, t
             assert "\n" not in str(exc)
             outcomes.add("refused")
     assert outcomes == {"read", "refused"}
+
+
+def test_a_partial_load_takes_what_matches_and_reports_the_rest(digits, tmp_path):
+    """For train --init --allow-partial (issue 21): a new head is left out, the backbone comes in."""
+    from cnnspec.backend.weightfiles import read_matching
+
+    spec, module, _, _ = digits
+    torch.save(module.state_dict(), tmp_path / "w.pth")
+    text = DIGITS.read_text().replace("{dense: 10, name: fc2}", "{dense: 5, name: fc2}")
+    five = cnnspec.loads(text.replace('classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]', "")).graph
+    arrays, comparison = read_matching(tmp_path / "w.pth", five)
+    assert [(m.key, m.found, m.needed) for m in comparison.misshapen] == [
+        ("fc2.weight", (10, 128), (5, 128)), ("fc2.bias", (10,), (5,))]
+    assert sorted(arrays) == sorted(k for k in cnnspec.weights.neutral.expected_weights(five) if not k.startswith("fc2"))
+    np.testing.assert_array_equal(arrays["conv1.weight"], module.state_dict()["conv1.weight"].numpy())

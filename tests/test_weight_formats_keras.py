@@ -153,3 +153,16 @@ def test_a_hostile_keras_file_is_one_line_and_writes_nothing(digits, tmp_path, c
     assert main(["build", str(DIGITS), "--weights", str(path), "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_a_partial_load_of_a_keras_file_converts_what_matches(digits):
+    from cnnspec.backend.weightfiles import read_matching
+
+    spec, folder, _, _ = digits
+    other = cnnspec.loads(DIGITS.read_text().replace("name: fc2}", "name: fc_2}")).graph
+    arrays, comparison = read_matching(folder / "model.weights.h5", other)
+    full = read_weights(folder / "model.weights.h5", spec.graph)
+    assert sorted(m.key for m in comparison.missing) == ["fc_2.bias", "fc_2.kernel"]
+    assert sorted(arrays) == sorted(k for k in full if not k.startswith("fc2."))
+    for key, array in arrays.items():
+        np.testing.assert_array_equal(array, full[key])

@@ -10,8 +10,8 @@ boundary, which stands above ``weights/``; every caller (``build``, ``convert``,
 :func:`open_weights` declares a file's tensors (names, shapes) without loading them;
 :func:`read_weights` is the strict load: the file's names and shapes are compared with the spec's
 (:func:`cnnspec.weights.match.compare`: one error listing every difference), then only the tensors
-the spec takes are read, checked and converted to the layout asked for. A partial load can call
-:func:`open_weights` and ``compare`` itself.
+the spec takes are read, checked and converted to the layout asked for. :func:`read_matching` is
+the partial load: what matches, and the same comparison to report the rest.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..onnxfile.initializers import open_onnx
 from ..weights import keras_layout
 from ..weights.kerash5 import open_keras
-from ..weights.match import require_fit
+from ..weights.match import Comparison, compare, require_fit
 from ..weights.safetensors_io import open_safetensors
 from ..weights.stored import WeightsFile
 from ..weights.torchzip import open_torch
@@ -94,3 +94,37 @@ def load(path: str | Path, graph: "Graph", layout: str = "neutral",
 def read_weights(path: str | Path, graph: "Graph", say: Callable[[str], None] | None = None) -> dict:
     """Neutral-layout float32 arrays for every tensor the spec needs, from a file of any format."""
     return load(path, graph, "neutral", say)[0]
+
+
+def read_matching(path: str | Path, graph: "Graph", say: Callable[[str], None] | None = None
+                  ) -> tuple[dict, Comparison]:
+    """A partial load (``train --init --allow-partial``): neutral float32 arrays of the tensors whose
+    name and shape match the spec's, and the comparison (in the file's layout) that says what was
+    left out, for the caller to report or refuse. Only the matched tensors are read."""
+    from ..weights.neutral import check_tensors
+
+    found = open_weights(path, graph)
+    for note in found.notes:
+        (say or (lambda _m: None))(f"{path}: {note}")
+    layout = found.layout or keras_layout.detect_layout(found.tensors, graph, found.meta)
+    expected = keras_layout.expected_for(layout, graph)
+    comparison = compare(found.shapes, expected, graph)
+    neutral_shapes = keras_layout.expected_for("neutral", graph)
+    arrays = {}
+    for key in comparison.matched:
+        array = found.tensors[key].load()
+        if layout == "keras":
+            layer, part = _keras_part(graph, key)
+            key, array = f"{layer}.{part.neutral}", part.to_neutral(array)
+        arrays[key] = array
+    checked = check_tensors(arrays, {k: neutral_shapes[k] for k in arrays}, str(path),
+                            f"does not fit spec '{graph.name}'", graph)
+    return checked, comparison
+
+
+def _keras_part(graph: "Graph", key: str):
+    for layer, parts in keras_layout.layer_parts(graph):
+        for part in parts:
+            if key == f"{layer}.{part.keras}":
+                return layer, part
+    raise KeyError(key)
