@@ -442,3 +442,19 @@ def test_a_partial_load_takes_what_matches_and_reports_the_rest(digits, tmp_path
         ("fc2.weight", (10, 128), (5, 128)), ("fc2.bias", (10,), (5,))]
     assert sorted(arrays) == sorted(k for k in cnnspec.weights.neutral.expected_weights(five) if not k.startswith("fc2"))
     np.testing.assert_array_equal(arrays["conv1.weight"], module.state_dict()["conv1.weight"].numpy())
+
+
+def test_initializers_of_a_torch_onnx_export_load_by_name(tmp_path):
+    """A file that no part of cnnspec wrote: PyTorch's own ONNX exporter names initializers by state_dict key."""
+    spec = cnnspec.load(ROOT / "specs" / "lenet-5.yaml")
+    module = spec.to("torch", seed=2)
+    x = np.random.default_rng(1).normal(size=(2, 1, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), str(tmp_path / "lenet.onnx"), dynamo=False)
+    weights = read_weights(tmp_path / "lenet.onnx", spec.graph)
+    np.testing.assert_allclose(onnx_outputs(spec.graph, weights, x, tmp_path), expected, rtol=1e-5, atol=1e-5)

@@ -31,7 +31,7 @@ CLASS_PARTS = {"dense": ("kernel", "bias"), "conv2d": ("kernel", "bias"), "conv2
                "depthwise_conv2d": ("kernel", "bias"), "grouped_conv2d": ("kernel", "bias"),
                "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
                "layer_normalization": ("gamma", "beta"), "scale": ("gamma",)}
-MAX_H5_BYTES = 8 * 1024 ** 3
+MAX_H5_BYTES = 4 * 1024 ** 3
 MAX_DEPTH = 8  # nested models inside models
 
 
@@ -94,6 +94,8 @@ def _keras3_layers(h5py, group, path, out: dict, depth: int = 0) -> None:
             indices = sorted((int(k) for k in variables if k.isdigit()))
             hint = CLASS_PARTS.get(re.sub(r"_\d+$", "", group_name), ())
             if indices:
+                if name in out:
+                    raise InputError(f"{path}: two layers with weights are named '{name}'; refused")
                 out[name] = [(hint[k] if len(hint) == len(indices) else None,
                               _stored(h5py, _child(h5py, variables, str(i), path), path, f"{name}.{i}"))
                              for k, i in enumerate(indices)]
