@@ -55,7 +55,8 @@ def _cases(graph):
         "missing-key": (save({k: v for k, v in ok.items() if k != "dense_1.bias"}),
                         "does not fit spec 'w': 1 tensor missing\n  missing    dense_1.bias [3]"),
         "extra-key": (save({**ok, "stray.weight": np.ones(2, np.float32)}), "1 tensor unexpected\n  unexpected stray.weight [2]"),
-        "wrong-shape": (save({**ok, "dense_1.weight": np.ones((3, 5), np.float32)}), "1 tensor wrongly shaped\n  shape      dense_1.weight: [3, 5] in the file, the spec needs [3, 32]"),
+        "wrong-shape": (save({**ok, "dense_1.weight": np.ones((3, 5), np.float32)}),
+                        "1 tensor wrongly shaped\n  shape      dense_1.weight: [3, 5] in the file, the spec needs [3, 32]"),
         "integers": (save({**ok, "dense_1.bias": np.ones(3, np.int64)}), "not floating-point"),
         "nan": (save({**ok, "dense_1.bias": np.array([1, np.nan, 0], np.float32)}), "NaN or infinite"),
     }

@@ -5,7 +5,8 @@ The input is any file ``--weights`` reads (:mod:`cnnspec.backend.weightfiles`: s
 layout, a PyTorch state_dict, Keras weights, an ONNX model's initializers). A safetensors file's
 layout is read from its ``format`` tag, or else from its keys; the tensors are checked against the
 spec in that layout before anything is written. ``torch`` is the neutral layout's other name.
-Converting to the layout a file already has rewrites it checked and in graph order. A file converted there and back is bit-identical (transposes only).
+Converting to the layout a file already has rewrites it checked and in graph order. A file
+converted there and back is bit-identical (transposes only).
 """
 from __future__ import annotations
 
