@@ -458,3 +458,23 @@ def test_initializers_of_a_torch_onnx_export_load_by_name(tmp_path):
         torch.onnx.export(module, (torch.from_numpy(x),), str(tmp_path / "lenet.onnx"), dynamo=False)
     weights = read_weights(tmp_path / "lenet.onnx", spec.graph)
     np.testing.assert_allclose(onnx_outputs(spec.graph, weights, x, tmp_path), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_comparison_partitions_every_name():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = st.sampled_from(["a.weight", "a.bias", "b.weight", "bn.running_var", "bn.num_batches_tracked", "c.w"])
+    shapes = st.sampled_from([(1,), (2,), (2, 3)])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(names, shapes), st.dictionaries(names, shapes))
+    def check(found, expected):
+        c = compare(found, expected)
+        assert set(c.matched) | {m.key for m in c.missing + c.misshapen} == set(expected)
+        assert {m.key for m in c.unexpected} == {k for k in found if k not in expected
+                                                   and not k.endswith("num_batches_tracked")}
+        assert c.fits == (set(c.matched) == set(expected) and not c.unexpected)
+        for m in c.missing + c.unexpected:
+            assert m.closest is None or (m.closest in found if m.kind == "missing" else m.closest in expected)
+    check()
