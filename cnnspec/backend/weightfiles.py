@@ -71,8 +71,18 @@ def open_weights(path: str | Path, graph: "Graph") -> WeightsFile:
         return reader.open(p, graph)
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: not a regular file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _opened(path, graph: "Graph", say) -> tuple[WeightsFile, str, dict]:
+    """The file declared, its layout (its own word, else guessed from its names), the spec's
+    tensors in that layout; what the reader understood is said."""
+    found = open_weights(path, graph)
+    for note in found.notes:
+        (say or (lambda _m: None))(f"{path}: {note}")
+    layout = found.layout or keras_layout.detect_layout(found.tensors, graph, found.meta)
+    return found, layout, keras_layout.expected_for(layout, graph)
 
 
 def load(path: str | Path, graph: "Graph", layout: str = "neutral",
@@ -80,11 +90,7 @@ def load(path: str | Path, graph: "Graph", layout: str = "neutral",
     """The strict load: (every tensor the spec needs, float32, in ``layout``; the file's own layout;
     the file as declared), or one error listing what does not fit. ``say`` hears what the reader
     understood (a checkpoint unwrapped, a ``module.`` prefix dropped, constants left out)."""
-    found = open_weights(path, graph)
-    for note in found.notes:
-        (say or (lambda _m: None))(f"{path}: {note}")
-    source_layout = found.layout or keras_layout.detect_layout(found.tensors, graph, found.meta)
-    expected = keras_layout.expected_for(source_layout, graph)
+    found, source_layout, expected = _opened(path, graph, say)
     where = "" if source_layout == "neutral" else " (in Keras' layout)"
     require_fit(found.shapes, expected, str(path), f"does not fit spec '{graph.name}'{where}", graph)
     arrays = {key: found.tensors[key].load() for key in expected}
@@ -103,11 +109,7 @@ def read_matching(path: str | Path, graph: "Graph", say: Callable[[str], None] |
     left out, for the caller to report or refuse. Only the matched tensors are read."""
     from ..weights.neutral import check_tensors
 
-    found = open_weights(path, graph)
-    for note in found.notes:
-        (say or (lambda _m: None))(f"{path}: {note}")
-    layout = found.layout or keras_layout.detect_layout(found.tensors, graph, found.meta)
-    expected = keras_layout.expected_for(layout, graph)
+    found, layout, expected = _opened(path, graph, say)
     comparison = compare(found.shapes, expected, graph)
     neutral_shapes = keras_layout.expected_for("neutral", graph)
     arrays = {}

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import InputError
+
 MAX_TENSOR_BYTES = 4 * 1024 ** 3  # one tensor; a VGG-16 fc6 weight is 411 MB
 
 
@@ -57,7 +59,5 @@ def declared_shape(dims, source: str, key: str) -> tuple[int, ...]:
     return shape
 
 
-def _bad(source, key, what):
-    from ..errors import InputError
-
+def _bad(source, key, what) -> InputError:
     return InputError(f"{source}: tensor '{key}' {what}; not a weights file cnnspec will read")
