@@ -478,3 +478,25 @@ def test_the_comparison_partitions_every_name():
         for m in c.missing + c.unexpected:
             assert m.closest is None or (m.closest in found if m.kind == "missing" else m.closest in expected)
     check()
+
+
+@pytest.mark.parametrize("pkl, message", [
+    (b"cos\nsystem\n(S'touch pwned'\ntR.", "calls 'os.system'"),                                  # GLOBAL
+    (b"(Vtouch pwned\nios\nsystem\n.", "uses the opcode INST"),                                  # INST imports
+    (b"(ccollections\nOrderedDict\no.", "uses the opcode OBJ"),
+    (b"\x80\x02ctorch\nFloatStorage\n)R.", "not one of PyTorch's tensor functions"),              # call a marker
+    (b"\x80\x02ccollections\nOrderedDict\n)\x81.", "uses the opcode NEWOBJ"),
+    (b"\x80\x02\x82\x01.", "uses the opcode EXT1"),                                              # copyreg registry
+    (b"\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n(ccollections\nOrderedDict\nctorch\nTensor\n)}tR.",
+     "rebuilt by something other than PyTorch's tensor functions"),
+    (b"\x80\x02}(]]u.", "uses a dict or list as a key"),
+    (b"\x80\x02h\x05.", "reads memo slot 5, which it never wrote"),
+], ids=["global", "inst", "obj", "call-a-storage-class", "newobj", "ext1", "from-type", "list-key", "memo"])
+def test_each_way_a_pickle_could_reach_code_is_refused(tmp_path, pkl, message):
+    path = tmp_path / "w.pt"
+    path.write_bytes(torch_zip(pkl))
+    graph = cnnspec.loads(json.dumps(BN_OFF)).graph
+    with pytest.raises(InputError, match=message) as info:
+        read_weights(path, graph)
+    assert "\n" not in str(info.value)
+    assert not (Path.cwd() / "pwned").exists()
