@@ -166,3 +166,21 @@ def test_a_partial_load_of_a_keras_file_converts_what_matches(digits):
     assert sorted(arrays) == sorted(k for k in full if not k.startswith("fc2."))
     for key, array in arrays.items():
         np.testing.assert_array_equal(array, full[key])
+
+
+def test_a_keras_2_style_h5_is_matched_by_its_weight_names(digits, tmp_path):
+    """Keras 2's save_weights layout (``conv1/kernel:0``), its weight_names listed out of order: each
+    tensor goes where its name says."""
+    spec, folder, x, expected = digits
+    model = spec.to("keras", weights=read_weights(folder / "model.weights.h5", spec.graph))
+    with h5py.File(tmp_path / "keras2.h5", "w") as f:
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in model.layers])
+        f.attrs["keras_version"], f.attrs["backend"] = b"2.15.0", b"tensorflow"
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{v.path.split('/')[-1]}:0" for v in layer.weights][::-1]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for name, value in zip(names[::-1], layer.get_weights()):
+                group[name] = value
+    weights = read_weights(tmp_path / "keras2.h5", spec.graph)
+    np.testing.assert_allclose(ort_outputs(spec.graph, weights, x, tmp_path), expected, rtol=1e-4, atol=1e-5)
