@@ -25,8 +25,9 @@ class Spec:
     def to(self, backend: str = "torch", weights: str | Path | dict | None = None, seed: int | None = 0):
         """A framework model (``torch.nn.Module`` or ``keras.Model``) of this spec.
 
-        ``weights`` is a safetensors path or a dict of neutral-layout arrays; without it the
-        weights are initialised from ``seed``.
+        ``weights`` is a weights file of any format ``--weights`` reads (safetensors, a PyTorch
+        state_dict, Keras weights, an ONNX model's initializers) or a dict of neutral-layout arrays;
+        without it the weights are initialised from ``seed``.
         """
         from .backend.plugins import load_backend
         from .graph.resources import require_memory
@@ -34,7 +35,7 @@ class Spec:
         require_memory(self.graph)
         backend_obj = load_backend(backend)
         if isinstance(weights, (str, Path)):
-            from .weights.safetensors_io import read_weights
+            from .backend.weightfiles import read_weights
 
             weights = read_weights(weights, self.graph)
         return backend_obj.compile(self.graph, weights=weights, seed=seed)

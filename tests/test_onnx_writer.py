@@ -277,8 +277,8 @@ def test_weights_are_checked_before_anything_is_written(tmp_path):
     graph = spec([{"conv2d": {"filters": 2, "kernel": 1}, "name": "c"}], [1, 3, 3])
     weights = seeded_weights(graph)
     path = tmp_path / "m.onnx"
-    for broken, message in (({"c.weight": weights["c.weight"]}, "missing 1"),
-                            ({**weights, "c.weight": np.zeros((2, 1, 3, 3), np.float32)}, "has shape"),
+    for broken, message in (({"c.weight": weights["c.weight"]}, "1 tensor missing"),
+                            ({**weights, "c.weight": np.zeros((2, 1, 3, 3), np.float32)}, "in the file, the spec needs"),
                             ({**weights, "c.bias": np.array([np.nan, 0], np.float32)}, "NaN")):
         with pytest.raises(InputError, match=message):
             write_onnx(graph, broken, path)

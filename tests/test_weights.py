@@ -1,5 +1,6 @@
-"""Weights files are hostile input: each bad one is one line naming the file and the problem, exit 2,
-nothing written; only safetensors is ever read; the writer's bytes depend on the numbers alone."""
+"""Weights files are hostile input: each bad one is one error naming the file and the problem, exit 2,
+nothing written (a misfit lists its tensors, a line each); a pickle is never loaded; the writer's bytes
+depend on the numbers alone. The foreign formats have their own tests (test_weight_formats.py)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ import cnnspec
 from cnnspec.cli import main
 from cnnspec.errors import InputError
 from cnnspec.weights.neutral import expected_weights
-from cnnspec.weights.safetensors_io import canonical_safetensors, read_weights, write_weights
+from cnnspec.backend.weightfiles import read_weights
+from cnnspec.weights.safetensors_io import canonical_safetensors, read_safetensors, write_weights
 
 SPEC = """cnnspec: 1
 name: w
@@ -50,14 +52,17 @@ def _cases(graph):
         "offsets-past-the-end": (header_file({"x": {"dtype": "F32", "shape": [10 ** 8], "data_offsets": [0, 4 * 10 ** 8]}}),
                                  "not a valid safetensors file"),
         "truncated": (save(ok)[:-7], "not a valid safetensors file"),
-        "missing-key": (save({k: v for k, v in ok.items() if k != "dense_1.bias"}), "missing 1 tensors"),
-        "extra-key": (save({**ok, "stray.weight": np.ones(2, np.float32)}), "no place for"),
-        "wrong-shape": (save({**ok, "dense_1.weight": np.ones((3, 5), np.float32)}), "has shape [3, 5] but the spec needs"),
+        "missing-key": (save({k: v for k, v in ok.items() if k != "dense_1.bias"}),
+                        "does not fit spec 'w': 1 tensor missing\n  missing    dense_1.bias [3]"),
+        "extra-key": (save({**ok, "stray.weight": np.ones(2, np.float32)}), "1 tensor unexpected\n  unexpected stray.weight [2]"),
+        "wrong-shape": (save({**ok, "dense_1.weight": np.ones((3, 5), np.float32)}),
+                        "1 tensor wrongly shaped\n  shape      dense_1.weight: [3, 5] in the file, the spec needs [3, 32]"),
         "integers": (save({**ok, "dense_1.bias": np.ones(3, np.int64)}), "not floating-point"),
         "nan": (save({**ok, "dense_1.bias": np.array([1, np.nan, 0], np.float32)}), "NaN or infinite"),
     }
 
 
+MISFITS = ("missing-key", "extra-key", "wrong-shape")
 CASE_IDS = ["empty", "garbage", "header-length-lies", "header-not-json", "offsets-past-the-end", "truncated",
             "missing-key", "extra-key", "wrong-shape", "integers", "nan"]
 
@@ -70,15 +75,23 @@ def test_bad_weights_file_is_one_located_error(graph, tmp_path, case):
     with pytest.raises(InputError) as info:
         read_weights(path, graph)
     text = str(info.value)
-    assert text.startswith(str(path)) and message in text and "\n" not in text
+    assert text.startswith(str(path)) and message in text
+    assert len(text.splitlines()) == (2 if case in MISFITS else 1)
 
 
-@pytest.mark.parametrize("name", ["model.pt", "model.pth", "ckpt.pkl", "model.h5", "model.keras"])
-def test_pickles_and_framework_files_are_never_opened(graph, tmp_path, name):
+@pytest.mark.parametrize("name, message", [
+    ("model.pt", "a bare pickle"), ("model.pth", "a bare pickle"), ("model.bin", "a bare pickle"),
+    ("ckpt.pkl", "not a weights format cnnspec reads"), ("ckpt.ckpt", "not a weights format cnnspec reads"),
+    ("model.h5", "not an HDF5 file"), ("model.keras", "not a .keras file"), ("model.onnx", "not an ONNX model"),
+])
+def test_a_bare_pickle_is_never_opened(graph, tmp_path, name, message):
     path = tmp_path / name
     path.write_bytes(b"\x80\x04\x95 a pickle that must never be loaded")
-    with pytest.raises(InputError, match="only safetensors weights are read"):
+    with pytest.raises(InputError, match=message) as info:
         read_weights(path, graph)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="not read as safetensors"):
+        read_safetensors(path)
 
 
 def test_write_then_read_round_trips_with_stable_bytes(graph, tmp_path):

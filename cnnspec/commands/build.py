@@ -14,7 +14,9 @@ def add_arguments(parser):
     parser.add_argument("spec", metavar="SPEC")
     add_spec_choice(parser)
     parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
-    parser.add_argument("--weights", metavar="FILE", help="a safetensors file in the neutral layout")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="weights to load: .safetensors (either layout), a PyTorch state_dict (.pt/.pth/.bin), "
+                             "Keras weights (.weights.h5/.h5/.keras) or an ONNX model's initializers (.onnx)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initial weights when --weights is absent")
     parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>, or build/<name>-<scale>)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -29,7 +31,7 @@ def run(args) -> int:
     from ..files.atomic import check_can_create_dir
     from ..files.publish import staged_output
     from ..graph.resources import require_memory, require_onnx_size
-    from ..weights.safetensors_io import read_weights
+    from ..backend.weightfiles import read_weights
 
     from .specchoice import spec_choice
 
@@ -38,7 +40,8 @@ def run(args) -> int:
     require_onnx_size(graph)  # before minutes of compiling: model.onnx could not hold it
     require_memory(graph)
     backend = load_backend(args.backend)
-    weights = read_weights(args.weights, graph) if args.weights else None
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    weights = read_weights(args.weights, graph, say) if args.weights else None
     outdir = Path(args.output or Path("build") / (graph.name + (f"-{graph.scale}" if graph.scale else "")))
     check_can_create_dir(outdir, (ONNX_FILE, WEIGHTS_FILE))  # before the work: a folder at a file's name, say
     start = time.perf_counter()

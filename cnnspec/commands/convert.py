@@ -1,10 +1,12 @@
 """``cnnspec convert``: weights between the neutral layout (PyTorch's, what every ``build`` reads and
 writes) and Keras' own layout (HWIO kernels, [in, units] dense kernels, gamma/beta/moving_*).
 
-The source layout is read from the file's ``format`` tag, or else from its keys; the tensors are
-checked against the spec in that layout before anything is written. ``torch`` is the neutral
-layout's other name. Converting to the layout a file already has rewrites it checked and in
-graph order. A file converted there and back is bit-identical (transposes only).
+The input is any file ``--weights`` reads (:mod:`cnnspec.backend.weightfiles`: safetensors in either
+layout, a PyTorch state_dict, Keras weights, an ONNX model's initializers). A safetensors file's
+layout is read from its ``format`` tag, or else from its keys; the tensors are checked against the
+spec in that layout before anything is written. ``torch`` is the neutral layout's other name.
+Converting to the layout a file already has rewrites it checked and in graph order. A file
+converted there and back is bit-identical (transposes only).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ NAME = "convert"
 HELP = "convert a weights file between the neutral (PyTorch) layout and Keras' layout, checked against a spec"
 TARGETS = {"keras": "keras", "torch": "neutral", "neutral": "neutral"}
 SUFFIX = {"keras": ".keras.safetensors", "neutral": ".safetensors"}
+INPUT_SUFFIXES = (".keras.safetensors", ".safetensors", ".weights.h5", ".h5", ".keras", ".pth", ".pt", ".bin", ".onnx")
 
 
 def add_arguments(parser):
@@ -22,7 +25,8 @@ def add_arguments(parser):
 
     parser.add_argument("spec", metavar="SPEC", help="the spec the weights belong to")
     add_spec_choice(parser)
-    parser.add_argument("--weights", metavar="IN", required=True, help="a safetensors file in either layout")
+    parser.add_argument("--weights", metavar="IN", required=True,
+                        help="weights in either layout: .safetensors, .pt/.pth/.bin, .weights.h5/.h5/.keras or .onnx")
     parser.add_argument("--to", choices=sorted(TARGETS), required=True,
                         help="keras: Keras layout; torch or neutral: the contract's neutral layout")
     parser.add_argument("-o", "--output", metavar="OUT", default=None,
@@ -32,7 +36,7 @@ def add_arguments(parser):
 
 def default_output(source: Path, target: str) -> Path:
     stem = source.name
-    for suffix in (".keras.safetensors", ".safetensors"):
+    for suffix in INPUT_SUFFIXES:
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
@@ -42,8 +46,8 @@ def default_output(source: Path, target: str) -> Path:
 def run(args) -> int:
     from ..api import load
     from ..errors import UsageError
-    from ..weights import keras_layout
-    from ..weights.safetensors_io import read_safetensors, write_weights
+    from ..backend.weightfiles import load as load_weights
+    from ..weights.safetensors_io import write_weights
 
     from .specchoice import spec_choice
 
@@ -53,9 +57,8 @@ def run(args) -> int:
     out = Path(args.output) if args.output else default_output(source, target)
     if out.resolve() == source.resolve():
         raise UsageError(f"{out}: would overwrite the input weights; name another file with -o")
-    tensors, meta = read_safetensors(source)
-    source_layout = keras_layout.detect_layout(tensors, graph, meta)
-    converted = keras_layout.convert(tensors, graph, source_layout, target, str(source))
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    converted, source_layout, _found = load_weights(source, graph, target, say)
     write_weights(out, converted, graph, layout=target)
     if not args.quiet:
         print(f"{source}: {len(converted)} tensors, {source_layout} layout -> {target} layout", file=sys.stderr)

@@ -85,8 +85,8 @@ def add_arguments(parser):
         parser.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="WEIGHTS", default=argparse.SUPPRESS,
-                       help="start from these weights.safetensors (the weights only; the optimizer, schedule "
-                            "and epochs start afresh)")
+                       help="start from these weights (the weights only; the optimizer, schedule and epochs "
+                            "start afresh): .safetensors, .pt/.pth/.bin, .weights.h5/.h5/.keras or .onnx")
     start.add_argument("--weights", metavar="WEIGHTS", dest="init", default=argparse.SUPPRESS,
                        help="same as --init")
     start.add_argument("--resume", metavar="RUN_DIR", help="carry on an interrupted run from its folder's checkpoint, "

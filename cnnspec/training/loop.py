@@ -81,7 +81,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     from ..backend.plugins import load_backend
     from ..data.sources import load_source
     from ..graph.resources import require_memory, require_onnx_size
-    from ..weights.safetensors_io import read_weights
+    from ..backend.weightfiles import read_weights
 
     world = world_from_env(env)
     config.validate(world)
@@ -111,7 +111,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         record["output_name"] = judged  # a resumed run trains the same output
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
-    initial = read_weights(init, graph) if init and checkpoint is None else None
+    initial = read_weights(init, graph, say) if init and checkpoint is None else None
     say(data.describe())
     say(head.note)
     say(_describe(backend_name, config, world, init, resume, checkpoint))

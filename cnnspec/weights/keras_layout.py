@@ -143,7 +143,7 @@ def detect_layout(tensors: dict, graph: Graph, meta: dict | None = None) -> str:
 def convert(tensors: dict, graph: Graph, source_layout: str, target_layout: str, source: str) -> dict:
     """Checked in the source layout by the core's one check, returned in the target's."""
     checked = check_tensors(tensors, expected_for(source_layout, graph), source,
-                            f"{source_layout}-layout weights do not fit spec '{graph.name}'")
+                            f"{source_layout}-layout weights do not fit spec '{graph.name}'", graph)
     if source_layout == target_layout:
         return checked
     return to_keras(graph, checked) if target_layout == "keras" else to_neutral(graph, checked)

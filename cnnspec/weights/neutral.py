@@ -18,25 +18,17 @@ def expected_weights(graph: Graph) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def check_tensors(tensors: dict, expected: dict, source: str, misfit: str) -> dict:
+def check_tensors(tensors: dict, expected: dict, source: str, misfit: str, graph: Graph | None = None) -> dict:
     """Every expected key present with its shape, nothing unexpected (PyTorch's
     ``num_batches_tracked`` counters aside), finite floating-point numbers: float32 arrays out, in
-    the expected order. A misfit is one error: ``<source>: <misfit>: <what is wrong>``."""
+    the expected order. A misfit is one error from :func:`~cnnspec.weights.match.require_fit`:
+    ``<source>: <misfit>: <counts>`` and a line per tensor; ``graph`` lets it name a spec argument
+    that explains an unexpected tensor."""
     import numpy as np
 
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected and not k.endswith("num_batches_tracked")]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors (first: {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} tensors the spec has no place for (first: {', '.join(unexpected[:3])})")
-    for key, shape in expected.items():
-        if key in tensors and tuple(np.shape(tensors[key])) != tuple(shape):
-            problems.append(f"'{key}' has shape {list(np.shape(tensors[key]))} but the spec needs {list(shape)}")
-            break
-    if problems:
-        raise InputError(f"{source}: {misfit}: " + "; ".join(problems))
+    from .match import require_fit
+
+    require_fit({k: np.shape(v) for k, v in tensors.items()}, expected, source, misfit, graph)
     out = {}
     for key in expected:
         t = np.asarray(tensors[key])

@@ -1,8 +1,9 @@
 """Weights files: safe reading and writing of safetensors, in either layout.
 
-Only safetensors is read: it holds raw tensors and a JSON header, so nothing in a user's file is
-ever executed. Every file is checked against :func:`~cnnspec.weights.neutral.expected_weights`
-before anything uses it.
+Safetensors holds raw tensors and a JSON header, so nothing in a user's file is ever executed; it
+is what cnnspec writes. Other formats (PyTorch, Keras, ONNX) come in through the reader table of
+:mod:`cnnspec.backend.weightfiles`, which uses :func:`open_safetensors` for this one. Every file
+is checked against :func:`~cnnspec.weights.neutral.expected_weights` before anything uses it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..files.atomic import atomic_write_bytes
 from ..graph.ir import Graph
 from .keras_layout import FORMATS, expected_for
 from .neutral import check_tensors, expected_weights
+from .stored import Stored, WeightsFile
 
 
 def read_safetensors(path: str | Path) -> tuple[dict, dict]:
@@ -21,9 +23,9 @@ def read_safetensors(path: str | Path) -> tuple[dict, dict]:
     from safetensors import SafetensorError, safe_open
 
     p = Path(path)
-    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras"):
-        raise InputError(f"{path}: only safetensors weights are read (never pickles or framework files); "
-                         f"convert it to .safetensors first")
+    if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".h5", ".keras", ".onnx"):
+        raise InputError(f"{path}: not read as safetensors (a pickle or framework file is never opened here); "
+                         f"--weights reads it through its own format's reader")
     if not p.exists():
         raise InputError(f"{path}: no such weights file")
     if not p.is_file():
@@ -38,6 +40,15 @@ def read_safetensors(path: str | Path) -> tuple[dict, dict]:
     except (SafetensorError, ValueError, OverflowError, KeyError, TypeError, OSError) as exc:
         raise InputError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from None
     return tensors, meta
+
+
+def open_safetensors(path: Path, _graph: Graph | None = None) -> WeightsFile:
+    """A safetensors file for the reader table: either layout, named by its ``format`` tag where it
+    has one (else guessed from its names)."""
+    tensors, meta = read_safetensors(path)
+    tagged = {v: k for k, v in FORMATS.items()}.get(meta.get("format"))
+    stored = {k: Stored(tuple(a.shape), str(a.dtype), lambda a=a: a) for k, a in tensors.items()}
+    return WeightsFile("safetensors", stored, tagged, meta)
 
 
 def read_weights(path: str | Path, graph: Graph) -> dict:
