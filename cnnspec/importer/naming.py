@@ -1,0 +1,104 @@
+"""Layer names from the graph: the weight a layer owns (``layer1.0.conv1.weight`` -> ``layer1.0.conv1``,
+so the written weights keep the exporter's keys), else the node's name (cnnspec's own files name
+nodes by layer; PyTorch's scope paths ``/layer1/layer1.0/relu/Relu`` read as ``layer1.0.relu``),
+sanitised to the language's name pattern and made unique in order."""
+from __future__ import annotations
+
+import re
+
+from .layers import Layer
+
+PATH_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+OP_LIKE = re.compile(r"[A-Z][A-Za-z0-9]*(_[0-9]+)?\Z")   # 'Conv', 'Relu_1', 'BiasAdd': an op type, not a module
+RESERVED = {"input"}
+
+
+def _allowed_chars() -> re.Pattern:
+    """The name pattern's characters: ``-`` too once the language allows it (its third edition)."""
+    from ..spec import expansion
+
+    dash = bool(expansion._NAME.match("a-b"))
+    return re.compile(r"[^A-Za-z0-9_.\-]" if dash else r"[^A-Za-z0-9_.]")
+
+
+def sanitize(text: str, bad: re.Pattern | None = None) -> str:
+    """Any text as a name of the pattern ``[A-Za-z_][A-Za-z0-9_.-]*``: other characters become
+    ``_``, empty components go, and a name that starts with a digit gets a ``layer_`` prefix."""
+    bad = bad or _allowed_chars()
+    text = bad.sub("_", text)
+    text = ".".join(p for p in text.split(".") if p)
+    if not text:
+        return ""
+    if not (text[0].isalpha() or text[0] == "_") or not text[0].isascii():
+        text = "layer_" + text
+    return "input_" if text in RESERVED else text
+
+
+def from_weight(name: str | None) -> str | None:
+    """``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; None for generated names (``onnx::Conv_31``)."""
+    if not name or not PATH_LIKE.match(name) or "." not in name:
+        return None
+    return name.rsplit(".", 1)[0]
+
+
+def scope_path(node_name: str) -> str:
+    """PyTorch's scope path as a module name: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``
+    (a component that already spells its parent's name replaces it; the op type at the end goes)."""
+    parts = [p for p in node_name.split("/") if p]
+    while len(parts) > 1 and OP_LIKE.match(parts[-1]):
+        parts.pop()
+    if len(parts) == 1 and "/" in node_name and OP_LIKE.match(parts[0]):
+        return ""
+    path = ""
+    for part in parts:
+        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+    return path
+
+
+def _own_name(layer: Layer) -> str:
+    """A node of the layer named without '/' is named as the layer (cnnspec's own writer); else the
+    main node's scope path."""
+    for node in (*layer.nodes, layer.node)[::-1]:
+        if node.name and "/" not in node.name and not OP_LIKE.match(node.name) and not node.name[:1].isdigit():
+            return node.name
+    return scope_path(layer.node.name or "")
+
+
+def assign_names(layers: list) -> None:
+    bad = _allowed_chars()
+    raw = []
+    for layer in layers:
+        name = from_weight(layer.weight_name)
+        raw.append(sanitize(name, bad) if name else None)
+    weighted = {n for n in raw if n}
+    containers = set()
+    for n in weighted:
+        parts = n.split(".")
+        containers.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    taken: set = set()
+    for layer, name in zip(layers, raw):
+        if not name:
+            name = sanitize(_own_name(layer), bad) if not layer.hint else ""
+            if name and name in containers:
+                name = f"{name}.{layer.op}"
+            if not name:
+                base = raw_prefix(layer, layers)
+                name = f"{base}.{layer.hint or layer.op}" if base else (layer.hint or layer.op)
+        layer.name = _unique(name, taken)
+
+
+def raw_prefix(layer: Layer, layers) -> str:
+    """The scope of the layer that feeds one the importer added (a squeeze-and-excite gate's flatten)."""
+    for other in layers:
+        if other.output == layer.inputs[0] and other.name:
+            return other.name.rsplit(".", 1)[0] if "." in other.name else ""
+    return ""
+
+
+def _unique(name: str, taken: set) -> str:
+    out, k = name, 1
+    while out in taken:
+        out = f"{name}_{k}"
+        k += 1
+    taken.add(out)
+    return out
