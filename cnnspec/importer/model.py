@@ -33,10 +33,13 @@ def import_onnx(path: str | Path, name: str | None = None, flat: bool = False) -
     from .constfold import fold_constants
     from .naming import assign_names
     from .patterns import match_layers
-    from .reader import read_source
+    from .reader import read_source, reinfer_shapes
 
     source = read_source(path)
     fold_constants(source)
+    if any(source.shape(o) is None for n in source.nodes for o in n.outputs if o):
+        reinfer_shapes(source)
+        fold_constants(source)
     layers = match_layers(source)
     layers = fuse_activations(layers, source)
     outputs = [_resolve_output(source, layers, out) for out in source.outputs]

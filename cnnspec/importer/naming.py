@@ -11,6 +11,7 @@ from .layers import Layer
 PATH_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 OP_LIKE = re.compile(r"[A-Z][A-Za-z0-9]*(_[0-9]+)?\Z")   # 'Conv', 'Relu_1', 'BiasAdd': an op type, not a module
 RESERVED = {"input"}
+GENERATED = re.compile(r"(n[0-9]+|node_.*|[A-Za-z]+__?[0-9]+)(_[0-9]+)?\Z")  # exporters' counters: n0, node_Conv_23
 
 
 def _allowed_chars() -> re.Pattern:
@@ -58,8 +59,11 @@ def scope_path(node_name: str) -> str:
 def _own_name(layer: Layer) -> str:
     """A node of the layer named without '/' is named as the layer (cnnspec's own writer); else the
     main node's scope path."""
+    if layer.node.scope:
+        return layer.node.scope
     for node in (*layer.nodes, layer.node)[::-1]:
-        if node.name and "/" not in node.name and not OP_LIKE.match(node.name) and not node.name[:1].isdigit():
+        if node.name and "/" not in node.name and not OP_LIKE.match(node.name) and not node.name[:1].isdigit() \
+                and not GENERATED.match(node.name):
             return node.name
     return scope_path(layer.node.name or "")
 

@@ -37,6 +37,8 @@ class ONode:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping = field(default_factory=lambda: MappingProxyType({}), hash=False, compare=False)
+    proto: object = field(default=None, hash=False, compare=False, repr=False)
+    scope: str = ""   # the module path an exporter recorded (torch.onnx's dynamo exporter: name_scopes)
 
     def attr(self, key: str, default=None):
         return self.attrs.get(key, default)
@@ -61,6 +63,8 @@ class Source:
     metadata: dict
     producer: str = ""
     aliases: dict = field(default_factory=dict)   # value -> the value it equals (filled by the patterns)
+    opsets: tuple = ()
+    ir_version: int = 8
 
     def shape(self, value: str):
         return self.shapes.get(value)
@@ -111,9 +115,11 @@ def read_source(path: str | Path) -> Source:
             raise InputError(f"{path}: graph output '{out}' is computed by no node")
     shapes = _infer_shapes(model, x.name, input_shape, path)
     shapes[x.name] = (1, *input_shape)
+    shapes.update({name: tuple(array.shape) for name, array in constants.items()})
     return Source(path=str(path), nodes=nodes, constants=constants, shapes=shapes, input=x.name,
                   input_shape=input_shape, outputs=outputs, metadata=metadata(model),
-                  producer=model.producer_name or "")
+                  producer=model.producer_name or "", opsets=tuple(model.opset_import),
+                  ir_version=model.ir_version)
 
 
 def _load_confined_external_data(model, path) -> None:
@@ -191,7 +197,27 @@ def _node(k: int, n, path) -> ONode:
         raise Refusal(f"{path}: node '{n.name or n.output[0]}' ({n.op_type}) is of the custom domain "
                       f"'{n.domain}'; supported: the standard ONNX operators (ai.onnx)")
     attrs = {a.name: _attribute(a, path) for a in n.attribute}
-    return ONode(k, n.name, n.op_type, tuple(n.input), tuple(n.output), MappingProxyType(attrs))
+    return ONode(k, n.name, n.op_type, tuple(n.input), tuple(n.output), MappingProxyType(attrs), n, _scope(n))
+
+
+def _scope(n) -> str:
+    """torch.onnx's dynamo exporter records ``pkg.torch.onnx.name_scopes`` = ``['', 'layer1', '0',
+    'conv1', 'conv2d']``: the module path, then the traced call's name (used where there is no module)."""
+    import ast
+
+    raw = next((p.value for p in n.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+    if not raw or len(raw) > 10_000:
+        return ""
+    try:
+        scopes = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ""
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        return ""
+    scopes = [s for s in scopes if s]
+    if len(scopes) > 1:
+        return ".".join(scopes[:-1])
+    return scopes[0] if scopes else ""
 
 
 def _topological(nodes: list, known: set, path) -> list:
@@ -233,6 +259,34 @@ def _topological(nodes: list, known: set, path) -> list:
         stuck = next(n for n in nodes if waiting[n.index] > 0)
         raise InputError(f"{path}: the graph has a cycle: {stuck.label} waits on its own output")
     return order
+
+
+SMALL_CONSTANT = 4096  # constants up to this size go into a re-inference with their values (shapes, pads)
+
+
+def reinfer_shapes(source: Source) -> None:
+    """ONNX's shape inference again over the folded graph: a Pad or Reshape whose amounts were a
+    shape subgraph gets its output shape now. Large constants (weights) go in as typed inputs
+    without their values, so nothing big is copied."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    used = {i for n in source.nodes for i in n.inputs if i in source.constants}
+    inits, typed = [], []
+    for name in sorted(used):
+        array = source.constants[name]
+        if array.size <= SMALL_CONSTANT:
+            inits.append(numpy_helper.from_array(array, name))
+        else:
+            typed.append(helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape)))
+    x = helper.make_tensor_value_info(source.input, onnx.TensorProto.FLOAT, [1, *source.input_shape])
+    outs = [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in source.outputs]
+    graph = helper.make_graph([n.proto for n in source.nodes], "reinfer", [x, *typed], outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=list(source.opsets))
+    model.ir_version = source.ir_version
+    source.shapes.update({k: v for k, v in _infer_shapes(model, source.input, source.input_shape, source.path).items()
+                          if v is not None})
 
 
 def _infer_shapes(model, input_name: str, input_shape, path) -> dict:
