@@ -53,7 +53,7 @@ def import_onnx(path: str | Path, name: str | None = None, flat: bool = False) -
     entries = _flat_entries(layers, source)
     blocks: dict = {}
     if not flat:
-        entries, blocks = fold_blocks(layers, entries, source)
+        entries, blocks = fold_blocks(layers, entries, source, output_names)
     header = {
         "cnnspec": 1,
         "name": _spec_name(name, source, path),
