@@ -188,9 +188,10 @@ def fold_blocks(layers: list, entries: list, source, output_names=()) -> tuple[l
     ops = [l.op for l in layers]
     groups = _groups(_candidates(names, ins, set(output_names)), ops)
     merged = []
-    for big in groups:
-        for small in groups:
-            if big is not small and len(small.layers) < len(big.layers):
+    stems = [{_split_index(i.prefix)[0] for i in g.instances} - {None} for g in groups]
+    for b, big in enumerate(groups):
+        for s, small in enumerate(groups):
+            if big is not small and len(small.layers) < len(big.layers) and stems[b] & stems[s]:
                 m = _merge(big, small)
                 if m is not None:
                     merged.append(m)

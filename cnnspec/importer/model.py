@@ -50,10 +50,7 @@ def import_onnx(path: str | Path, name: str | None = None, flat: bool = False) -
     for value in outputs:
         if by_output[value].name not in output_names:
             output_names.append(by_output[value].name)
-    entries = _flat_entries(layers, source)
-    blocks: dict = {}
-    if not flat:
-        entries, blocks = fold_blocks(layers, entries, source, output_names)
+    flat_entries = _flat_entries(layers, source)
     header = {
         "cnnspec": 1,
         "name": _spec_name(name, source, path),
@@ -65,10 +62,23 @@ def import_onnx(path: str | Path, name: str | None = None, flat: bool = False) -
     }
     from .writer import spec_text
 
-    text = spec_text(header, blocks, entries)
     weights = {f"{l.name}.{part}": _float32(array) for l in layers for part, array in l.weights.items()}
+    if not flat:
+        entries, blocks = fold_blocks(layers, flat_entries, source, output_names)
+        if blocks:
+            text = spec_text(header, blocks, entries)
+            try:
+                graph = verify(text, weights, layers, source, str(path))
+            except CnnspecError as exc:  # a folding this module got wrong: the flat spec is still right
+                import sys
+
+                print(f"cnnspec: warning: {path}: the folded spec did not check ({exc}); writing it flat",
+                      file=sys.stderr)
+            else:
+                return Imported(text, weights, graph, len(layers), tuple(blocks), source)
+    text = spec_text(header, {}, flat_entries)
     graph = verify(text, weights, layers, source, str(path))
-    return Imported(text, weights, graph, len(layers), tuple(blocks), source)
+    return Imported(text, weights, graph, len(layers), (), source)
 
 
 def _float32(array):
@@ -193,6 +203,11 @@ def verify(text: str, weights: dict, layers: list, source, path: str):
     except SpecError as exc:
         raise CnnspecError(f"{path}: the imported spec does not check ({exc.diagnostics[0].render()}); "
                            f"please report it") from None
+    names = [n.name for n in graph.nodes]
+    if sorted(names) != sorted(l.name for l in layers):
+        missing = sorted(set(l.name for l in layers) - set(names))
+        raise CnnspecError(f"{path}: the imported spec expands to other layer names than the model's "
+                           f"(first missing: {missing[0] if missing else '-'}); please report it")
     for layer in layers:
         want = sample_shape(source, layer.output)
         got = graph.node(layer.name).shape
