@@ -90,7 +90,11 @@ class KerasBackend(Backend):
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise InputError(f"input has shape {list(x.shape)} but the model takes [N, {', '.join(map(str, expected))}]")
         fn = _compiled_call(model)
-        chunks = [np.asarray(fn(x[i:i + PREDICT_CHUNK])) for i in range(0, len(x), PREDICT_CHUNK)]
+        chunks = [fn(x[i:i + PREDICT_CHUNK]) for i in range(0, len(x), PREDICT_CHUNK)]
+        if isinstance(model.output, (list, tuple)):  # several outputs: one array each, in order
+            return [np.concatenate([np.asarray(c[k]) for c in chunks]) if chunks else np.zeros((0,), np.float32)
+                    for k in range(len(model.output))]
+        chunks = [np.asarray(c) for c in chunks]
         return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
     def onnx_proto(self, model, graph):

@@ -93,6 +93,21 @@ if __name__ == "__main__":
         print("output shape:", y.shape)
 '''
 
+# the same, for a model that returns a list (the spec's outputs): y.npy becomes y.<output>.npy
+_MAIN_SEVERAL = '''
+
+if __name__ == "__main__":
+    model = build_model()
+    load_weights(model, Path(__file__).with_name("weights.safetensors"))
+    x = np.load(sys.argv[1]).astype(np.float32) if len(sys.argv) > 1 else np.zeros((1, *INPUT_SHAPE), np.float32)
+    for name, y in zip(OUTPUTS, model(x, training=False)):
+        y = np.asarray(y)
+        if len(sys.argv) > 2:
+            np.save(str(Path(sys.argv[2]).with_suffix("")) + f".{name}.npy", y)
+        else:
+            print(f"output {name} shape:", y.shape)
+'''
+
 
 def render(graph: Graph, plan: Plan) -> str:
     c, h, w = graph.input_shape
@@ -102,12 +117,18 @@ def render(graph: Graph, plan: Plan) -> str:
         text += "\n\n" + src + "\n"
     body = [f"    {plan.input_var} = keras.Input(shape=INPUT_SHAPE, name='input', dtype='float32')"]
     body += [_call(s) for s in plan.steps]
-    body.append(f"    return keras.Model({plan.input_var}, {plan.output_var}, name={plan.model_name!r})")
+    returned = f"[{', '.join(plan.output_vars)}]" if plan.several_outputs else plan.output_vars[0]
+    body.append(f"    return keras.Model({plan.input_var}, {returned}, name={plan.model_name!r})")
     text += "\n\ndef build_model():\n" + "\n".join(body) + "\n"
     weights = [f"    ({name!r}, {tuple(p.neutral for p in parts)!r})," for name, parts in layer_parts(graph)]
     text += "\n\n# each weighted layer and its tensors, in the order Keras' get_weights() lists them\nWEIGHTS = [\n"
     text += "\n".join(weights) + ("\n" if weights else "") + "]\n"
-    return text + _LOADER.format()
+    if not plan.several_outputs:
+        return text + _LOADER.format()
+    loader = _LOADER.format()
+    text = text.replace("CLASSES = ", f"OUTPUTS = {list(graph.output_names)!r}  # the model returns these layers' "
+                        "values, in this order\nCLASSES = ", 1)
+    return text + loader[:loader.index('\n\nif __name__ == "__main__":')] + "\n" + _MAIN_SEVERAL
 
 
 def generate_model_keras_py(graph: Graph) -> str:

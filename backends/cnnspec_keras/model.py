@@ -19,4 +19,5 @@ def build_model(plan: Plan) -> keras.Model:
         layer = layer_class(step.layer)(name=step.name, **dict(step.kwargs))
         args = [values[v] for v in step.inputs]
         values[step.var] = layer(args if step.layer in MULTI_INPUT else args[0])
-    return keras.Model(inputs, values[plan.output_var], name=plan.model_name)
+    outputs = [values[v] for v in plan.output_vars]
+    return keras.Model(inputs, outputs if plan.several_outputs else outputs[0], name=plan.model_name)

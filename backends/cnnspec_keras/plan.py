@@ -3,7 +3,8 @@ the code generator, so ``model.keras`` and ``model_keras.py`` cannot drift apart
 
 Pure Python (no Keras import): a :class:`Step` names a layer class, its arguments and its inputs.
 Keras runs channels-last, so the plan opens with a transpose from the contract's NCHW input and,
-where the output is a feature map, closes with one back. Everything in between is NHWC.
+where an output is a feature map, closes with one back. Everything in between is NHWC. A spec with
+several outputs makes a model that returns a list, in the spec's order.
 
 Where a Keras default differs from the contract, the plan says so explicitly:
 - flatten transposes to C-H-W first (Keras flattens H-W-C);
@@ -96,8 +97,12 @@ class Plan:
     input_var: str
     input_shape: tuple
     steps: tuple[Step, ...]
-    output_var: str
+    output_vars: tuple[str, ...]  # one per spec output, in order; several make the model return a list
     model_name: str
+
+    @property
+    def several_outputs(self) -> bool:
+        return len(self.output_vars) > 1
 
 
 class _Names:
@@ -356,7 +361,12 @@ def make_plan(graph: Graph, target: str = TARGET) -> Plan:
     outs = {INPUT: b.add("Permute", input_var, helper="to_channels_last", dims=(2, 3, 1))}
     for node in graph.nodes:
         outs[node.name] = planner(node.op, node.name, target)(b, node, [outs[i] for i in node.inputs])
-    out = outs[graph.output.name]
-    if len(graph.output_shape) == 3:
-        out = b.add("Permute", out, helper="to_channels_first", dims=(3, 1, 2))
-    return Plan(input_var, tuple(graph.input_shape), tuple(b.steps), out, model_name(graph))
+    several = graph.several_outputs
+    returned = []
+    for node in graph.output_nodes:
+        out = outs[node.name]
+        if len(node.shape) == 3:
+            out = b.add("Permute", out, helper=f"{node.name}_to_channels_first" if several else "to_channels_first",
+                        dims=(3, 1, 2))
+        returned.append(out)
+    return Plan(input_var, tuple(graph.input_shape), tuple(b.steps), tuple(returned), model_name(graph))

@@ -55,7 +55,8 @@ class TorchBackend(Backend):
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(np.ascontiguousarray(x_nchw, dtype=np.float32)).to(device)
-                return model(x).to("cpu").numpy()
+                y = model(x)
+                return [v.to("cpu").numpy() for v in y] if isinstance(y, tuple) else y.to("cpu").numpy()
         finally:
             model.train(was_training)
 

@@ -313,7 +313,7 @@ class _Names:
 
 def _variables(graph) -> dict[str, str]:
     """One Python variable per layer output (``x`` throughout for a plain chain of layers)."""
-    if graph.is_sequential():
+    if graph.is_sequential() and graph.output_names == (graph.nodes[-1].name,):
         return {"input": "x", **{n.name: "x" for n in graph.nodes}}
     out, used = {"input": "x"}, set(RESERVED_VARS) | set(HELPERS)
     for node in graph.nodes:
@@ -386,6 +386,8 @@ def generate_model_py(graph) -> str:
         f"SPEC_NAME = {graph.name!r}",
         f"INPUT_SHAPE = {tuple(graph.input_shape)!r}  # channels, height, width",
         f"CLASSES = {list(graph.classes) if graph.classes else None!r}",
+        *([f"OUTPUTS = {list(graph.output_names)!r}  # forward returns these layers' values, in this order"]
+          if graph.several_outputs else []),
         "",
     ]
     for helper, source in HELPERS.items():
@@ -398,7 +400,9 @@ def generate_model_py(graph) -> str:
         code = code_for(node.op, node.name)
         expr = code.call(node, _inputs(node, graph, variables, code), names.exprs.get(node.name))
         out.append(f"        {variables[node.name]} = {expr}  # {node.name}: {_shape(node.shape)}")
-    out.append(f"        return {variables[graph.output.name]}")
+    returned = [variables[name] for name in graph.output_names]
+    out.append(f"        return {returned[0]}" if len(returned) == 1 else
+               f"        return {', '.join(returned)}  # {', '.join(graph.output_names)}")
     out += [
         "",
         "",
@@ -418,7 +422,11 @@ def generate_model_py(graph) -> str:
         "    model = load_model()",
         "    print(model)",
         "    with torch.no_grad():",
-        "        print(\"output shape:\", list(model(torch.zeros((1,) + INPUT_SHAPE)).shape))",
+        *(["        print(\"output shape:\", list(model(torch.zeros((1,) + INPUT_SHAPE)).shape))"]
+          if not graph.several_outputs else
+          ["        outputs = model(torch.zeros((1,) + INPUT_SHAPE))",
+           "        for name, y in zip(OUTPUTS, outputs):",
+           "            print(f\"output {name} shape:\", list(y.shape))"]),
         "",
     ]
     return "\n".join(out)

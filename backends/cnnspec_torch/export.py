@@ -60,6 +60,7 @@ def export_module(module, graph, path: str | Path, backend: str = "torch") -> No
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dummy = torch.zeros((TRACE_BATCH,) + tuple(graph.input_shape), dtype=torch.float32, device=device)
+    outputs = list(graph.output_names) if graph.several_outputs else ["output"]
     was_training = module.training
     module.eval()
     module.mark_outputs = True
@@ -72,8 +73,8 @@ def export_module(module, graph, path: str | Path, backend: str = "torch") -> No
                 dynamo=False,  # the TorchScript exporter: stable names, no onnxscript dependency
                 external_data=False,
                 opset_version=OPSET,
-                input_names=["input"], output_names=["output"],
-                dynamic_axes={"input": {0: BATCH_DIM}, "output": {0: BATCH_DIM}},
+                input_names=["input"], output_names=outputs,
+                dynamic_axes={"input": {0: BATCH_DIM}, **{name: {0: BATCH_DIM} for name in outputs}},
                 do_constant_folding=True,
                 custom_opsets={MARK_DOMAIN: 1},
             )

@@ -143,7 +143,8 @@ class _Mark(torch.autograd.Function):
 
 
 class SpecModule(nn.Module):
-    """The compiled spec. ``forward`` takes float32 [N, C, H, W] and returns the last layer's output."""
+    """The compiled spec. ``forward`` takes float32 [N, C, H, W] and returns the output layer's
+    value, or a tuple of the output layers' values in the spec's order where it lists several."""
 
     def __init__(self, graph):
         super().__init__()
@@ -151,7 +152,8 @@ class SpecModule(nn.Module):
         self.input_shape = tuple(graph.input_shape)
         self.classes = tuple(graph.classes) if graph.classes else None
         self.mark_outputs = False  # set by the exporter only
-        self._output = graph.output.name
+        self._outputs = tuple(graph.output_names)
+        self.output_names = self._outputs
         self._steps = []
         built = {}
         for node in graph.nodes:
@@ -172,7 +174,7 @@ class SpecModule(nn.Module):
         # (name, module, inputs, values no longer needed after this step)
         self._steps.extend(
             (node.name, built[node.name], tuple(node.inputs),
-             tuple(sorted({s for s in node.inputs if last_use[s] == i and s != graph.output.name})))
+             tuple(sorted({s for s in node.inputs if last_use[s] == i and s not in self._outputs})))
             for i, node in enumerate(graph.nodes))
 
     def _install(self, dotted: str, module: nn.Module) -> None:
@@ -214,7 +216,9 @@ class SpecModule(nn.Module):
             values[name] = y
             for dead in release:
                 del values[dead]
-        return values[self._output]
+        if len(self._outputs) == 1:
+            return values[self._outputs[0]]
+        return tuple(values[name] for name in self._outputs)
 
     def extra_repr(self):
         return f"spec={self.spec_name!r}, input_shape={list(self.input_shape)}"

@@ -90,7 +90,8 @@ class Backend(ABC):
 
     @abstractmethod
     def predict(self, model, x_nchw):
-        """Run on a float32 [N, C, H, W] numpy array; returns a numpy array."""
+        """Run on a float32 [N, C, H, W] numpy array; returns a numpy array, or a list of them (one
+        per output, in the spec's order) for a graph with several outputs."""
 
     def native_files(self, graph, model) -> list[tuple[str, Callable[[Path], None]]]:
         """The backend's own files for ``build`` beside model.onnx and the weights: (file name,

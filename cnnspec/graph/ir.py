@@ -52,15 +52,40 @@ class Graph:
     description: str | None = None
     canonical_spec: str = "{}"  # the expanded spec as canonical JSON, carried into exports
     file: str = "<spec>"
+    # the layers the model returns, in order (the spec's ``outputs``); empty: the last layer alone
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The output layers' names, in order: ``outputs``, or the last layer's name alone."""
+        if self.outputs:
+            return self.outputs
+        return (self.nodes[-1].name,) if self.nodes else ()
+
+    @property
+    def output_nodes(self) -> tuple[Node, ...]:
+        return tuple(self.node(name) for name in self.output_names)
 
     @property
     def output(self) -> Node:
-        return self.nodes[-1]
+        """The first output's node (the one a single-output command judges by default)."""
+        return self.node(self.output_names[0]) if self.outputs else self.nodes[-1]
 
     @property
     def output_shape(self) -> Shape | None:
-        """None where unknown: no layer survived checking, or the last one's shape could not be inferred."""
-        return self.nodes[-1].shape if self.nodes else None
+        """The first output's shape. None where unknown: no layer survived checking, or its shape
+        could not be inferred."""
+        if not self.nodes:
+            return None
+        return self.output.shape if self.outputs else self.nodes[-1].shape
+
+    @property
+    def several_outputs(self) -> bool:
+        return len(self.output_names) > 1
+
+    def with_outputs(self, names) -> "Graph":
+        """The same graph returning ``names`` (layer names, in order)."""
+        return replace(self, outputs=tuple(names))
 
     @cached_property
     def _by_name(self) -> Mapping[str, Node]:

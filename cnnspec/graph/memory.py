@@ -210,7 +210,7 @@ def kept_for_backward(graph: Graph) -> Kept:
     values = _Values(graph)
     tracked = _needs_grad(graph)
     kept, floats, extra, fixed = set(), 0, 0, 0
-    if graph.output.name in tracked:  # the loss keeps its log-softmax of the output
+    if graph.output.name in tracked:  # the loss keeps its log-softmax of the output it judges (the first)
         floats += _numel(graph.output.shape)
     for n in graph.nodes:
         if n.name not in tracked:
@@ -251,7 +251,8 @@ def peak_live(graph: Graph) -> int:
     for k, n in enumerate(graph.nodes):
         for i in n.inputs:
             last_use[values.root[i]] = k
-    last_use[values.root[graph.output.name]] = len(graph.nodes)
+    for name in graph.output_names:  # every output lives to the end
+        last_use[values.root[name]] = len(graph.nodes)
     live = values.numel[INPUT]
     peak = live
     for k, n in enumerate(graph.nodes):

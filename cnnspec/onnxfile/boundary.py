@@ -1,7 +1,8 @@
 """The ONNX serialisation boundary: every exported file passes through :func:`finalize_and_save`,
 and every file read for running passes through :func:`read_model`.
 
-The contract: one input ``input`` float32 [batch, C, H, W] (dynamic batch), one output ``output``,
+The contract: one input ``input`` float32 [batch, C, H, W] (dynamic batch), one output ``output``
+(several outputs: one per listed layer, named as the layer, in order),
 metadata ``cnnspec.spec``, ``cnnspec.backend`` and ``cnnspec.classes``; self-contained (no
 external data), checked with ``onnx.checker`` full checks, deterministic bytes.
 """
@@ -16,6 +17,8 @@ from ..files.atomic import atomic_write_bytes
 OPSET = 17
 BATCH_DIM = "batch"
 MAX_MODEL_BYTES = 2 * 1024 ** 3
+# metadata: the outputs, in the graph's order, each {"name": its layer, "shape": without the batch}
+OUTPUTS_KEY = "cnnspec.outputs"
 
 
 def rename_value(graph_proto, old: str, new: str) -> None:
@@ -43,11 +46,14 @@ def finalize_and_save(model, graph, backend: str, path: str | Path) -> None:
     g = model.graph
     initializers = {t.name for t in g.initializer}
     real_inputs = [v for v in g.input if v.name not in initializers]
-    if len(real_inputs) != 1 or len(g.output) != 1:
-        raise RuntimeError(f"exported graph has {len(real_inputs)} inputs and {len(g.output)} outputs; expected 1 and 1")
+    names = list(graph.output_names) if graph.several_outputs else ["output"]
+    if len(real_inputs) != 1 or len(g.output) != len(names):
+        raise RuntimeError(f"exported graph has {len(real_inputs)} inputs and {len(g.output)} outputs; "
+                           f"expected 1 and {len(names)}")
     rename_value(g, real_inputs[0].name, "input")
-    rename_value(g, g.output[0].name, "output")
-    for value in (real_inputs[0], g.output[0]):
+    for value, name in zip(list(g.output), names):
+        rename_value(g, value.name, name)
+    for value in (real_inputs[0], *g.output):
         dim0 = value.type.tensor_type.shape.dim[0]
         dim0.ClearField("dim_value")
         dim0.dim_param = BATCH_DIM
@@ -69,7 +75,9 @@ def apply_metadata(model, graph, backend: str) -> None:
     del model.metadata_props[:]
     meta = {"cnnspec.spec": graph.canonical_spec, "cnnspec.backend": backend, "cnnspec.name": graph.name,
             "cnnspec.input_shape": json.dumps(list(graph.input_shape)),
-            "cnnspec.output_shape": json.dumps(list(graph.output_shape or ())), **output_metadata(graph)}
+            "cnnspec.output_shape": json.dumps(list(graph.output_shape or ())), **output_metadata(graph),
+            OUTPUTS_KEY: json.dumps([{"name": node.name, "shape": list(node.shape or ())}
+                                     for node in graph.output_nodes], ensure_ascii=False)}
     if graph.classes:
         meta["cnnspec.classes"] = json.dumps(list(graph.classes), ensure_ascii=False)
     for key in sorted(meta):

@@ -21,15 +21,19 @@ def value_names(graph: Graph) -> dict[str, str]:
     """Spec layer name -> the ONNX value holding its output.
 
     A layer's value is named after it; a layer that computes nothing at inference (dropout)
-    shares its input's value; the last layer's value is ``output``. A name already taken by a
-    weight or by ``input``/``output`` gets ``_value`` appended.
+    shares its input's value. With one output, the output layer's value is ``output``; with
+    several, each output layer has a value of its own named after it (an output that computes
+    nothing is an ``Identity`` of its input, see :func:`build_proto`). A name already taken by
+    a weight or by ``input``/``output`` gets ``_value`` appended.
     """
     from ..weights.neutral import expected_weights
 
-    taken = set(expected_weights(graph)) | {"input", "output"}
+    several = graph.several_outputs
+    outputs = set(graph.output_names)
+    taken = set(expected_weights(graph)) | {"input"} | (set() if several else {"output"})
     names: dict[str, str] = {INPUT: "input"}
     for node in graph.nodes:
-        if lowering(node.op, node.name) is ALIAS:
+        if lowering(node.op, node.name) is ALIAS and not (several and node.name in outputs):
             names[node.name] = names[node.inputs[0]]
             continue
         name = node.name
@@ -37,9 +41,18 @@ def value_names(graph: Graph) -> dict[str, str]:
             name += "_value"
         taken.add(name)
         names[node.name] = name
-    final = names[graph.output.name]
     del names[INPUT]
+    if several:
+        return names
+    final = names.get(graph.output.name, "input")
     return {layer: ("output" if value == final and final != "input" else value) for layer, value in names.items()}
+
+
+def output_values(graph: Graph, values: dict[str, str]) -> list[str]:
+    """The graph outputs' value names, in the spec's order."""
+    if not graph.several_outputs:
+        return ["output"]
+    return [values[name] for name in graph.output_names]
 
 
 def _tensor_info(name: str, shape, batched: bool = True):
@@ -59,15 +72,19 @@ def build_proto(graph: Graph, weights: dict, backend: str = "onnx"):
     for node in graph.nodes:
         lower = lowering(node.op, node.name)
         if lower is ALIAS:
+            if values_of[node.inputs[0]] != values[node.name]:  # an output of its own (several outputs)
+                emitter.node("Identity", [values_of[node.inputs[0]]], values[node.name], node.name, node.shape)
             continue
         lower(emitter, node, [values_of[i] for i in node.inputs], values[node.name])
     if values[graph.output.name] == "input":  # a spec that computes nothing at inference
         emitter.node("Identity", ["input"], "output", "output", graph.output_shape)
+    outputs = output_values(graph, values)
     inner = [_tensor_info(name, shape, name not in emitter.unbatched)
-             for name, shape in emitter.shapes.items() if name not in ("input", "output")]
+             for name, shape in emitter.shapes.items() if name != "input" and name not in outputs]
     onnx_graph = helper.make_graph(
         emitter.nodes, graph.name or "cnnspec",
-        [_tensor_info("input", graph.input_shape)], [_tensor_info("output", graph.output_shape)],
+        [_tensor_info("input", graph.input_shape)],
+        [_tensor_info(name, node.shape) for name, node in zip(outputs, graph.output_nodes)],
         initializer=[numpy_helper.from_array(array, name) for name, array in emitter.initializers],
         value_info=inner)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)

@@ -14,6 +14,7 @@ from ..graph.ir import INPUT, Graph, Node, frozen_attrs
 from ..graph.ops import OPS, Inferred, ShapeProblem, fmt_shape
 from .expansion import Expander, Item
 from .schema import validate
+from .suggestions import suggest
 
 RANK_SCHEMA, RANK_LAYER, RANK_SHAPE, RANK_EXPECT = 10, 20, 30, 40
 
@@ -130,8 +131,11 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     diags += expand_diags + build_diags
     nodes, shape_diags = infer_shapes(data["input"], nodes, {item.name: item.scope for item in items})
     diags += shape_diags
+    outputs, output_diags = resolve_outputs(data.get("outputs"), [item.name for item in items], nodes, doc)
+    diags += output_diags
     classes = data.get("classes")
-    last = nodes[-1] if nodes else None
+    by_name = {n.name: n for n in nodes}
+    last = by_name[outputs[0]] if outputs else None
     if isinstance(classes, list) and last is not None and last.shape is not None:
         if len(last.shape) != 1 or last.shape[0] != len(classes):
             diags.append(Diagnostic(f"'classes' has {len(classes)} labels but the output is {fmt_shape(last.shape)}",
@@ -144,8 +148,36 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
         description=data.get("description") if isinstance(data.get("description"), str) else None,
         canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
         file=doc.file,
+        outputs=outputs,
     )
     return graph, said_once(diags)
+
+
+def resolve_outputs(listed, names: list[str], nodes: list[Node], doc) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    """The spec's ``outputs`` as layer names, in order (default: the last layer alone), and an error
+    at each entry that names no layer of ``names`` (the expanded layers; with the nearest name) or
+    names one a second time. The schema has already said what is wrong with a value that is no
+    list of strings. Only layers that became nodes are returned (the others have errors already)."""
+    default = (nodes[-1].name,) if nodes else ()
+    if not isinstance(listed, list) or not listed or not all(isinstance(v, str) for v in listed):
+        return default, []
+    known, seen, diags = set(names), {}, []
+    for k, name in enumerate(listed):
+        where = doc.loc(("outputs", k))
+        if name == INPUT:
+            diags.append(Diagnostic("outputs: 'input' is the spec's input, not a layer; list layers the model "
+                                    "computes", where, rank=RANK_LAYER))
+        elif name not in known:
+            hint = suggest(name, names) or (f" (its last layer is '{names[-1]}')" if names else "")
+            diags.append(Diagnostic(f"outputs: '{name}' is no layer of the spec{hint}", where, rank=RANK_LAYER))
+        elif name in seen:
+            diags.append(Diagnostic(f"outputs: '{name}' is listed twice (entries {seen[name] + 1} and {k + 1}); "
+                                    f"list each output once", where, rank=RANK_LAYER))
+        else:
+            seen[name] = k
+    built = {n.name for n in nodes}
+    kept = tuple(dict.fromkeys(name for name in listed if name in built))
+    return kept or default, diags
 
 
 def said_once(diags: list[Diagnostic]) -> list[Diagnostic]:

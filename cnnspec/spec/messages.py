@@ -158,6 +158,7 @@ def _bound(e: _Error) -> Diagnostic:
 LIST_WORDS: dict[str, Callable[[_Error], Diagnostic]] = {
     "input": lambda e: e.must("[channels, height, width]"),
     "layers": lambda e: e.say("'layers' must hold at least one layer"),
+    "outputs": lambda e: e.say("'outputs' must name at least one layer (or leave it out: the last layer is the output)"),
 }
 
 

@@ -112,6 +112,9 @@ def editor_schema() -> dict:
             "blocks": {"type": "object", "propertyNames": {"pattern": WORD_PATTERN},
                        "additionalProperties": {"$ref": "#/$defs/block"}},
             "layers": {"$ref": "#/$defs/layers"},
+            "outputs": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                        "maxItems": MAX_LAYERS, "allowed": "a list of layer names ([head1, head2])",
+                        "description": "the layers the model returns, in order; default: the last layer alone"},
         },
         "$defs": {
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
