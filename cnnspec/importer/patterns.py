@@ -84,18 +84,19 @@ class Matcher:
                          "input of Add or Mul (a [C] vector broadcast over a map)")
         if self.const(v) is not None:
             raise refuse(self.source, node, "computes on a constant where a layer's output is needed",
-                         "constants as weights of Conv, Gemm, BatchNormalization or as a per-channel Mul/Add/Sub/Div")
+                         "constants as weights of Conv, Gemm, BatchNormalization or as a per-channel "
+                         "Mul/Add/Sub/Div")
         return v
 
     def run(self) -> list:
+        for node in self.source.nodes:  # an operator outside the language is named before any pattern
+            if node.op not in MATCHERS:
+                why = ("makes a shape that depends on the data (a dynamic shape no constant folding resolves)"
+                       if node.op in DYNAMIC else "is an operator the language has no op for")
+                raise refuse(self.source, node, why, NEAREST.get(node.op, SUPPORTED))
         for node in self.source.nodes:
-            if node.index in self.used:
-                continue
-            match = MATCHERS.get(node.op)
-            if match is None:
-                raise refuse(self.source, node, "is an operator the language has no op for",
-                             NEAREST.get(node.op, "the operators listed by `cnnspec import --help`"))
-            match(self, node)
+            if node.index not in self.used:
+                MATCHERS[node.op](self, node)
         return self.layers
 
 
@@ -873,8 +874,13 @@ def _refuse_sub(m: Matcher, node: ONode) -> None:
                  "Sub of a constant per channel (normalize); Add and Mul of layers")
 
 
+SUPPORTED = ("Conv, ConvTranspose, Gemm/MatMul, BatchNormalization, LayerNormalization, the pools, the "
+             "activations, Add/Mul/Concat, Resize, Pad, Slice (see README 'Bringing a model in')")
+DYNAMIC = {"NonZero", "Unique", "NonMaxSuppression", "TopK", "Compress"}
 # the nearest supported form for operators the language has no op for
 NEAREST = {
+    **{op: "static shapes: export the model with a fixed input size and without data-dependent indexing"
+       for op in DYNAMIC},
     "LSTM": "convolutional layers only: the language has no recurrent op (Conv, pools, Gemm)",
     "GRU": "convolutional layers only: the language has no recurrent op (Conv, pools, Gemm)",
     "RNN": "convolutional layers only: the language has no recurrent op (Conv, pools, Gemm)",
