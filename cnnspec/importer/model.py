@@ -44,7 +44,7 @@ def import_onnx(path: str | Path, name: str | None = None, flat: bool = False) -
     layers = fuse_activations(layers, source)
     outputs = [_resolve_output(source, layers, out) for out in source.outputs]
     layers = _reachable(layers, outputs)
-    assign_names(layers)
+    assign_names(layers, source.producer)
     by_output = {l.output: l for l in layers}
     output_names = []
     for value in outputs:
@@ -89,7 +89,8 @@ def _float32(array):
 
 def fuse_activations(layers: list, source) -> list:
     """cnnspec's own writer lowers ``activation: relu`` on a conv2d as the Conv and a node named
-    ``<layer>/relu``: read back as the fused argument, so the spec round-trips as written."""
+    ``<layer>/relu`` (tf2onnx, a Keras layer's activation in its scope): read back as the fused
+    argument, so the spec round-trips as written."""
     from ..graph.ops import ACTIVATIONS
 
     readers: dict = {}
@@ -106,7 +107,7 @@ def fuse_activations(layers: list, source) -> list:
                 or before.args.get("activation") or readers.get(before.output) != 1 \
                 or before.output in source.outputs:
             continue
-        if not act.node.name.startswith(f"{before.node.name}/"):
+        if not _same_layer(before.node.name, act.node.name, source.producer):
             continue
         before.args["activation"] = act.op
         del by_output[before.output]
@@ -115,6 +116,18 @@ def fuse_activations(layers: list, source) -> list:
         before.nodes = before.nodes + act.nodes
         dropped.add(id(act))
     return [l for l in layers if id(l) not in dropped]
+
+
+def _same_layer(conv: str, act: str, producer: str) -> bool:
+    """The activation node belongs to the convolution's layer: cnnspec names it ``<layer>/<act>``,
+    tf2onnx puts a Keras layer's fused activation in the layer's name scope."""
+    if act.startswith(f"{conv}/"):
+        return True
+    if producer == "tf2onnx":
+        from .naming import keras_scope
+
+        return bool(keras_scope(conv)) and keras_scope(conv) == keras_scope(act)
+    return False
 
 
 def _resolve_output(source, layers, value: str) -> str:

@@ -56,7 +56,18 @@ def scope_path(node_name: str) -> str:
     return path
 
 
-def _own_name(layer: Layer) -> str:
+def keras_scope(node_name: str) -> str:
+    """tf2onnx names a Keras layer's nodes ``<model>/<layer>_1/<tf op>`` (TensorFlow's name scope
+    adds ``_1``): the Keras layer's name, or '' for a node of no layer."""
+    parts = node_name.split("/")
+    if len(parts) < 3:
+        return ""
+    return re.sub(r"_1\Z", "", parts[1])
+
+
+def _own_name(layer: Layer, producer: str = "") -> str:
+    if producer == "tf2onnx":
+        return keras_scope(layer.node.name or "") or scope_path(layer.node.name or "")
     """A node of the layer named without '/' is named as the layer (cnnspec's own writer); else the
     main node's scope path."""
     if layer.node.scope:
@@ -68,7 +79,7 @@ def _own_name(layer: Layer) -> str:
     return scope_path(layer.node.name or "")
 
 
-def assign_names(layers: list) -> None:
+def assign_names(layers: list, producer: str = "") -> None:
     bad = _allowed_chars()
     raw = []
     for layer in layers:
@@ -82,7 +93,7 @@ def assign_names(layers: list) -> None:
     taken: set = set()
     for layer, name in zip(layers, raw):
         if not name:
-            name = sanitize(_own_name(layer), bad) if not layer.hint else ""
+            name = sanitize(_own_name(layer, producer), bad) if not layer.hint else ""
             if name and name in containers:
                 name = f"{name}.{layer.op}"
             if not name:
