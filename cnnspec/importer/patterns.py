@@ -858,6 +858,7 @@ MATCHERS: dict[str, Callable] = {
     "Clip": match_clip,
     "Softmax": match_softmax,
     "Softplus": match_softplus,
+    "Erf": lambda m, node: _refuse_part(m, node, "the erf GELU: x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5"),
     "Div": match_div,
     "Add": _binary("add"),
     "Mul": match_mul,
@@ -867,6 +868,11 @@ MATCHERS: dict[str, Callable] = {
     "Pad": match_pad,
     "Slice": match_slice,
 }
+
+
+def _refuse_part(m: Matcher, node: ONode, pattern: str) -> None:
+    """An op the language has only inside a pattern, met outside it."""
+    raise refuse(m.source, node, "is not part of a pattern the language has", pattern)
 
 
 def _refuse_sub(m: Matcher, node: ONode) -> None:
