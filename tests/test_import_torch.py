@@ -124,3 +124,40 @@ def test_a_torch_export_imports_and_computes_the_same(name, dynamo, tmp_path):
         assert len(again.outputs) == 2
     if name == "residual":   # module names become layer names, weights keep torch's keys where it kept them
         assert {"stem.0", "block.0", "block.3", "fc"} <= {n.name for n in again.nodes}
+
+
+class ChannelsFirstLayerNorm(nn.Module):
+    """ConvNeXt's LayerNorm2d written out: the decomposition an exporter keeps as it is."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight = nn.Parameter(torch.rand(channels) + 0.5)
+        self.bias = nn.Parameter(torch.rand(channels))
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        v = (x - u).pow(2).mean(1, keepdim=True)
+        return self.weight[:, None, None] * ((x - u) / torch.sqrt(v + 1e-6)) + self.bias[:, None, None]
+
+
+class Normalised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 8, 3), ChannelsFirstLayerNorm(8)
+        self.fc, self.ln = nn.Linear(8, 4), nn.LayerNorm(4)
+
+    def forward(self, x):
+        x = self.norm(self.conv(x))
+        return self.ln(self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
+
+@pytest.mark.parametrize("opset", [14, 17])   # 14: nn.LayerNorm decomposed too; 17: LayerNormalization
+def test_layernorm_and_its_decomposition_import_as_layernorm(opset, tmp_path):
+    path = tmp_path / "ln.onnx"
+    torch.manual_seed(0)
+    torch.onnx.export(Normalised().eval(), (torch.randn(*SHAPE),), str(path), input_names=["x"], dynamo=False,
+                      opset_version=opset)
+    imported = compare(path)
+    assert [(n.name, n.op) for n in imported.graph.nodes if n.op == "layernorm"] == [("norm", "layernorm"),
+                                                                                     ("ln", "layernorm")]
+    assert imported.graph.node("norm").attrs["eps"] == pytest.approx(1e-6)

@@ -437,6 +437,10 @@ def match_reduce(m: Matcher, node: ONode) -> None:
     axes = node.attr("axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1]:
         axes = m.const(node.inputs[1])
+    rank = len(shape) + 1 if shape is not None else 4
+    if node.op == "ReduceMean" and axes is not None and shape is not None \
+            and sorted(int(a) % rank for a in axes) == [1] and _layernorm_decomposed(m, node, x):
+        return
     axes = sorted(int(a) % 4 for a in (axes if axes is not None else ()))
     if shape is None or len(shape) != 3 or axes != [2, 3]:
         raise refuse(m.source, node, f"reduces over axes {axes}", f"{node.op} over axes [2, 3] (a global pool)")
@@ -447,6 +451,60 @@ def match_reduce(m: Matcher, node: ONode) -> None:
         m.emit(op, {}, [x], flat.outputs[0], node, nodes=(node, flat))
     else:
         m.emit(op, {"keepdims": True} if keep else {}, [x], node.outputs[0], node)
+
+
+def _reduce_axes(m: Matcher, node: ONode):
+    axes = node.attr("axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1]:
+        axes = m.const(node.inputs[1])
+    return None if axes is None else [int(a) for a in _np().asarray(axes).reshape(-1)]
+
+
+def _layernorm_decomposed(m: Matcher, mean: ONode, x: str) -> bool:
+    """LayerNormalization as older exporters (and hand-written LayerNorm2d) spell it, over the
+    channels (axis 1) of a map or the features of a vector: mean = ReduceMean(x); d = x - mean;
+    var = ReduceMean(d^2); y = d / sqrt(var + eps) [* w] [+ b]. A layernorm, or False."""
+    np = _np()
+    sub = m.sole_consumer(mean.outputs[0], "Sub")
+    if sub is None or m.value(sub.inputs[0]) != x or sub.inputs[1] != mean.outputs[0] or not mean.attr("keepdims", 1):
+        return False
+    users = m.consumers.get(sub.outputs[0], [])
+    square = next((u for u in users if u.op == "Pow" and _const_is(m, u, 2.0)
+                   or u.op == "Mul" and list(u.inputs) == [sub.outputs[0]] * 2), None)
+    div = next((u for u in users if u.op == "Div" and u.inputs[0] == sub.outputs[0]), None)
+    if square is None or div is None or len(users) != 2:
+        return False
+    var = m.sole_consumer(square.outputs[0], "ReduceMean")
+    if var is None or _reduce_axes(m, var) != _reduce_axes(m, mean):
+        return False
+    add = m.sole_consumer(var.outputs[0], "Add")
+    sqrt = m.sole_consumer(add.outputs[0], "Sqrt") if add is not None else None
+    eps = next((m.const(i) for i in add.inputs if m.const(i) is not None), None) if add is not None else None
+    if sqrt is None or eps is None or eps.size != 1 or m.sole_consumer(sqrt.outputs[0]) is not div:
+        return False
+    nodes, out = [mean, sub, square, var, add, sqrt, div], div.outputs[0]
+    channels = m.sample(x)[0]
+    w, b = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+    mul = m.sole_consumer(out, "Mul")
+    if mul is not None:
+        k = 1 - list(mul.inputs).index(out) if out in mul.inputs else None
+        c = _channel_constant(m, mul, k) if k is not None else None
+        if c is not None:
+            w = np.broadcast_to(np.asarray(c, np.float32), (channels,)).copy()
+            nodes.append(mul)
+            out = mul.outputs[0]
+    plus = m.sole_consumer(out, "Add")
+    if plus is not None:
+        k = 1 - list(plus.inputs).index(out)
+        c = _channel_constant(m, plus, k)
+        if c is not None:
+            b = np.broadcast_to(np.asarray(c, np.float32), (channels,)).copy()
+            nodes.append(plus)
+            out = plus.outputs[0]
+    value = float(eps.reshape(()))
+    args = {} if math.isclose(value, 1e-5, rel_tol=1e-6) else {"eps": _clean(value)}
+    m.emit("layernorm", args, [x], out, mean, {"weight": w, "bias": b}, nodes=tuple(nodes))
+    return True
 
 
 def match_reshape(m: Matcher, node: ONode) -> None:
@@ -858,6 +916,10 @@ MATCHERS: dict[str, Callable] = {
     "Clip": match_clip,
     "Softmax": match_softmax,
     "Softplus": match_softplus,
+    "Pow": lambda m, node: _refuse_part(m, node, "the layernorm decomposition: ReduceMean, Sub, Pow 2, ReduceMean, "
+                                                 "Add eps, Sqrt, Div"),
+    "Sqrt": lambda m, node: _refuse_part(m, node, "the layernorm decomposition: ReduceMean, Sub, Pow 2, ReduceMean, "
+                                                  "Add eps, Sqrt, Div"),
     "Erf": lambda m, node: _refuse_part(m, node, "the erf GELU: x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5"),
     "Div": match_div,
     "Add": _binary("add"),
@@ -897,7 +959,6 @@ NEAREST = {
     "Attention": "convolutional layers, dense layers and element-wise ops",
     "InstanceNormalization": "BatchNormalization or LayerNormalization",
     "GroupNormalization": "BatchNormalization or LayerNormalization",
-    "Sqrt": "LayerNormalization (its decomposition is not read beyond the ONNX op)",
     "ReduceMean": "ReduceMean over axes [2, 3] (a global pool) or LayerNormalization",
 }
 
