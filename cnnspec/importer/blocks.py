@@ -170,10 +170,12 @@ def _block_name(group: Group, taken: set) -> str:
     if len(heads) == 1 and not INDEX.match(next(iter(heads))):
         parts = [next(iter(heads))]
     base = IDENT.sub("_", parts[-1] if parts else "block").rstrip("0123456789_") or "block"
+    if base.endswith("s") and not base.endswith("ss"):
+        base = base[:-1]                       # 'blocks.0' is one block
     if base[0].isdigit():
         base = "block_" + base
-    if base in OPS or base in taken or base in ("layer", "features", "block"):
-        base = f"{base}_block" if base not in ("block",) else "block"
+    if base in ("layer", "feature", "stage", "unit"):  # a container's name: say what it holds
+        base = f"{base}_block"
     name, k = base, 2
     while name in OPS or name in taken:
         name, k = f"{base}_{k}", k + 1

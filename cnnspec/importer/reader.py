@@ -215,9 +215,12 @@ def _scope(n) -> str:
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         return ""
     scopes = [s for s in scopes if s]
-    if len(scopes) > 1:
-        return ".".join(scopes[:-1])
-    return scopes[0] if scopes else ""
+    if len(scopes) <= 1:
+        return scopes[0] if scopes else ""
+    path = ""
+    for part in scopes[:-1]:  # each a full module path ('blocks', 'blocks.0') or a child's name
+        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+    return path
 
 
 def _topological(nodes: list, known: set, path) -> list:
