@@ -359,9 +359,7 @@ def _call_entries(name, run, params, stem, index, previous, layers, source):
         return {p: v for p, v in values.items() if repr(v) != repr(defaults[p])}
 
     def expect(inst):
-        from .model import sample_shape
-
-        return sample_shape(source, layers[inst.stop - 1].output)
+        return source.sample(layers[inst.stop - 1].output)
 
     def with_in(entry, inst):
         ext = list(inst.externals)

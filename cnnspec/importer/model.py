@@ -156,11 +156,6 @@ def _reachable(layers: list, outputs: list) -> list:
     return [l for l in layers if id(l) in needed]
 
 
-def sample_shape(source, value: str):
-    shape = source.shape(value)
-    return None if shape is None else list(shape[1:])
-
-
 def _flat_entries(layers: list, source) -> list:
     """Every layer as a top-level entry: op and arguments, name, ``in`` where it does not read the
     layer before it, ``expect`` where the map's size changes (a stage) and on the last layer."""
@@ -172,7 +167,7 @@ def _flat_entries(layers: list, source) -> list:
         ins = [names[v] for v in layer.inputs]
         if ins != [previous]:
             entry["in"] = ins[0] if len(ins) == 1 else ins
-        shape = sample_shape(source, layer.output)
+        shape = source.sample(layer.output)
         hw = tuple(shape[1:]) if shape and len(shape) == 3 else None
         if shape is not None and ((hw is not None and hw != prev_hw) or k == len(layers) - 1):
             entry["expect"] = shape
@@ -198,7 +193,7 @@ def _classes(source, last):
         classes = [c.strip() for c in raw.split(",")]
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         return None
-    shape = sample_shape(source, last.output) if last is not None else None
+    shape = source.sample(last.output) if last is not None else None
     return classes if shape == [len(classes)] else None
 
 
@@ -222,7 +217,7 @@ def verify(text: str, weights: dict, layers: list, source, path: str):
         raise CnnspecError(f"{path}: the imported spec expands to other layer names than the model's "
                            f"(first missing: {missing[0] if missing else '-'}); please report it")
     for layer in layers:
-        want = sample_shape(source, layer.output)
+        want = source.sample(layer.output)
         got = graph.node(layer.name).shape
         if want is not None and tuple(want) != tuple(got or ()):
             raise CnnspecError(f"{path}: layer '{layer.name}' ({layer.op}) comes out {list(got or ())} in the spec "

@@ -69,6 +69,11 @@ class Source:
     def shape(self, value: str):
         return self.shapes.get(value)
 
+    def sample(self, value: str):
+        """A value's shape without the batch, as a list (what ``expect`` holds), or None."""
+        shape = self.shapes.get(value)
+        return None if shape is None else list(shape[1:])
+
     def describe_inputs(self, node: ONode) -> str:
         """``x [1, 64, 56, 56], w [64, 64, 3, 3]``: what a refusal shows of a node's inputs."""
         parts = []
