@@ -161,3 +161,59 @@ def test_layernorm_and_its_decomposition_import_as_layernorm(opset, tmp_path):
     assert [(n.name, n.op) for n in imported.graph.nodes if n.op == "layernorm"] == [("norm", "layernorm"),
                                                                                      ("ln", "layernorm")]
     assert imported.graph.node("norm").attrs["eps"] == pytest.approx(1e-6)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck, with its module names (conv1..3, bn1..3, relu, downsample)."""
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
+        self.relu, self.downsample = nn.ReLU(inplace=True), downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(out)))))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet-50 layout (stages of 3, 4, 6, 3 bottlenecks), narrowed by ``width``."""
+
+    def __init__(self, width=8, blocks=(3, 4, 6, 3)):
+        super().__init__()
+        self.inplanes = width
+        self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        for k, (n, stride) in enumerate(zip(blocks, (1, 2, 2, 2))):
+            setattr(self, f"layer{k + 1}", self._stage(width * 2 ** k, n, stride))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(self.inplanes, 10)
+
+    def _stage(self, planes, n, stride):
+        down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+        layers = [Bottleneck(self.inplanes, planes, stride, down)]
+        self.inplanes = planes * 4
+        return nn.Sequential(*layers, *(Bottleneck(self.inplanes, planes) for _ in range(1, n)))
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_torchvision_style_resnet50_reads_as_stages_of_one_bottleneck(dynamo, tmp_path):
+    import cnnspec.spec.loader as loader
+
+    path = tmp_path / "resnet.onnx"
+    export(ResNet, dynamo, path)
+    imported = compare(path)
+    doc = loader.parse_yaml(imported.text, "<t>").data
+    (block,) = doc["blocks"]
+    calls = [(e["name"], e["repeat"], e["first"].get("with_downsample")) for e in doc["layers"] if block in e]
+    assert calls == [("layer1", 3, True), ("layer2", 4, True), ("layer3", 6, True), ("layer4", 3, True)]
+    names = {n.name for n in imported.graph.nodes}
+    assert {"layer1.0.conv1", "layer1.0.downsample.0", "layer4.2.conv3", "fc"} <= names

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from .layers import Layer
+from .reader import join_scopes
 
 PATH_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 OP_LIKE = re.compile(r"[A-Z][A-Za-z0-9]*(_[0-9]+)?\Z")   # 'Conv', 'Relu_1', 'BiasAdd': an op type, not a module
@@ -50,10 +51,7 @@ def scope_path(node_name: str) -> str:
         parts.pop()
     if len(parts) == 1 and "/" in node_name and OP_LIKE.match(parts[0]):
         return ""
-    path = ""
-    for part in parts:
-        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
-    return path
+    return join_scopes(parts)
 
 
 def keras_scope(node_name: str) -> str:
@@ -80,25 +78,29 @@ def _own_name(layer: Layer, producer: str = "") -> str:
 
 
 def assign_names(layers: list, producer: str = "") -> None:
+    """Each layer's name: its weight's, else its node's; a node name that is a container of other
+    layers' names (the scope a functional add runs in: ``layer1.0``) gets ``.<op>`` after it."""
     bad = _allowed_chars()
     raw = []
     for layer in layers:
         name = from_weight(layer.weight_name)
-        raw.append(sanitize(name, bad) if name else None)
-    weighted = {n for n in raw if n}
+        if name:
+            raw.append((sanitize(name, bad), True))
+        elif not layer.hint:
+            raw.append((sanitize(_own_name(layer, producer), bad), False))
+        else:
+            raw.append(("", False))
     containers = set()
-    for n in weighted:
-        parts = n.split(".")
+    for name, _ in raw:
+        parts = name.split(".")
         containers.update(".".join(parts[:k]) for k in range(1, len(parts)))
     taken: set = set()
-    for layer, name in zip(layers, raw):
+    for layer, (name, from_weights) in zip(layers, raw):
+        if name and not from_weights and name in containers:
+            name = f"{name}.{layer.op}"
         if not name:
-            name = sanitize(_own_name(layer, producer), bad) if not layer.hint else ""
-            if name and name in containers:
-                name = f"{name}.{layer.op}"
-            if not name:
-                base = raw_prefix(layer, layers)
-                name = f"{base}.{layer.hint or layer.op}" if base else (layer.hint or layer.op)
+            base = raw_prefix(layer, layers)
+            name = f"{base}.{layer.hint or layer.op}" if base else (layer.hint or layer.op)
         layer.name = _unique(name, taken)
 
 

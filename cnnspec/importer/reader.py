@@ -222,10 +222,7 @@ def _scope(n) -> str:
     scopes = [s for s in scopes if s]
     if len(scopes) <= 1:
         return scopes[0] if scopes else ""
-    path = ""
-    for part in scopes[:-1]:  # each a full module path ('blocks', 'blocks.0') or a child's name
-        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
-    return path
+    return join_scopes(scopes[:-1])  # the module path; the last is the traced call
 
 
 def _topological(nodes: list, known: set, path) -> list:
@@ -325,3 +322,16 @@ def _infer_shapes(model, input_name: str, input_shape, path) -> dict:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         shapes[v.name] = None if None in dims else tuple(dims)
     return shapes
+
+
+def join_scopes(parts) -> str:
+    """PyTorch's scope components as one module path: a Sequential's child is spelled with its
+    parent's name before it (``layer1``, ``layer1.0``; ``downsample``, ``downsample.0``), so it
+    replaces that component instead of following it."""
+    comps: list = []
+    for part in parts:
+        if comps and part.startswith(comps[-1] + "."):
+            comps[-1] = part
+        else:
+            comps.append(part)
+    return ".".join(comps)
