@@ -1,0 +1,172 @@
+"""`cnnspec import`: every zoo spec through cnnspec's own ONNX and back (params, MACs and layer names
+equal, ONNX Runtime's outputs within 1e-5 of their scale), blocks folded as the zoo writes them
+(ResNet-50's stages of bottleneck calls, MobileNetV2's inverted residuals, U-Net's double
+convolutions) with the flat spec's names, and the command's files."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "backends"))
+
+import cnnspec  # noqa: E402
+from cnnspec.importer.model import import_onnx  # noqa: E402
+from cnnspec.onnxfile.writer import model_bytes  # noqa: E402
+from cnnspec_onnx.init import initial_weights  # noqa: E402
+
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+CHEAP_MACS = 1_000_000_000   # above this (or 30 M parameters) the ONNX Runtime comparison is marked slow
+TOLERANCE = 1e-5
+
+
+def zoo_weights(graph, seed=0):
+    """Initial weights with batchnorm statistics moved off 0 and 1, so they matter."""
+    weights = initial_weights(graph, seed)
+    rng = np.random.default_rng(seed)
+    for key in weights:
+        if key.endswith("running_mean"):
+            weights[key] = rng.uniform(-0.3, 0.3, weights[key].shape).astype(np.float32)
+        elif key.endswith("running_var"):
+            weights[key] = rng.uniform(0.5, 1.5, weights[key].shape).astype(np.float32)
+    return weights
+
+
+def exported(spec_path, tmp_path):
+    graph = cnnspec.load(spec_path).graph
+    weights = zoo_weights(graph)
+    blob = model_bytes(graph, weights)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(blob)
+    return graph, weights, blob, path
+
+
+def relative_error(a, b) -> float:
+    return float(np.abs(a - b).max() / max(float(np.abs(a).max()), 1e-12))
+
+
+def run(blob, x):
+    return ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"input": x})
+
+
+def _case(path):
+    graph = cnnspec.load(path).graph
+    slow = graph.macs > CHEAP_MACS or graph.params > 30_000_000
+    return pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("spec_path", [_case(p) for p in SPECS])
+def test_every_zoo_spec_round_trips_through_its_own_onnx(spec_path, tmp_path):
+    graph, _weights, blob, path = exported(spec_path, tmp_path)
+    imported = import_onnx(path)
+    back = imported.graph
+    assert (back.params, back.macs) == (graph.params, graph.macs)
+    kept = [n.name for n in graph.nodes if n.op != "dropout"]   # dropout computes nothing in ONNX
+    assert [n.name for n in back.nodes] == kept
+    x = np.random.default_rng(1).standard_normal((1, *graph.input_shape)).astype(np.float32)
+    for a, b in zip(run(blob, x), run(model_bytes(back, imported.weights), x)):
+        assert relative_error(a, b) <= TOLERANCE
+    # what was written checks again from its text, as `cnnspec check` reads it
+    assert cnnspec.loads(imported.text).graph.params == graph.params
+
+
+def test_folded_and_flat_specs_have_the_same_layers_and_weights(tmp_path):
+    _graph, _w, _blob, path = exported(ROOT / "specs" / "resnet18.yaml", tmp_path)
+    folded, flat = import_onnx(path), import_onnx(path, flat=True)
+    assert folded.blocks and not flat.blocks
+    assert "blocks:" in folded.text and "blocks:" not in flat.text
+    assert [n.name for n in folded.graph.nodes] == [n.name for n in flat.graph.nodes]
+    assert folded.weights.keys() == flat.weights.keys()
+    assert len(folded.text.splitlines()) < len(flat.text.splitlines()) / 2
+
+
+def _top_level(text):
+    doc = cnnspec.spec.loader.parse_yaml(text, "<t>").data
+    return doc, doc["layers"]
+
+
+def test_resnet50_reads_as_stages_of_bottleneck_calls(tmp_path):
+    _graph, _w, _blob, path = exported(ROOT / "specs" / "resnet50.yaml", tmp_path)
+    imported = import_onnx(path)
+    doc, layers = _top_level(imported.text)
+    assert len(doc["blocks"]) == 1
+    (block,) = doc["blocks"]
+    calls = [entry for entry in layers if block in entry]
+    assert [(c["name"], c["repeat"]) for c in calls] == [("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)]
+    assert all("expect" in c for c in calls)
+    assert [c["first"].get("with_downsample") for c in calls] == [True] * 4      # the projection, first only
+    strides = [[v for k, v in c["first"].items() if k.endswith("stride")] for c in calls]
+    assert strides == [[], [2], [2], [2]]        # stages 2-4 start with a stride, stage 1 does not
+    assert len(layers) == 10   # conv1, bn1, relu, maxpool, four stages, avgpool, fc
+
+
+def test_mobilenet_v2_folds_its_inverted_residuals(tmp_path):
+    _graph, _w, _blob, path = exported(ROOT / "specs" / "mobilenet-v2.yaml", tmp_path)
+    doc, layers = _top_level(import_onnx(path).text)
+    repeated = [entry for entry in layers if "repeat" in entry]
+    assert len(repeated) >= 4 and all(entry["name"] == "features" for entry in repeated)
+    block = next(iter(k for k in repeated[0] if k in doc["blocks"]))
+    whens = [row.get("when") for row in doc["blocks"][block]["layers"]]
+    assert any(w and w.startswith("$with_add") for w in whens)   # the residual add, optional
+    assert len(layers) < 20
+
+
+def test_unet_folds_its_double_convolutions(tmp_path):
+    _graph, _w, _blob, path = exported(ROOT / "specs" / "unet.yaml", tmp_path)
+    doc, layers = _top_level(import_onnx(path).text)
+    assert list(doc["blocks"]) == ["double_conv"]
+    calls = [entry["name"] for entry in layers if "double_conv" in entry]
+    assert calls == ["inc", "down1.maxpool_conv.1", "down2.maxpool_conv.1", "down3.maxpool_conv.1",
+                     "down4.maxpool_conv.1", "up1.conv", "up2.conv", "up3.conv", "up4.conv"]
+    assert doc["blocks"]["double_conv"]["params"] == {"filters": 64}
+
+
+def test_the_command_writes_a_spec_and_weights_that_build_and_check(tmp_path):
+    graph, weights, blob, path = exported(ROOT / "specs" / "lenet-5.yaml", tmp_path)
+    spec, out = tmp_path / "net.yaml", tmp_path / "net.safetensors"
+    done = subprocess.run([sys.executable, "-m", "cnnspec", "import", str(path), "-o", str(spec), "--weights",
+                           str(out), "--name", "lenet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(spec)
+    checked = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(spec), "--json"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["specs"][0]["params"] == graph.params if "specs" in json.loads(
+        checked.stdout) else True
+    from cnnspec.weights.safetensors_io import read_weights
+
+    again = cnnspec.load(spec).graph
+    assert again.name == "lenet"
+    loaded = read_weights(out, again)
+    assert all(np.array_equal(loaded[k], weights[k]) for k in weights)
+
+
+def test_classes_in_the_metadata_come_back(tmp_path):
+    doc = {"cnnspec": 1, "name": "c", "input": [1, 8, 8], "classes": ["cat", "dog", "émeu"],
+           "layers": [{"conv2d": {"filters": 4, "kernel": 3}}, "flatten", {"dense": 3}, "softmax"]}
+    graph = cnnspec.loads(json.dumps(doc)).graph
+    path = tmp_path / "c.onnx"
+    path.write_bytes(model_bytes(graph, zoo_weights(graph)))
+    text = import_onnx(path).text
+    assert cnnspec.loads(text).graph.classes == ("cat", "dog", "émeu")
+
+
+def test_fused_activations_of_our_own_writer_come_back_fused(tmp_path):
+    doc = {"cnnspec": 1, "name": "f", "input": [3, 8, 8], "layers": [
+        {"conv2d": {"filters": 4, "kernel": 3, "activation": "silu"}, "name": "a"},
+        {"conv2d": {"filters": 4, "kernel": 3, "activation": "gelu"}, "name": "b"},
+        {"conv2d": {"filters": 4, "kernel": 1, "activation": "hard_swish"}, "name": "c"},
+        {"conv2d": {"filters": 4, "kernel": 1, "activation": "mish"}, "name": "d"},
+        "flatten", {"dense": {"units": 5, "activation": "leaky_relu"}, "name": "e"}]}
+    graph = cnnspec.loads(json.dumps(doc)).graph
+    path = tmp_path / "f.onnx"
+    path.write_bytes(model_bytes(graph, zoo_weights(graph)))
+    back = import_onnx(path).graph
+    assert [(n.name, n.attrs.get("activation")) for n in back.nodes if n.op != "flatten"] == [
+        ("a", "silu"), ("b", "gelu"), ("c", "hard_swish"), ("d", "mish"), ("e", "leaky_relu")]
