@@ -15,7 +15,8 @@ from .files import signals
 from .version import __version__
 
 COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert", "quantize",
-            "bench")
+            "bench",
+            "lsp")
 EXIT_USAGE = 2
 
 
