@@ -29,8 +29,12 @@ def register(server) -> None:
         uri = params.text_document.uri
         await ls.refresh(uri)
         current = ls.analyses.get(uri)
+        if current is None:
+            return []
         live, a = _live(ls, uri)
-        if current is None or a is None:
+        if current.doc is None:  # the line being typed breaks the text: the names of the rest of it
+            a = await ls.without_line(uri, current, params.position.line) or a
+        if a is None:
             return []
         items = completion.complete(current, a if a.doc is not None else live, params.position)
         return types.CompletionList(is_incomplete=False, items=items)

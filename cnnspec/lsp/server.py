@@ -103,6 +103,15 @@ class CnnspecServer(LanguageServer):
             self.publish(uri, a)
         return a
 
+    async def without_line(self, uri: str, a: Analysis, line: int) -> Analysis | None:
+        """The analysis of the text with one line emptied (the one being typed), where that parses."""
+        lines = a.text.split("\n")
+        if not 0 <= line < len(lines):
+            return None
+        lines[line] = ""
+        other = await asyncio.get_running_loop().run_in_executor(self.checker, self.check, uri, "\n".join(lines), None)
+        return other if other.doc is not None else None
+
     def schedule(self, uri: str, delay: float) -> None:
         task = self.pending.pop(uri, None)
         if task is not None:
