@@ -36,7 +36,7 @@ def _enclosing_op(lines: list[str], line: int, prefix: str) -> str | None:
     if found:
         return found.group(1)
     indent = len(prefix) - len(prefix.lstrip())
-    for j in range(line - 1, max(line - 40, -1), -1):
+    for j in range(min(line, len(lines)) - 1, max(line - 40, -1), -1):
         text = lines[j]
         if not text.strip() or text.lstrip().startswith("#"):
             continue
