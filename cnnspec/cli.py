@@ -16,7 +16,7 @@ from .version import __version__
 
 COMMANDS = ("check", "draw", "schema", "backends", "build", "run", "train", "eval", "convert", "quantize",
             "bench",
-            "import_onnx")
+            "import_onnx", "lsp")
 EXIT_USAGE = 2
 
 

@@ -3,5 +3,5 @@ the house: ``cnnspec.cli`` finds each module by name, and a command imports the 
 ``run``, so ``cnnspec check`` never pays for the runner, training or a framework.
 
 May import: errors, version, graph, spec, files, weights, onnxfile, backend, api, data, runner,
-quantize, training, draw, importer.
+quantize, training, draw, importer, lsp.
 """
