@@ -343,9 +343,10 @@ class Expander:
 
         if isinstance(repeat, dict):
             unknown = [k for k in repeat if k not in ("times", "start")]
+            for key in unknown:  # each on its own line, as a layer's unknown arguments are
+                self.error(f"'repeat' takes 'times' and 'start', not '{key}'" + suggest(key, ["times", "start"]),
+                           path + (key,), scope, key=True)
             if unknown:
-                self.error(f"'repeat' takes 'times' and 'start', not '{unknown[0]}'" + suggest(unknown[0], ["times", "start"]),
-                           path + (unknown[0],), scope, key=True)
                 return None, None
             if "times" not in repeat:
                 self.error("'repeat' needs 'times' (how many copies) beside 'start'", path, scope)

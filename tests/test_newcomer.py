@@ -1,0 +1,49 @@
+"""What a new user trips on (issue 22): one section per point, each tried as a user would."""
+from __future__ import annotations
+
+import pytest
+
+from cnnspec.api import check_path
+
+HEAD = "cnnspec: 1\nname: t\ninput: [1, 28, 28]\nlayers:\n"
+
+
+def _messages(tmp_path, text: str, name: str = "spec") -> list[str]:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    _, diagnostics = check_path(path)
+    return [d.render().split(f"{path}:", 1)[1] for d in diagnostics]
+
+
+# ---------------------------------------------------------------- 1. every unknown argument, each located
+
+UNKNOWN_ARGUMENTS = [
+    # (id, spec body after HEAD, every error expected "L:C: message", in order)
+    ("filter-and-strid", "  - conv2d: {filter: 32, kernel: 3, strid: 1}\n",
+     ["5:14: error: conv2d_1 has no argument 'filter'; did you mean 'filters'?",
+      "5:37: error: conv2d_1 has no argument 'strid'; did you mean 'stride'?"]),
+    ("kernal-and-strid", "  - conv2d: {filters: 32, kernal: 3, strid: 1}\n",
+     ["5:27: error: conv2d_1 has no argument 'kernal'; did you mean 'kernel'?",
+      "5:38: error: conv2d_1 has no argument 'strid'; did you mean 'stride'?"]),
+    ("three-in-block-style", "  - conv2d:\n      filtres: 8\n      kernal: 3\n      paddin: same\n",
+     ["6:7: error: conv2d_1 has no argument 'filtres'; did you mean 'filters'?",
+      "7:7: error: conv2d_1 has no argument 'kernal'; did you mean 'kernel'?",
+      "8:7: error: conv2d_1 has no argument 'paddin'; did you mean 'padding'?"]),
+    ("two-layers", "  - conv2d: {filters: 4, kernel: 3, strid: 1, dilaton: 1}\n  - dense: {unit: 3, activaton: relu}\n",
+     ["5:37: error: conv2d_1 has no argument 'strid'; did you mean 'stride'?",
+      "5:47: error: conv2d_1 has no argument 'dilaton'; did you mean 'dilation'?",
+      "6:13: error: dense_1 has no argument 'unit'; did you mean 'units'?",
+      "6:22: error: dense_1 has no argument 'activaton'; did you mean 'activation'?"]),
+    ("top-level-keys", "cnnspec: 1\nname: t\ninput: [1, 2, 2]\nlayer: [relu]\nclases: [a]\nlayers: [relu]\n",
+     ["4:1: error: unknown key 'layer'; did you mean 'layers'?",
+      "5:1: error: unknown key 'clases'; did you mean 'classes'?"]),
+    ("repeat-keys", "  - {relu: null, repeat: {time: 2, strat: 0}}\n",
+     ["5:27: error: 'repeat' takes 'times' and 'start', not 'time'; did you mean 'times'?",
+      "5:36: error: 'repeat' takes 'times' and 'start', not 'strat'; did you mean 'start'?"]),
+]
+
+
+@pytest.mark.parametrize("case,body,expected", UNKNOWN_ARGUMENTS, ids=[c[0] for c in UNKNOWN_ARGUMENTS])
+def test_every_unknown_argument_has_its_own_line(tmp_path, case, body, expected):
+    text = body if body.startswith("cnnspec") else HEAD + body
+    assert _messages(tmp_path, text, case) == expected
