@@ -1,9 +1,13 @@
 """What a new user trips on (issue 22): one section per point, each tried as a user would."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cnnspec.api import check_path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEAD = "cnnspec: 1\nname: t\ninput: [1, 28, 28]\nlayers:\n"
 
@@ -47,3 +51,35 @@ UNKNOWN_ARGUMENTS = [
 def test_every_unknown_argument_has_its_own_line(tmp_path, case, body, expected):
     text = body if body.startswith("cnnspec") else HEAD + body
     assert _messages(tmp_path, text, case) == expected
+
+
+# ---------------------------------------------------------------- 2. train --config RUN/train.yaml from anywhere
+
+@pytest.mark.slow
+def test_train_config_works_from_another_directory(tmp_path, monkeypatch, capsys):
+    """A run started in one folder, repeated with --config from another: train.yaml's paths are
+    relative to train.yaml itself."""
+    import shutil
+
+    from cnnspec.cli import main
+    from cnnspec.training.settings import read_config
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "my").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(ROOT / "specs" / "digits.yaml", project / "my" / "shapes.yaml")
+    monkeypatch.chdir(project)
+    assert main(["train", "my/shapes.yaml", "--data", "digits", "--epochs", "1", "--val-fraction", "0",
+                 "-o", "runs/a", "--quiet"]) == 0
+    text = (project / "runs" / "a" / "train.yaml").read_text()
+    assert "spec: ../../my/shapes.yaml\n" in text and "output: .\n" in text and "data: digits\n" in text
+    monkeypatch.chdir(elsewhere)
+    assert read_config(project / "runs" / "a" / "train.yaml")["spec"] == str(project / "my" / "shapes.yaml")
+    capsys.readouterr()
+    assert main(["train", "--config", str(project / "runs" / "a" / "train.yaml"), "-o", "b", "--quiet"]) == 0
+    assert "test_accuracy" in capsys.readouterr().out
+    assert (elsewhere / "b" / "model.onnx").is_file()
+    assert f"spec: {Path('..', '..', 'project', 'my', 'shapes.yaml').as_posix()}\n" in (elsewhere / "b" / "train.yaml").read_text()
+    # and from a relative --config path
+    monkeypatch.chdir(project / "runs")
+    assert main(["train", "--config", "a/train.yaml", "-o", "c", "--quiet"]) == 0

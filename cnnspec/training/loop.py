@@ -153,7 +153,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if not world.is_writer:
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
-                             "init": str(init) if init else None}, config)
+                             "init": str(init) if init else None}, config, folder=out)
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
                             Int8Step.for_run(config, data))
     return TrainResult(out, metrics, written)
