@@ -28,6 +28,12 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def plural(n: int | float, word: str, many: str | None = None) -> str:
+    """'1 epoch', '3 epochs', '0.5 epochs' (``many`` where adding 's' is wrong): every count a message says."""
+    count = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{count} {word}" if n == 1 else f"{count} {many or word + 's'}"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem in a spec: what is wrong, where, and the chain of block calls that led there."""

@@ -83,3 +83,48 @@ def test_train_config_works_from_another_directory(tmp_path, monkeypatch, capsys
     # and from a relative --config path
     monkeypatch.chdir(project / "runs")
     assert main(["train", "--config", "a/train.yaml", "-o", "c", "--quiet"]) == 0
+
+
+# ---------------------------------------------------------------- 4, 5. indentation slips: the likely fix, located
+
+INDENTATION = [
+    # (id, spec body after HEAD, the first error "L:C: message")
+    ("arguments-beside-the-op", "  - conv2d:\n    filters: 8\n    kernel: 3\n",
+     "6:5: error: 'filters' and 'kernel' are arguments of conv2d but sit beside it; indent them under 'conv2d:' "
+     "(two more spaces than 'conv2d')"),
+    ("one-argument-beside-the-op", "  - dense:\n    units: 8\n",
+     "6:5: error: 'units' is an argument of dense but sits beside it; indent it under 'dense:' "
+     "(two more spaces than 'dense')"),
+    ("two-ops-stay-two-ops", "  - conv2d: {filters: 3, kernel: 3}\n    relu: {}\n",
+     "6:5: error: layer has several ops ('conv2d', 'relu'); put each op in its own list item"),
+    ("item-too-shallow", "  - conv2d: {filters: 8, kernel: 3}\n - flatten\n",
+     "6:2: error: YAML syntax error: a list item at the wrong depth: its '-' is at column 2, the item above at "
+     "column 3; line them up (the same number of spaces)"),
+    ("item-too-deep", "  - conv2d: {filters: 8, kernel: 3}\n    - flatten\n",
+     "6:5: error: YAML syntax error: a list item at the wrong depth: its '-' is at column 5, the item above at "
+     "column 3; line them up (the same number of spaces)"),
+    ("no-space-after-colon", "  - conv2d:\n      filters:8\n      kernel: 3\n",
+     "7:13: error: YAML syntax error: missing space after ':' in 'filters:8' (line 6): write 'filters: 8'"),
+    ("no-space-after-colon-top", "  - relu\nclasses:[a]\n",
+     "7:1: error: YAML syntax error: missing space after ':' in 'classes:[a]' (line 6): write 'classes: [a]'"),
+    ("no-space-after-dash", "  -flatten\n  - dense: 3\n",
+     "6:10: error: YAML syntax error: missing space after '-' in '-flatten' (line 5): a list item is '- flatten'"),
+    ("tab", "  - conv2d:\n\tfilters: 8\n",
+     "6:1: error: YAML syntax error: a tab here; YAML indents with spaces only: replace the tab with spaces"),
+    ("key-ends-the-list", "  - flatten\n  dense: 3\n",
+     "6:3: error: YAML syntax error: 'dense' is at the depth of the list above it, so it ends the list: start it "
+     "with '- ' for a new list item, or indent it under its item"),
+    ("key-too-shallow", "  - dense:\n      units: 3\n     activation: relu\n",
+     "7:6: error: YAML syntax error: 'activation' is at the wrong depth: indent it exactly as the other keys of "
+     "its mapping (the same number of spaces)"),
+    ("key-too-deep", "  - dense:\n      units: 3\n        activation: relu\n",
+     "7:19: error: YAML syntax error: 'activation' is indented deeper than 'units' above it, which already has a "
+     "value: line them up (the same number of spaces)"),
+]
+
+
+@pytest.mark.parametrize("case,body,expected", INDENTATION, ids=[c[0] for c in INDENTATION])
+def test_indentation_slips_say_the_likely_fix(tmp_path, case, body, expected):
+    messages = _messages(tmp_path, HEAD + body, case)
+    assert messages[0] == expected
+    assert "<block" not in messages[0] and "not allowed here" not in messages[0]

@@ -216,6 +216,15 @@ class Expander:
             self.error("layer has no op (its keys are " + ", ".join(f"'{k}'" for k in raw) + ")", path, scope)
             return None
         if len(op_keys) > 1:
+            op, rest = op_keys[0], op_keys[1:]
+            if raw[op] is None and op in OPS and all(k in OPS[op].args for k in rest):
+                # '- conv2d:' with its arguments on the next lines at the op's own depth
+                names = ", ".join(repr(k) for k in rest[:-1]) + " and " * (len(rest) > 1) + repr(rest[-1])
+                one = len(rest) == 1
+                self.error(f"{names} {'is an argument' if one else 'are arguments'} of {op} but "
+                           f"{'sits' if one else 'sit'} beside it; indent {'it' if one else 'them'} under '{op}:' "
+                           f"(two more spaces than '{op}')", path + (rest[0],), scope, key=True)
+                return None
             self.error(f"layer has several ops ({', '.join(repr(k) for k in op_keys)}); put each op in its own "
                        f"list item", path + (op_keys[1],), scope, key=True)
             return None

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import Diagnostic, Location, SpecError, UsageError
+from .yamlhints import explain_yaml_error
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
@@ -254,7 +255,8 @@ class _Builder:
             if mark is None:
                 self.problems.append(Diagnostic(f"YAML syntax error: {message}", Location(self.file, 1, 1), rank=0))
             else:
-                self.problem(mark, f"YAML syntax error: {message}")
+                self.problem(mark, "YAML syntax error: " + explain_yaml_error(message, mark.line + 1, mark.column + 1,
+                                                                              text))
         except yaml.reader.ReaderError as exc:
             line = text.count("\n", 0, exc.position) + 1
             col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
