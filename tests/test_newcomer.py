@@ -128,3 +128,37 @@ def test_indentation_slips_say_the_likely_fix(tmp_path, case, body, expected):
     messages = _messages(tmp_path, HEAD + body, case)
     assert messages[0] == expected
     assert "<block" not in messages[0] and "not allowed here" not in messages[0]
+
+
+# ---------------------------------------------------------------- 6. channels-last input: a warning
+
+CHANNELS_LAST = [
+    # (input, the warning expected or None)
+    ([64, 64, 3], "3:8: warning: input [64, 64, 3] reads as 64 channels of 64x3 pixels; cnnspec is channels-first "
+                  "[channels, height, width]: for a colour image write [3, 64, 64]"),
+    ([28, 28, 1], "3:8: warning: input [28, 28, 1] reads as 28 channels of 28x1 pixels; cnnspec is channels-first "
+                  "[channels, height, width]: for a grey image write [1, 28, 28]"),
+    ([224, 160, 3], "3:8: warning: input [224, 160, 3] reads as 224 channels of 160x3 pixels; cnnspec is "
+                    "channels-first [channels, height, width]: for a colour image write [3, 224, 160]"),
+    ([3, 64, 64], None),
+    ([1, 28, 28], None),
+    ([4, 8, 3], None),      # first not larger than 4: a small multi-channel input, fine
+    ([64, 8, 8], None),     # last is neither 1 nor 3
+    ([16, 5, 2], None),
+]
+
+
+@pytest.mark.parametrize("shape,expected", CHANNELS_LAST, ids=[str(c[0]) for c in CHANNELS_LAST])
+def test_channels_last_input_warns(tmp_path, capsys, shape, expected):
+    import json
+
+    from cnnspec.cli import main
+
+    path = tmp_path / "net.yaml"
+    path.write_text(f"cnnspec: 1\nname: t\ninput: {shape}\nlayers:\n  - flatten\n  - dense: 2\n")
+    assert main(["check", str(path)]) == 0  # a warning never changes the exit code
+    err = capsys.readouterr().err
+    assert (f"{path}:{expected}\n" in err) if expected else "warning" not in err
+    assert main(["check", "--json", str(path)]) == 0
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert len(warnings) == (1 if expected else 0)

@@ -141,6 +141,7 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
         input_shape=tuple(data["input"]),
         nodes=tuple(nodes),
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
+        input_location=doc.loc(("input",)),
         description=data.get("description") if isinstance(data.get("description"), str) else None,
         canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
         file=doc.file,
