@@ -156,6 +156,16 @@ class Terminated(BaseException):
         super().__init__(signum)
 
 
+class Interrupted(CnnspecError):
+    """Ctrl-C during a command that can carry on (training): says what was kept and the command that
+    carries on, on its own line; exit code 130, as a shell gives for SIGINT."""
+
+    exit_code = 130
+
+    def render(self) -> str:
+        return f"cnnspec: interrupted {self}".rstrip()
+
+
 class LoweringMissing(CnnspecError):
     """A target (torch, keras, onnx, or a generated file) has no lowering for an op the core knows.
 

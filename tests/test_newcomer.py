@@ -162,3 +162,114 @@ def test_channels_last_input_warns(tmp_path, capsys, shape, expected):
     assert main(["check", "--json", str(path)]) == 0
     warnings = json.loads(capsys.readouterr().out)["warnings"]
     assert len(warnings) == (1 if expected else 0)
+
+
+# ---------------------------------------------------------------- 7. Ctrl-C: its own line, and the way on
+
+TINY = """cnnspec: 1
+name: tiny-digits
+input: [1, 8, 8]
+layers:
+  - conv2d: {filters: 4, kernel: 3, padding: same, activation: relu}
+  - flatten
+  - dense: 10
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_ctrl_c_during_training_says_how_to_carry_on(tmp_path):
+    """A real SIGINT to a training process, once its first checkpoint exists: the message stands on its
+    own line (not inside the progress bar) and names the command that carries on."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "spec.yaml").write_text(TINY)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")])}
+    with open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cnnspec.cli", "train", "spec.yaml", "--data", "digits",
+                                 "--epochs", "500", "-o", "run"], cwd=tmp_path, env=env, stderr=err,
+                                stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not (tmp_path / "run" / "checkpoint.safetensors").exists() and proc.poll() is None:
+                assert time.monotonic() < deadline, "no checkpoint after 120 s"
+                time.sleep(0.05)
+            time.sleep(0.3)  # into a later epoch
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    lines = (tmp_path / "err.txt").read_text().split("\n")
+    last = [line for line in lines if line.strip()][-1]
+    found = re.fullmatch(r"cnnspec: interrupted in epoch (\d+) of 500; (epoch 1 is saved|epochs 1-(\d+) are saved): "
+                         r"carry on with `cnnspec train --resume run`", last)
+    assert found, lines[-3:]
+    saved = int(found.group(3) or 1)
+    assert int(found.group(1)) == saved + 1 and "Traceback" not in "\n".join(lines)
+    from cnnspec.training import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "run").epoch == saved
+
+
+def _train(*argv) -> int:
+    from cnnspec.cli import main
+
+    return main(["train", *argv, "--quiet"])
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_resume_with_more_epochs_carries_on_exactly(tmp_path, capsys):
+    """constant schedule: 1 epoch, then --resume --epochs 2, gives the weights of 2 epochs straight."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TINY)
+    common = ["--data", "digits", "--batch-size", "64", "--seed", "3"]
+    assert _train(str(spec), *common, "--epochs", "2", "-o", str(tmp_path / "straight")) == 0
+    assert _train(str(spec), *common, "--epochs", "1", "-o", str(tmp_path / "longer")) == 0
+    assert _train("--resume", str(tmp_path / "longer"), "--epochs", "2") == 0
+    straight, longer = ((tmp_path / d / "weights.safetensors").read_bytes() for d in ("straight", "longer"))
+    assert straight == longer
+    import json
+
+    metrics = json.loads((tmp_path / "longer" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
+    assert "epochs: 2\n" in (tmp_path / "longer" / "train.yaml").read_text()
+    # a later resume sees the longer run, and a shorter one is refused with the reason
+    capsys.readouterr()
+    assert _train("--resume", str(tmp_path / "longer"), "--epochs", "1") == 2
+    assert "the run has already trained 2 epochs" in capsys.readouterr().err
+
+
+LONGER = [
+    # (schedule, settings given at the start, refusal expected (None: it carries on))
+    ("constant", {}, None),
+    ("step", {"step_size": 2}, None),
+    ("step", {"step_size": None}, "its --step-size was not given, so it is a third of the epochs"),
+    ("cosine", {}, "the cosine schedule anneals to 0 over the whole run"),
+    ("onecycle", {}, "the onecycle schedule rises and falls over the whole run"),
+]
+
+
+@pytest.mark.parametrize("schedule,given,refusal", LONGER, ids=[f"{c[0]}-{c[1]}" for c in LONGER])
+def test_which_schedules_carry_on_past_their_end(schedule, given, refusal):
+    from cnnspec.errors import UsageError
+    from cnnspec.training.checkpoint import Checkpoint, longer_run
+
+    settings = {"epochs": 4, "schedule": schedule, "step_size": given.get("step_size") or 1}
+    saved = Checkpoint(4, {"settings": settings, "given": {**settings, **given}}, {"stop_reason": None}, {})
+    record = {"settings": {**settings, "epochs": 9}}
+    if refusal is None:
+        assert longer_run("run", saved, record)["settings"] == settings  # what the checkpoint's run had
+    else:
+        with pytest.raises(UsageError, match="cannot carry on past 4 epochs: " + refusal):
+            longer_run("run", saved, record)
+    stopped = Checkpoint(3, saved.record, {"stop_reason": "stopped early after epoch 3: patience"}, {})
+    with pytest.raises(UsageError, match=r"the run has ended \(stopped early"):
+        longer_run("run", stopped, record)

@@ -67,7 +67,7 @@ def run_record(spec_path, backend: str, source: str, data, config, world) -> dic
     return {"spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.resolved()}
+            "settings": config.resolved(), "given": config.settings()}
 
 
 def resume_settings(run_dir) -> dict:
@@ -115,8 +115,36 @@ def _short(value, key: str = "") -> str:
     return f"digest {text[:12]}" if key.endswith("_sha256") and value else text
 
 
+def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
+    """``record`` as the checkpoint's run would be with this run's epochs, where ``--epochs N`` carries a
+    run on past its end (a schedule that does not depend on the total); a one-line refusal with the reason
+    where it cannot. A record whose epochs did not change comes back as it is."""
+    from .schedule import why_not_longer
+
+    was, now = checkpoint.record.get("settings", {}), record.get("settings", {})
+    before, after = was.get("epochs"), now.get("epochs")
+    if before == after or not isinstance(before, int) or not isinstance(after, int):
+        return record
+    where = f"--resume {run_dir} --epochs {after}"
+    if after < checkpoint.epoch:
+        raise UsageError(f"{where}: the run has already trained {checkpoint.epoch} epochs")
+    if after < before:
+        raise UsageError(f"{where}: the run was started for {before} epochs; a resume cannot shorten it "
+                         f"(its schedule was planned for {before})")
+    stopped = checkpoint.progress.get("stop_reason")
+    if stopped:
+        raise UsageError(f"{where}: the run has ended ({stopped}); start a new run from its weights "
+                         f"with --init")
+    reason = why_not_longer(str(was.get("schedule")), checkpoint.record.get("given") or {})
+    if reason:
+        raise UsageError(f"{where}: cannot carry on past {before} epochs: {reason}; start a new run from "
+                         f"its weights instead (--init {Path(run_dir) / 'weights.safetensors'} --epochs "
+                         f"{after - before})")
+    return {**record, "settings": {**now, "epochs": before}}
+
+
 def refuse_if_different(run_dir, checkpoint: Checkpoint, record: dict) -> None:
-    diff = differences(checkpoint.record, record)
+    diff = differences(checkpoint.record, longer_run(run_dir, checkpoint, record))
     if diff:
         raise UsageError(f"--resume {run_dir}: this run differs from the checkpoint's: {'; '.join(diff)}; "
                          f"start a new run (-o) to change it")

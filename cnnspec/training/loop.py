@@ -24,7 +24,7 @@ from pathlib import Path
 from ..backend.interface import Progress
 from ..backend.trainconfig import TrainConfig
 from ..backend.world import World, world_from_env
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError, plural
 from ..files.atomic import check_can_create_dir
 from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
@@ -101,6 +101,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     record = run_record(spec_path, backend_name, source, data, config, world)
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
+        record = {**record, "given": checkpoint.record.get("given")}  # as the run was started
     initial = read_weights(init, graph) if init and checkpoint is None else None
     say(data.describe())
     say(head.note)
@@ -118,11 +119,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = backend.make_trainer(head.train_graph, initial, config, world)
-    saver = Checkpointer(out, record, world)
+    saver = Checkpointer(out, record, world, checkpoint.epoch if checkpoint is not None else 0)
     try:
         if checkpoint is not None:
             trainer.load_state(checkpoint.trainer_tensors, checkpoint.trainer_meta)
         run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say, saver, checkpoint)
+    except KeyboardInterrupt:
+        raise interrupted(out, saver.epoch, config.epochs) from None
     finally:
         trainer.close()
 
@@ -154,9 +157,24 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None}, config, folder=out)
-    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                            Int8Step.for_run(config, data))
+    try:
+        written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say,
+                                settings_yaml, Int8Step.for_run(config, data))
+    except KeyboardInterrupt:
+        raise interrupted(out, saver.epoch, saver.epoch) from None
     return TrainResult(out, metrics, written)
+
+
+def interrupted(out: Path, saved: int, epochs: int) -> Interrupted:
+    """What Ctrl-C during training leaves: the epochs saved, and the command that carries on."""
+    if not saved:
+        return Interrupted(f"in epoch 1 of {epochs}, before its first checkpoint: nothing to resume; "
+                           f"start the run again")
+    if saved >= epochs:
+        return Interrupted(f"while writing the outputs; all {plural(epochs, 'epoch')} are saved: write them "
+                           f"with `cnnspec train --resume {out}`")
+    kept = "epoch 1 is saved" if saved == 1 else f"epochs 1-{saved} are saved"
+    return Interrupted(f"in epoch {saved + 1} of {epochs}; {kept}: carry on with `cnnspec train --resume {out}`")
 
 
 def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
@@ -178,14 +196,16 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
 class Checkpointer:
     """Writes the run's state after every epoch (rank 0; every rank hands its part in)."""
 
-    def __init__(self, out: Path, record: dict, world: World):
+    def __init__(self, out: Path, record: dict, world: World, epoch: int = 0):
         self.out, self.record, self.world = Path(out), record, world
         self.created = not self.out.exists()
+        self.epoch = epoch  # the last epoch saved
 
     def save(self, epoch: int, progress: dict, trainer, best_weights: dict) -> None:
         tensors, meta = trainer.state()  # on every rank: under torchrun it gathers every rank's generators
         if self.world.is_writer:
             write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+        self.epoch = epoch
 
     def discard(self) -> None:
         """A run that cannot go on (it diverged, and would again on resume) leaves nothing behind."""
@@ -225,18 +245,21 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                          partial(augmenter.batch, epoch) if augmenter is not None else None)
         bar = EpochBar(n_batches, f"epoch {epoch}/{config.epochs}", world.is_writer and not config.quiet)
         begin = time.perf_counter()
-        stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
-        seconds = time.perf_counter() - begin
-        if not math.isfinite(stats.loss):
+        try:  # the bar ends its line whatever stops the epoch (Ctrl-C too): what follows starts a line
+            stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
+            seconds = time.perf_counter() - begin
+            if not math.isfinite(stats.loss):
+                if saver is not None:
+                    saver.discard()
+                raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
+                                 f"try a lower --lr than {config.learning_rate:g}")
+            row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+            if len(val_idx):
+                row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+        except BaseException:
             bar.close()
-            if saver is not None:
-                saver.discard()
-            raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
-                             f"try a lower --lr than {config.learning_rate:g}")
-        row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
-        if len(val_idx):
-            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
-        row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+            raise
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
