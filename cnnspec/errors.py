@@ -60,7 +60,7 @@ class Diagnostic:
         """Which block call led here: every call of the chain, or for an error many calls reach, how many."""
         if self.calls > 1:
             block, first = self.via[0]
-            return f" (in block '{block}', reached by {self.calls} calls, first at {self.line_of(first)})"
+            return f" (in block '{block}', reached by {plural(self.calls, 'call')}, first at {self.line_of(first)})"
         return "".join(f" (in block '{block}' called at {self.line_of(call)})" for block, call in self.via)
 
     def line_of(self, other: Location) -> str:

@@ -71,6 +71,9 @@ def test_train_config_works_from_another_directory(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(project)
     assert main(["train", "my/shapes.yaml", "--data", "digits", "--epochs", "1", "--val-fraction", "0",
                  "-o", "runs/a", "--quiet"]) == 0
+    import json
+
+    assert json.loads((project / "runs" / "a" / "metrics.json").read_text())["stop_reason"] == "ran its 1 epoch"
     text = (project / "runs" / "a" / "train.yaml").read_text()
     assert "spec: ../../my/shapes.yaml\n" in text and "output: .\n" in text and "data: digits\n" in text
     monkeypatch.chdir(elsewhere)
@@ -273,3 +276,77 @@ def test_which_schedules_carry_on_past_their_end(schedule, given, refusal):
     stopped = Checkpoint(3, saved.record, {"stop_reason": "stopped early after epoch 3: patience"}, {})
     with pytest.raises(UsageError, match=r"the run has ended \(stopped early"):
         longer_run("run", stopped, record)
+
+
+# ---------------------------------------------------------------- 8. wording: counts, bench, int8
+
+@pytest.mark.parametrize("n,word,expected", [
+    (1, "epoch", "1 epoch"), (2, "epoch", "2 epochs"), (0, "epoch", "0 epochs"), (1.0, "warm-up epoch", "1 warm-up epoch"),
+    (0.5, "warm-up epoch", "0.5 warm-up epochs"), (12345, "image", "12,345 images"), (1, "class", "1 class"),
+])
+def test_plural(n, word, expected):
+    from cnnspec.errors import plural
+
+    assert plural(n, word, "classes" if word == "class" else None) == expected
+
+
+def test_training_counts_are_said_in_good_english():
+    from cnnspec.backend.trainconfig import TrainConfig
+    from cnnspec.backend.world import World
+    from cnnspec.errors import UsageError
+    from cnnspec.training.loop import _describe
+
+    one = _describe("torch", TrainConfig(epochs=1), World(), None, None, None)
+    assert ": 1 epoch, batch 32" in one
+    assert ", 1 warm-up epoch," in _describe("torch", TrainConfig(epochs=3, warmup=1), World(), None, None, None)
+    assert ", 2.5 warm-up epochs," in _describe("torch", TrainConfig(epochs=3, warmup=2.5), World(), None, None, None)
+    with pytest.raises(UsageError, match=r"--warmup must be at least 0 and less than the run's 1 epoch, got 1$"):
+        TrainConfig(epochs=1, warmup=1).validate(World())
+    with pytest.raises(UsageError, match=r"less than the run's 3 epochs, got 4$"):
+        TrainConfig(epochs=3, warmup=4).validate(World())
+
+
+@pytest.mark.parametrize("ratio,words", [
+    (1.41, "runs 1.41x faster than"), (0.71, "runs 1.41x slower than"), (1.0, "runs as fast as"),
+    (0.5, "runs 2.00x slower than"), (2.0, "runs 2.00x faster than"),
+])
+def test_bench_says_faster_or_slower(ratio, words):
+    from cnnspec.runner.benchmark import format_bench, speed_words
+
+    assert speed_words(ratio) == words
+    t = {"p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "images_per_second": 1000.0, "calls": 1}
+    result = {"model": "a/model.int8.onnx", "name": "x", "against": "a/model.onnx", "provider": "cpu", "threads": 2,
+              "cpu": "AVX2", "onnxruntime": "1", "seconds_per_batch": 1.0,
+              "results": [{"batch": 1, "model": t, "against": t, "ratio": ratio}]}
+    text = format_bench(result)
+    assert f"batch    1  a/model.int8.onnx {words} a/model.onnx (median of per-round ratios)" in text
+    assert "(1 call)" in text and "the other" not in text
+
+
+@pytest.mark.parametrize("speed,expected", [
+    ({1: (50.0, 100.0, 0.5), 32: (300.0, 200.0, 1.5)}, "the int8 model runs slower than fp32 on this CPU (batch 1: "
+                                                        "2.00x slower, AVX2); it saves size, not time"),
+    ({1: (150.0, 100.0, 1.5), 32: (300.0, 200.0, 1.5)}, None),
+    ({}, None),
+])
+def test_quantize_warns_when_int8_is_slower(speed, expected):
+    from types import SimpleNamespace
+
+    from cnnspec.quantize import slower_warning
+
+    warning = slower_warning(SimpleNamespace(speed=speed, isa="AVX2"))
+    assert (warning is None) if expected is None else warning.startswith(expected)
+
+
+def test_train_prints_the_int8_line_without_repeating_int8(tmp_path, monkeypatch, capsys):
+    import cnnspec.training
+    from cnnspec.cli import main
+    from cnnspec.training.loop import TrainResult
+
+    metrics = {"test_accuracy": 0.9, "best_epoch": 1, "epochs": 1, "selected_by": "last epoch", "test_loss": 0.1,
+               "stopped_early": False, "quantization": {"written": True, "guard": "int8 accuracy 90.00% vs fp32 "
+                                                                                "90.00% on 10 held-out images"}}
+    monkeypatch.setattr(cnnspec.training, "train", lambda *a, **k: TrainResult(tmp_path, metrics, []))
+    assert main(["train", "x.yaml", "--data", "digits", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "int8: accuracy 90.00% vs fp32" in out and "int8: int8" not in out

@@ -42,7 +42,10 @@ def run(args) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr)
 
-    progress(f"{graph.name}: {len(graph.nodes)} layers, {graph.params:,} params, backend {args.backend}, into {outdir}")
+    from ..errors import plural
+
+    progress(f"{graph.name}: {plural(len(graph.nodes), 'layer')}, {plural(graph.params, 'param')}, backend "
+             f"{args.backend}, into {outdir}")
     with staged_output(outdir) as stage:  # all files appear together, or none do
         written = backend.build(graph, stage, weights=weights, seed=args.seed, progress=progress)
     for path in written:

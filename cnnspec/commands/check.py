@@ -32,7 +32,7 @@ def _columns(text: str):
 def add_arguments(parser):
     parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    parser.add_argument("--batch", type=_positive, metavar="B",
+    parser.add_argument("--batch", "--batch-size", dest="batch", type=_positive, metavar="B",
                         help="add the memory of inference and of a training step at batch B, with assumptions")
     parser.add_argument("--blocks", action="store_true", help="one row per block call instead of per layer")
     parser.add_argument("--columns", type=_columns, metavar="LIST",

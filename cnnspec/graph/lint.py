@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from .ir import Graph, Node
 
 Check = Callable[[Graph], Iterator[Diagnostic]]
@@ -47,7 +47,7 @@ def bias_before_batchnorm(graph: Graph) -> Iterator[Diagnostic]:
         if after and all(r.op == "batchnorm" for r in after):
             units = node.attrs["filters"] if node.op == "conv2d" else node.attrs["units"]
             yield _warn(node, f"{node.name}: its bias is cancelled by the batchnorm after it ({after[0].name} "
-                              f"subtracts the mean); 'bias: false' saves {units:,} parameters")
+                              f"subtracts the mean); 'bias: false' saves {plural(units, 'parameter')}")
 
 
 def channels_last_input(graph: Graph) -> Iterator[Diagnostic]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from ..errors import Diagnostic, SpecError
+from ..errors import Diagnostic, SpecError, plural
 from ..graph.ir import INPUT, Graph, Node, frozen_attrs
 from ..graph.ops import OPS, Inferred, ShapeProblem, fmt_shape
 from .expansion import Expander, Item
@@ -61,7 +61,7 @@ def _build_node(item: Item, doc, diags) -> Node | None:
         return None
     n_in = len(item.inputs)
     if n_in < op_def.min_inputs:
-        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {op_def.min_inputs} layers, "
+        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {plural(op_def.min_inputs, 'layer')}, "
                                 f"got {n_in}", doc.loc(item.path), rank=RANK_LAYER))
         return None
     if op_def.max_inputs is not None and n_in > op_def.max_inputs:
@@ -134,7 +134,7 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
     last = nodes[-1] if nodes else None
     if isinstance(classes, list) and last is not None and last.shape is not None:
         if len(last.shape) != 1 or last.shape[0] != len(classes):
-            diags.append(Diagnostic(f"'classes' has {len(classes)} labels but the output is {fmt_shape(last.shape)}",
+            diags.append(Diagnostic(f"'classes' has {plural(len(classes), 'label')} but the output is {fmt_shape(last.shape)}",
                                     doc.loc(("classes",), key=True), rank=RANK_EXPECT))
     graph = Graph(
         name=data.get("name") if isinstance(data.get("name"), str) else "",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from ..graph.ir import INPUT
 from ..graph.ops import OPS
 from .imports import collect_blocks
@@ -338,7 +338,7 @@ class Expander:
         """Copies are each fed by the last alone, so a block that takes several inputs cannot repeat."""
         names = _declared_inputs(self.blocks[op]) if op in self.blocks else None
         if names and len(names) > 1:
-            self.error(f"block '{op}' takes {len(names)} inputs ({', '.join(names)}), so a call of it cannot "
+            self.error(f"block '{op}' takes {plural(len(names), 'input')} ({', '.join(names)}), so a call of it cannot "
                        f"repeat: each copy would be fed by the last alone; write one call per copy",
                        path + ("repeat",), scope, key=True)
             return False
@@ -450,7 +450,7 @@ class Expander:
             return names
         at = self.doc.loc(path + ("in",))
         where = self.doc.loc(block.path + ("inputs",), key=True) if declared else self.doc.loc(block.path, key=True)
-        takes = (f"{len(names)} inputs ({', '.join(names)}; declared at {self._line_of(where, at)})" if declared else
+        takes = (f"{plural(len(names), 'input')} ({', '.join(names)}; declared at {self._line_of(where, at)})" if declared else
                  f"one input (block at {self._line_of(where, at)})")
         gives = f"'in' names {len(inputs)}" if named_in else \
             "the call gives 1 (the layer before it); name them with 'in: [...]'"

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from .suggestions import close_match, suggest
 
 TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
@@ -171,7 +171,7 @@ def _item_count(e: _Error) -> Diagnostic:
     if not e.subject and e.name in LIST_WORDS:
         return LIST_WORDS[e.name](e)
     words = "at least" if e.error.validator == "minItems" else "at most"
-    return e.say(f"{e.prefix}'{e.name}' must have {words} {e.want} items, got {len(e.value)}")
+    return e.say(f"{e.prefix}'{e.name}' must have {words} {plural(e.want, 'item')}, got {len(e.value)}")
 
 
 def _enum(e: _Error) -> Diagnostic:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backend.trainconfig import AFTER_TRAINING
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, plural
 from ..files.atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -127,9 +127,9 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
         return record
     where = f"--resume {run_dir} --epochs {after}"
     if after < checkpoint.epoch:
-        raise UsageError(f"{where}: the run has already trained {checkpoint.epoch} epochs")
+        raise UsageError(f"{where}: the run has already trained {plural(checkpoint.epoch, 'epoch')}")
     if after < before:
-        raise UsageError(f"{where}: the run was started for {before} epochs; a resume cannot shorten it "
+        raise UsageError(f"{where}: the run was started for {plural(before, 'epoch')}; a resume cannot shorten it "
                          f"(its schedule was planned for {before})")
     stopped = checkpoint.progress.get("stop_reason")
     if stopped:
@@ -137,7 +137,7 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
                          f"with --init")
     reason = why_not_longer(str(was.get("schedule")), checkpoint.record.get("given") or {})
     if reason:
-        raise UsageError(f"{where}: cannot carry on past {before} epochs: {reason}; start a new run from "
+        raise UsageError(f"{where}: cannot carry on past {plural(before, 'epoch')}: {reason}; start a new run from "
                          f"its weights instead (--init {Path(run_dir) / 'weights.safetensors'} --epochs "
                          f"{after - before})")
     return {**record, "settings": {**now, "epochs": before}}

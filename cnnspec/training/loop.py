@@ -178,7 +178,7 @@ def interrupted(out: Path, saved: int, epochs: int) -> Interrupted:
 
 
 def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
-    extras = [f"{config.schedule} schedule" + (f", {config.warmup:g} warm-up epochs" if config.warmup else "")]
+    extras = [f"{config.schedule} schedule" + (f", {plural(config.warmup, 'warm-up epoch')}" if config.warmup else "")]
     extras += [f"weight decay {config.decay:g}"] if config.decay else []
     extras += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
     extras += [f"patience {config.patience}"] if config.patience else []
@@ -186,7 +186,7 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
     extras += [f"augment {','.join(config.augment)}"] if config.augment else []
     extras += [f"then {config.quantize} (model.int8.onnx)"] if config.quantize else []
     text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
-            + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
+            + f": {plural(config.epochs, 'epoch')}, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
             + ", ".join(extras) + f", seed {config.seed}")
     if checkpoint is not None:
         return text + f", resuming {resume} after epoch {checkpoint.epoch}"
@@ -278,7 +278,7 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                                "train_images": train_images, "stop_reason": stop_reason}, trainer, best_weights)
     stopped_early = stop_reason is not None
     if stop_reason is None:
-        stop_reason = f"ran all {config.epochs} epochs"
+        stop_reason = f"ran all {plural(config.epochs, 'epoch')}" if config.epochs > 1 else "ran its 1 epoch"
     return Selection(history, best, best_weights, best_confusion, train_seconds, train_images, stop_reason,
                      stopped_early)
 
@@ -294,7 +294,7 @@ def patience_stop(history: list[dict], patience: int | None) -> str | None:
     if waited < patience:
         return None
     return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
-            f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
+            f"{plural(waited, 'epoch')} (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
 def epoch_summary(row: dict) -> str:
