@@ -350,3 +350,36 @@ def test_train_prints_the_int8_line_without_repeating_int8(tmp_path, monkeypatch
     assert main(["train", "x.yaml", "--data", "digits", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "int8: accuracy 90.00% vs fp32" in out and "int8: int8" not in out
+
+
+# ---------------------------------------------------------------- 9. columns left out are named
+
+@pytest.mark.parametrize("argv,width,expected", [
+    (["specs/resnet50.yaml"], 80, "Hidden at 80 columns: rf, stride, inputs, params%, macs%, flops (--columns all)"),
+    (["specs/lenet-5.yaml"], 80, "Hidden at 80 columns: flops (--columns all)"),
+    (["specs/resnet50.yaml", "--blocks"], 80, "Hidden at 80 columns: inputs, params%, macs%, flops (--columns all)"),
+    (["specs/resnet50.yaml"], 400, None),  # everything fits: no line
+    (["specs/resnet50.yaml", "--columns", "name,op,rf"], 80, None),  # chosen: nothing was left out
+    (["specs/resnet50.yaml", "--columns", "all"], 80, None),
+])
+def test_columns_left_out_are_named_with_how_to_get_them(monkeypatch, capsys, argv, width, expected):
+    import cnnspec.commands.check as check_command
+    from cnnspec.cli import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(check_command, "terminal_width", lambda stream: width)
+    assert main(["check", *argv]) == 0
+    out = capsys.readouterr().out
+    hidden = [line for line in out.splitlines() if line.startswith("Hidden at")]
+    assert hidden == ([expected] if expected else [])
+    assert all(len(line) <= 80 for line in hidden)
+
+
+def test_a_pipe_gets_80_columns_and_the_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "cnnspec.cli", "check", str(ROOT / "specs" / "resnet50.yaml")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.rstrip().splitlines()[-1] == ("Hidden at 80 columns: rf, stride, inputs, params%, macs%, flops "
+                                             "(--columns all)")
