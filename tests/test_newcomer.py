@@ -383,3 +383,94 @@ def test_a_pipe_gets_80_columns_and_the_line(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.rstrip().splitlines()[-1] == ("Hidden at 80 columns: rf, stride, inputs, params%, macs%, flops "
                                              "(--columns all)")
+
+
+# ---------------------------------------------------------------- 10. check DIR, check -, run --input DIR
+
+def _stdin(monkeypatch, text: str) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_check_a_folder_checks_every_yaml_in_it(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from cnnspec.cli import main
+
+    for name in ("lenet-5.yaml", "digits.yaml"):
+        shutil.copy(ROOT / "specs" / name, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a spec")
+    (tmp_path / "sub").mkdir()
+    shutil.copy(ROOT / "specs" / "vgg16.yaml", tmp_path / "sub" / "vgg16.yaml")  # not recursive
+    assert main(["check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"digits ({tmp_path / 'digits.yaml'})" in out and f"lenet-5 ({tmp_path / 'lenet-5.yaml'})" in out
+    assert "vgg16" not in out
+    assert main(["check", "--json", str(tmp_path)]) == 0
+    assert [d["spec"] for d in json.loads(capsys.readouterr().out)] == [
+        str(tmp_path / "digits.yaml"), str(tmp_path / "lenet-5.yaml")]
+    (tmp_path / "bad.yaml").write_text(HEAD + "  - conv2d: {filters: 8, kernal: 3}\n")
+    assert main(["check", str(tmp_path)]) == 1  # one bad spec among good ones
+    assert f"{tmp_path / 'bad.yaml'}:5:26: error: conv2d_1 has no argument 'kernal'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty")]) == 2
+    assert "empty: no *.yaml files in this folder" in capsys.readouterr().err
+
+
+def test_check_dash_reads_standard_input(monkeypatch, capsys):
+    import json
+
+    from cnnspec.cli import main
+
+    _stdin(monkeypatch, (ROOT / "specs" / "lenet-5.yaml").read_text())
+    assert main(["check", "-"]) == 0
+    assert capsys.readouterr().out.startswith("lenet-5 (<stdin>)\n")
+    _stdin(monkeypatch, HEAD + "  - conv2d: {filters: 8, kernel: 3, strid: 1}\n")
+    assert main(["check", "-"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "<stdin>:5:37: error: conv2d_1 has no argument 'strid'; did you mean 'stride'?", "<stdin>: 1 error"]
+    _stdin(monkeypatch, (ROOT / "specs" / "lenet-5.yaml").read_text())
+    assert main(["check", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"] == "<stdin>"
+
+
+def test_check_dash_from_a_real_pipe():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cnnspec.cli", "check", "-", "--columns", "name,shape"],
+                          input=(ROOT / "specs" / "digits.yaml").read_bytes(), capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().startswith("digits (<stdin>)\n")
+
+
+def test_run_input_folder_runs_every_image_in_it(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from cnnspec.cli import main
+
+    (tmp_path / "spec.yaml").write_text(TINY)
+    assert main(["build", str(tmp_path / "spec.yaml"), "--backend", "onnx", "-o", str(tmp_path / "m"), "--quiet"]) == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.jpg", "c.npy"):
+        if name.endswith(".npy"):
+            np.save(photos / name, rng.random((2, 1, 8, 8), dtype=np.float32))
+        else:
+            Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(photos / name)
+    (photos / "readme.txt").write_text("left alone")
+    (photos / ".hidden.png").write_bytes(b"not even an image")
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "m" / "model.onnx"), "--input", str(photos), "--json"]) == 0
+    inputs = [r["input"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert inputs == [str(photos / "a.jpg"), str(photos / "b.png"), str(photos / "c.npy"), str(photos / "c.npy")]
+    (tmp_path / "nothing").mkdir()
+    assert main(["run", str(tmp_path / "m" / "model.onnx"), "--input", str(tmp_path / "nothing")]) == 2
+    assert "nothing: no images or .npy arrays in this folder" in capsys.readouterr().err

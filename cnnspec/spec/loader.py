@@ -69,6 +69,26 @@ class Imported:
         self.doc = doc
 
 
+STDIN = "-"  # the path that means standard input
+STDIN_NAME = "<stdin>"  # what messages call it
+
+
+def read_stdin_text() -> str:
+    """A spec from standard input, as strict UTF-8, at most MAX_FILE_BYTES."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError("-: no standard input to read a spec from")
+    try:
+        raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"-: cannot read standard input: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UsageError(f"{STDIN_NAME}: more than {MAX_FILE_BYTES} bytes; a spec may be at most {MAX_FILE_BYTES} bytes")
+    return decode_spec_bytes(raw, STDIN_NAME)
+
+
 def read_spec_text(path: str | Path, file: str | None = None) -> str:
     """Read a file as strict UTF-8; any failure is a usage error or a located diagnostic (in
     ``file``, the name messages give it, where that is not the path)."""
@@ -322,6 +342,12 @@ def parse_yaml(text: str, file: str) -> Document:
 
 
 def load_document(path: str | Path) -> Document:
+    """A spec file's document; ``-`` reads standard input (named ``<stdin>``, importing relative to
+    the working directory)."""
+    if str(path) == STDIN:
+        doc = parse_yaml(read_stdin_text(), STDIN_NAME)
+        doc.origin = Path.cwd() / STDIN_NAME
+        return doc
     doc = parse_yaml(read_spec_text(path), str(path))
     doc.origin = Path(path)
     return doc
