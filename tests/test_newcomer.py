@@ -474,3 +474,39 @@ def test_run_input_folder_runs_every_image_in_it(tmp_path, capsys):
     (tmp_path / "nothing").mkdir()
     assert main(["run", str(tmp_path / "m" / "model.onnx"), "--input", str(tmp_path / "nothing")]) == 2
     assert "nothing: no images or .npy arrays in this folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 11. option names
+
+ALIASES = [
+    # (command, its other arguments, the dest both spellings fill, the value parsed from "8")
+    ("check", ["net.yaml"], "batch", 8),
+    ("bench", ["model.onnx"], "batch", "8"),
+    ("run", ["model.onnx", "--input", "a.png"], "batch_size", 8),
+    ("eval", ["model.onnx", "--data", "digits"], "batch_size", 8),
+    ("train", ["net.yaml"], "batch_size", 8),
+]
+
+
+@pytest.mark.parametrize("command,rest,dest,value", ALIASES, ids=[a[0] for a in ALIASES])
+@pytest.mark.parametrize("flag", ["--batch", "--batch-size"])
+def test_batch_and_batch_size_are_aliases_everywhere(command, rest, dest, value, flag):
+    from cnnspec.cli import build_parser
+
+    args = build_parser().parse_args([command, *rest, flag, "8"])
+    assert getattr(args, dest) == value
+
+
+def test_build_help_lists_every_installed_backend_and_the_default():
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    code = ("import sys\nfrom cnnspec.cli import main\nmain(['build', '--help'])\n"
+            "print('IMPORTED', [m for m in ('torch', 'tensorflow', 'keras', 'onnxruntime') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    names = sorted(ep.name for ep in entry_points(group="cnnspec.backends"))
+    assert {"torch", "keras", "onnx"} <= set(names)
+    text = " ".join(out.split())  # argparse wraps the help
+    assert f"--backend NAME {', '.join(names)} (the installed plugins; default: torch;" in text
+    assert "IMPORTED []" in out  # listed from the entry points: no framework imported

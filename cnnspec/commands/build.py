@@ -5,12 +5,18 @@ import sys
 from pathlib import Path
 
 NAME = "build"
+DEFAULT_BACKEND = "torch"
 HELP = "compile a spec with a backend; write model.onnx, weights.safetensors and the backend's model files"
 
 
 def add_arguments(parser):
     parser.add_argument("spec", metavar="SPEC")
-    parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
+    from ..backend.plugins import plugin_names
+
+    names = plugin_names()
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
+                        help=f"{', '.join(names) or 'no plugin installed'} (the installed plugins; default: "
+                             f"{DEFAULT_BACKEND}; 'cnnspec backends' says whether each one's framework is there)")
     parser.add_argument("--weights", metavar="FILE", help="a safetensors file in the neutral layout")
     parser.add_argument("--seed", type=int, default=0, help="seed for initial weights when --weights is absent")
     parser.add_argument("-o", "--output", metavar="DIR", default=None, help="output folder (default: build/<name>)")

@@ -12,7 +12,8 @@ def add_arguments(parser):
                              "scaled to [0, 1]), or folders of them (every image and .npy array in it)")
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                         help="ONNX Runtime execution provider; cuda never falls back to the CPU silently")
-    parser.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=32, metavar="N", help="samples per run (default 32)")
+    parser.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=32, metavar="N",
+                        help="samples per run (default 32)")
     parser.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per sample (default 5)")
     parser.add_argument("--save", metavar="DIR", default=None,
                         help="write the raw outputs as .npy files, one per input file, into DIR; a model whose "
