@@ -510,3 +510,25 @@ def test_build_help_lists_every_installed_backend_and_the_default():
     text = " ".join(out.split())  # argparse wraps the help
     assert f"--backend NAME {', '.join(names)} (the installed plugins; default: torch;" in text
     assert "IMPORTED []" in out  # listed from the entry points: no framework imported
+
+
+# ---------------------------------------------------------------- 13. curves.png: whole epochs on the axis
+
+@pytest.mark.parametrize("epochs", [1, 2, 4, 7, 30])
+def test_curves_have_whole_epoch_ticks(epochs):
+    pytest.importorskip("matplotlib")
+    from cnnspec.training.plots import curves_figure, plot_curves
+
+    history = [{"epoch": e, "train_loss": 1 / e, "train_accuracy": 1 - 1 / (e + 1), "val_loss": 1 / e,
+                "val_accuracy": 0.5, "test_loss": 1 / e, "test_accuracy": 0.5} for e in range(1, epochs + 1)]
+    metrics = {"history": history, "best_epoch": epochs, "spec": "t", "backend": "torch", "data": "digits",
+               "test_accuracy": 0.5, "selected_by": "validation accuracy"}
+    fig = curves_figure(metrics)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+        labels = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+        assert all("." not in text for text in labels), labels
+    assert plot_curves(metrics)[:8] == b"\x89PNG\r\n\x1a\n"
