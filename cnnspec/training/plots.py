@@ -28,7 +28,7 @@ def curves_figure(metrics: dict):
         ax.plot(epochs, [h[f"test_{key}"] for h in hist], marker="o", label="test")
         ax.axvline(metrics["best_epoch"], color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if len(set(epochs)) == 1:  # one point: matplotlib's own span (±5%) holds no whole number
             ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
         ax.set_title(title)
