@@ -532,3 +532,26 @@ def test_curves_have_whole_epoch_ticks(epochs):
         labels = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
         assert all("." not in text for text in labels), labels
     assert plot_curves(metrics)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- 14. bench answers in seconds by default
+
+@pytest.mark.slow
+def test_bench_defaults_answer_in_under_10_seconds(tmp_path, capsys):
+    """The README's form (a model against another, every other option at its default), timed whole."""
+    import time
+
+    from cnnspec.cli import main
+
+    (tmp_path / "spec.yaml").write_text(TINY)
+    for name in ("a", "b"):
+        assert main(["build", str(tmp_path / "spec.yaml"), "--backend", "onnx", "--seed", str(ord(name)),
+                     "-o", str(tmp_path / name), "--quiet"]) == 0
+    capsys.readouterr()
+    start = time.perf_counter()
+    assert main(["bench", str(tmp_path / "a" / "model.onnx"), "--against", str(tmp_path / "b" / "model.onnx")]) == 0
+    seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert seconds < 10, f"bench took {seconds:.1f} s with its defaults"
+    assert out.rstrip().splitlines()[-1] == ("timed 1 s per batch size and model; for steadier figures, measure "
+                                             "longer (--seconds 5) and at more sizes (--batch 1,8,32)")
