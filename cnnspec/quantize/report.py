@@ -48,7 +48,7 @@ def _percent(value: float | None) -> str:
 def format_report(r: QuantizeReport) -> str:
     h = r.held_out
     lines = [
-        f"{r.model}: {r.recipe_description} (recipe {r.recipe}, {r.batchnorms_folded} batchnorms folded)",
+        f"{r.model}: {r.recipe_description} (recipe {r.recipe}, {plural(r.batchnorms_folded, 'batchnorm')} folded)",
         f"  recipe         {r.recipe}: {r.recipe_reason}",
         f"  calibration    {r.calibration_images} of the {r.training_images} training images of {r.source}",
     ]
