@@ -86,6 +86,17 @@ def resume_settings(run_dir) -> dict:
         raise InputError(f"{path}: not a cnnspec checkpoint ({str(exc).splitlines()[0][:120]})") from None
 
 
+def saved_epoch(out) -> int | None:
+    """The epoch of the checkpoint in ``out``, from its header alone; None where there is none readable."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(Path(out) / CHECKPOINT_FILE), framework="numpy") as fh:
+            return int(json.loads((fh.metadata() or {})[META_KEY])["epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+        return None
+
+
 def _checkpoint_path(run_dir) -> Path:
     """``run_dir``'s checkpoint; a weights file or a folder without one gets a one-line hint."""
     folder = Path(run_dir)

@@ -28,7 +28,8 @@ from ..errors import Interrupted, UsageError, plural
 from ..files.atomic import check_can_create_dir
 from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
+from .checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, saved_epoch,
+                         write_checkpoint)
 from .int8 import Int8Step, require_quantizer
 from .loss import training_head
 from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
@@ -204,7 +205,12 @@ class Checkpointer:
     def save(self, epoch: int, progress: dict, trainer, best_weights: dict) -> None:
         tensors, meta = trainer.state()  # on every rank: under torchrun it gathers every rank's generators
         if self.world.is_writer:
-            write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+            try:
+                write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+            except BaseException:  # Ctrl-C held until the file was published still saved this epoch
+                if saved_epoch(self.out) == epoch:
+                    self.epoch = epoch
+                raise
         self.epoch = epoch
 
     def discard(self) -> None:
