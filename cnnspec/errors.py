@@ -28,6 +28,12 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def plural(n: int | float, word: str, many: str | None = None) -> str:
+    """'1 epoch', '3 epochs', '0.5 epochs' (``many`` where adding 's' is wrong): every count a message says."""
+    count = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{count} {word}" if n == 1 else f"{count} {many or word + 's'}"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem in a spec: what is wrong, where, and the chain of block calls that led there."""
@@ -54,7 +60,7 @@ class Diagnostic:
         """Which block call led here: every call of the chain, or for an error many calls reach, how many."""
         if self.calls > 1:
             block, first = self.via[0]
-            return f" (in block '{block}', reached by {self.calls} calls, first at {self.line_of(first)})"
+            return f" (in block '{block}', reached by {plural(self.calls, 'call')}, first at {self.line_of(first)})"
         return "".join(f" (in block '{block}' called at {self.line_of(call)})" for block, call in self.via)
 
     def line_of(self, other: Location) -> str:
@@ -148,6 +154,16 @@ class Terminated(BaseException):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(signum)
+
+
+class Interrupted(CnnspecError):
+    """Ctrl-C during a command that can carry on (training): says what was kept and the command that
+    carries on, on its own line; exit code 130, as a shell gives for SIGINT."""
+
+    exit_code = 130
+
+    def render(self) -> str:
+        return f"cnnspec: interrupted {self}".rstrip()
 
 
 class LoweringMissing(CnnspecError):

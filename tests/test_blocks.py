@@ -173,7 +173,7 @@ def test_errors_inside_a_several_input_block(inner, expected):
 @pytest.mark.parametrize("inputs, expected", [
     ("[x, x]", "net.yaml:7:13: error: 'inputs' has repeated items"),
     ("[x, 1y]", "net.yaml:7:17: error: 'inputs' '1y' is not a valid name"),
-    ("[]", "net.yaml:7:13: error: 'inputs' must have at least 1 items, got 0"),
+    ("[]", "net.yaml:7:13: error: 'inputs' must have at least 1 item, got 0"),
 ])
 def test_bad_input_declarations(inputs, expected):
     blocks = f"  merge:\n    params: {{}}\n    inputs: {inputs}\n    layers: [relu]\n"

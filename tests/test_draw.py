@@ -3,7 +3,10 @@ page opened in a real headless browser, and the one line said when the optional 
 
 Regenerate the .dot goldens after an intended change with ``CNNSPEC_UPDATE_GOLDEN=1 pytest tests/test_draw.py``.
 """
+import html
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -181,3 +184,34 @@ def test_without_the_extra_one_line_says_what_to_install(tmp_path):
         "cnnspec: error: drawing .svg, .png and .html needs grandalf: pip install 'cnnspec[draw]' (.dot needs nothing)"]
     dot = subprocess.run(run + [str(tmp_path / "g.dot")], capture_output=True, text=True, env=env)
     assert dot.returncode == 0 and (tmp_path / "g.dot").exists()
+
+
+PROBE = """<script>
+const side = document.getElementById('table').getBoundingClientRect();
+const header = [...document.querySelectorAll('th')].find(th => th.textContent === 'Output shape').getBoundingClientRect();
+const cells = [...document.querySelectorAll('td.wrap')].map(td => td.getBoundingClientRect().width);
+document.body.dataset.probe = JSON.stringify({side: [side.left, side.right], shape: [header.left, header.right],
+  width: innerWidth, height: innerHeight, widest_inputs: Math.max(0, ...cells)});
+</script></body>"""
+
+
+@needs_grandalf
+@pytest.mark.skipif(not _browser(), reason="no headless browser here: 'apt-get install -y chromium' (make test does "
+                                           "it where it runs as root on Debian)")
+@pytest.mark.parametrize("spec", ["specs/densenet121.yaml", "specs/googlenet.yaml"])
+def test_html_output_shape_stays_in_view_at_1400x1000(tmp_path, spec):
+    """Issue 22: in a 1400x1000 window the table's Output shape column is inside the visible table (long
+    layer names, a concat's many inputs): measured by the browser's own layout."""
+    page = _page(tmp_path, spec)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE, 1), encoding="utf-8")
+    result = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000", "--dump-dom",
+                             probe.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-probe="([^"]*)"', result.stdout)
+    assert found, result.stderr[-2000:]
+    m = json.loads(html.unescape(found.group(1)))
+    assert m["width"] == 1400  # (the height is the window's less headless chromium's own bars)
+    left, right = m["side"]
+    assert left <= m["shape"][0] and m["shape"][1] <= right - 16, m  # in view, a scroll bar's width to spare
+    assert 0 < m["widest_inputs"] <= 16 * 12 * 1.1  # the inputs wrap at 16em (12 px monospace) instead

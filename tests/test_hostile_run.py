@@ -219,7 +219,7 @@ BAD_INPUTS = [
     ("wrong-shape", "w.npy", _npy(np.zeros((8, 8), np.float32)), "array of shape [8, 8] does not fit"),
     ("nan-float-tiff", "nan.tiff", _float_tiff(np.nan), "nan.tiff: the image holds NaN or infinite values"),
     ("inf-float-tiff", "inf.tiff", _float_tiff(np.inf), "inf.tiff: the image holds NaN or infinite values"),
-    ("a-folder", "d.npy", lambda p: p.mkdir() or p, "d.npy: is a directory"),
+    ("a-folder-of-nothing", "d.npy", lambda p: p.mkdir() or p, "d.npy: no images or .npy arrays in this folder"),
     ("missing", "gone.png", lambda p: p, "gone.png: no such image file"),
 ]
 

@@ -134,7 +134,9 @@ def test_train_yaml_round_trips_every_setting(tmp_path):
     (tmp_path / "train.yaml").write_text(text)
     values = read_config(tmp_path / "train.yaml")
     assert config_from(values) == config
-    assert values["spec"] == "a b.yaml" and values["backend"] == "keras" and values["init"] is None
+    # paths are read relative to the file's own folder (issue 22: --config works from any directory)
+    assert values["spec"] == str(tmp_path / "a b.yaml") and values["backend"] == "keras" and values["init"] is None
+    assert values["data"] == "digits" and values["output"] == str(tmp_path / "runs" / "x")
     plain = to_yaml({"spec": "s.yaml", "backend": "torch", "data": "digits"}, TrainConfig())
     assert "lr: null  # adam's default: 0.001" in plain  # defaults that follow the optimizer stay null
 

@@ -65,6 +65,11 @@ def inspect_entry_point(ep) -> BackendInfo:
     return BackendInfo(ep.name, ep.value, tuple(m for m in requires if not _module_present(m)), extra, cls=cls)
 
 
+def plugin_names() -> list[str]:
+    """The installed plugins' names, from the entry points alone (nothing imported): for help texts."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
 def discover() -> dict[str, BackendInfo]:
     found = {ep.name: inspect_entry_point(ep) for ep in entry_points(group=GROUP)}
     return dict(sorted(found.items()))

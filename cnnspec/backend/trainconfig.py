@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..errors import UsageError
+from ..errors import UsageError, plural
 from .world import World
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -130,7 +130,7 @@ def _checks(c: TrainConfig, world: World) -> tuple[tuple[bool, str], ...]:
         (c.batch_size % world.size != 0, f"--batch-size {c.batch_size} is the global batch and must be a multiple "
                                          f"of the {world.size} processes"),
         (c.schedule not in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got '{c.schedule}'"),
-        (not 0 <= c.warmup < c.epochs, f"--warmup must be at least 0 and fewer than the {c.epochs} epochs, "
+        (not 0 <= c.warmup < c.epochs, f"--warmup must be at least 0 and less than the run's {plural(c.epochs, 'epoch')}, "
                                        f"got {c.warmup:g}"),
         (c.step_size is not None and c.step_size < 1, f"--step-size must be at least 1 epoch, got {c.step_size}"),
         (c.gamma is not None and not 0 < c.gamma <= 1, f"--gamma must be above 0 and at most 1, got {c.gamma}"),

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 NAME = "build"
+DEFAULT_BACKEND = "torch"
 HELP = "compile a spec with a backend; write model.onnx, weights.safetensors and the backend's model files"
 
 
@@ -13,7 +14,12 @@ def add_arguments(parser):
 
     parser.add_argument("spec", metavar="SPEC")
     add_spec_choice(parser)
-    parser.add_argument("--backend", default="torch", help="torch or keras (see 'cnnspec backends')")
+    from ..backend.plugins import plugin_names
+
+    names = plugin_names()
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
+                        help=f"{', '.join(names) or 'no plugin installed'} (the installed plugins; default: "
+                             f"{DEFAULT_BACKEND}; 'cnnspec backends' says whether each one's framework is there)")
     parser.add_argument("--weights", metavar="FILE",
                         help="weights to load: .safetensors (either layout), a PyTorch state_dict (.pt/.pth/.bin), "
                              "Keras weights (.weights.h5/.h5/.keras) or an ONNX model's initializers (.onnx)")
@@ -50,7 +56,10 @@ def run(args) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr)
 
-    progress(f"{graph.name}: {len(graph.nodes)} layers, {graph.params:,} params, backend {args.backend}, into {outdir}")
+    from ..errors import plural
+
+    progress(f"{graph.name}: {plural(len(graph.nodes), 'layer')}, {plural(graph.params, 'param')}, backend "
+             f"{args.backend}, into {outdir}")
     with staged_output(outdir) as stage:  # all files appear together, or none do
         written = backend.build(graph, stage, weights=weights, seed=args.seed, progress=progress)
     for path in written:

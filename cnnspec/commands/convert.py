@@ -45,7 +45,7 @@ def default_output(source: Path, target: str) -> Path:
 
 def run(args) -> int:
     from ..api import load
-    from ..errors import UsageError
+    from ..errors import UsageError, plural
     from ..backend.weightfiles import load as load_weights
     from ..weights.safetensors_io import write_weights
 
@@ -61,6 +61,6 @@ def run(args) -> int:
     converted, source_layout, _found = load_weights(source, graph, target, say)
     write_weights(out, converted, graph, layout=target)
     if not args.quiet:
-        print(f"{source}: {len(converted)} tensors, {source_layout} layout -> {target} layout", file=sys.stderr)
+        print(f"{source}: {plural(len(converted), 'tensor')}, {source_layout} layout -> {target} layout", file=sys.stderr)
     print(out)
     return 0

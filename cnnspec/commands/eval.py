@@ -15,7 +15,8 @@ def add_arguments(parser):
                              "held-out split is the one train holds out")
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                         help="ONNX Runtime execution provider; cuda never falls back to the CPU silently")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per run (default 256)")
+    parser.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=256, metavar="N",
+                        help="images per run (default 256)")
     parser.add_argument("--output", metavar="NAME", default=None,
                         help="for a model with several outputs, the one judged, by layer name (default: the first)")
     parser.add_argument("--json", action="store_true", help="print one JSON document (accuracy, loss, per_class, "

@@ -2,6 +2,8 @@
 measured on its held-out part, refused when it loses more than --max-drop points."""
 from __future__ import annotations
 
+import sys
+
 NAME = "quantize"
 HELP = "static int8 quantisation (QDQ, per-channel) calibrated on training images; refused if accuracy drops"
 
@@ -35,7 +37,7 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..quantize import DYNAMIC_REFUSAL, format_report, quantize_source, report_json
+    from ..quantize import DYNAMIC_REFUSAL, format_report, quantize_source, report_json, slower_warning
 
     if args.dynamic:
         raise UsageError(DYNAMIC_REFUSAL)
@@ -47,4 +49,7 @@ def run(args) -> int:
                              max_drop=args.max_drop, force=args.force, recipe=args.recipe,
                              speed_seconds=args.speed_seconds, threads=args.threads)
     print(report_json(report) if args.json else format_report(report))
+    warning = slower_warning(report)
+    if warning:
+        print(f"cnnspec: warning: {warning}", file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ OPTIONS = (
                                               "(x_train, y_train, x_test, y_test), a folder of MNIST IDX files, "
                                               "or an image folder with one subfolder per class")),
     (("--epochs",), dict(type=int, metavar="N", help="default: 10")),
-    (("--batch-size",), dict(type=int, metavar="B",
+    (("--batch-size", "--batch"), dict(type=int, metavar="B",
                              help="global batch size, split across processes under torchrun (default: 32)")),
     (("--optimizer",), dict(choices=("adam", "adamw", "sgd"), help="adam, adamw (decoupled weight decay) or sgd "
                                                                    "(default: adam)")),
@@ -142,7 +142,7 @@ def run(args) -> int:
               + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
         q = m.get("quantization")
         if q is not None:
-            print(f"int8: {q['guard']}" if q["written"] else f"int8: not written: {q['refused']}")
+            print(f"int8: {q['guard'].removeprefix('int8 ')}" if q["written"] else f"int8: not written: {q['refused']}")
         for path in result.written:
             print(path)
     return 0

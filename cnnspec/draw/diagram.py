@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import plural
 from ..graph.figures import Row, call_name, call_rows, input_row, layer_rows, output_marks
 from ..graph.ir import INPUT, Graph, Node
 from ..graph.ops import OPS, fmt_shape
@@ -122,7 +123,7 @@ def diagram(graph: Graph, collapse: bool = False) -> Diagram:
     if collapse:
         for row in call_rows(graph, fields):
             if row.block:
-                detail = f"{row.block} ({len(row.layers)} layers)"
+                detail = f"{row.block} ({plural(len(row.layers), 'layer')})"
                 boxes.append(Box(row.name, detail, _marked(fmt_shape(row.shape), row.layers, marks), "call", None, row))
             else:
                 node = graph.node(row.name)

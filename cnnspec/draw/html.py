@@ -12,7 +12,10 @@ from .diagram import Diagram
 from .layout import Layout
 from .svg import to_svg
 
-SHOWN = ("name", "op", "inputs", "shape", "rf", "stride", "params", "params%", "macs", "macs%", "flops")
+# the output shape right after the op, and the inputs (a concat's can be long) wrapped in a narrow column:
+# at 1400x1000 the shape stays in view beside the diagram (tests/test_draw.py measures it in a browser)
+SHOWN = ("name", "op", "shape", "inputs", "rf", "stride", "params", "params%", "macs", "macs%", "flops")
+WRAPPED = ("inputs",)
 
 STYLE = """
 body { margin: 0; font: 13px/1.4 system-ui, sans-serif; color: #222; display: flex; height: 100vh; }
@@ -27,6 +30,7 @@ table { border-collapse: collapse; font-family: monospace; font-size: 12px; }
 th, td { padding: 2px 8px; border-bottom: 1px solid #eee; white-space: nowrap; }
 th { position: sticky; top: 0; background: #fff; text-align: left; }
 td.num { text-align: right; }
+td.wrap { white-space: normal; min-width: 10em; max-width: 16em; overflow-wrap: anywhere; }
 tr.selected td { background: #fff3b0; }
 g.layer { cursor: pointer; }
 g.layer.selected rect { stroke: #d00; stroke-width: 3; }
@@ -103,13 +107,21 @@ def _totals(d: Diagram) -> tuple[int, int]:
     return sum(b.row.params for b in d.boxes), sum(b.row.macs for b in d.boxes)
 
 
+def _cell_class(key: str) -> str:
+    return " class=num" if COLUMNS[key].right else " class=wrap" if key in WRAPPED else ""
+
+
+def _cell_text(key: str, row, totals) -> str:
+    """The terminal table's cell, but a wrapped column's in full ("a, b, c": the browser wraps it)."""
+    return ", ".join(row.inputs) if key == "inputs" else COLUMNS[key].cell(row, totals)
+
+
 def _table(d: Diagram) -> str:
     totals = Totals(*_totals(d))
     head = "".join(f"<th>{escape(COLUMNS[k].header)}</th>" for k in SHOWN)
     rows = []
     for b in d.boxes:
-        cells = "".join(f'<td{" class=num" if COLUMNS[k].right else ""}>{escape(COLUMNS[k].cell(b.row, totals))}</td>'
-                        for k in SHOWN)
+        cells = "".join(f'<td{_cell_class(k)}>{escape(_cell_text(k, b.row, totals))}</td>' for k in SHOWN)
         rows.append(f'<tr data-name="{escape(b.id)}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from .ir import Graph, Node
 
 Check = Callable[[Graph], Iterator[Diagnostic]]
@@ -47,10 +47,22 @@ def bias_before_batchnorm(graph: Graph) -> Iterator[Diagnostic]:
         if after and all(r.op == "batchnorm" for r in after):
             units = node.attrs["filters"] if node.op == "conv2d" else node.attrs["units"]
             yield _warn(node, f"{node.name}: its bias is cancelled by the batchnorm after it ({after[0].name} "
-                              f"subtracts the mean); 'bias: false' saves {units:,} parameters")
+                              f"subtracts the mean); 'bias: false' saves {plural(units, 'parameter')}")
 
 
-CHECKS: tuple[Check, ...] = (softmax_over_one_value, bias_before_batchnorm)
+def channels_last_input(graph: Graph) -> Iterator[Diagnostic]:
+    """``input: [64, 64, 3]`` checks (a 3-wide, 64-channel image) but was meant as height, width,
+    channels: cnnspec is channels-first, and the mistake would only show at training."""
+    shape = graph.input_shape
+    if len(shape) == 3 and shape[2] in (1, 3) and shape[0] > 4:
+        fixed = [shape[2], shape[0], shape[1]]
+        yield Diagnostic(f"input {list(shape)} reads as {shape[0]} channels of {shape[1]}x{shape[2]} pixels; "
+                         f"cnnspec is channels-first [channels, height, width]: for a "
+                         f"{'grey' if shape[2] == 1 else 'colour'} image write {fixed}",
+                         graph.input_location, severity="warning")
+
+
+CHECKS: tuple[Check, ...] = (channels_last_input, softmax_over_one_value, bias_before_batchnorm)
 
 
 def lint(graph: Graph) -> list[Diagnostic]:

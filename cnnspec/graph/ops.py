@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import plural
 from .shapes import SideSize, output_size, standardize_pair, transpose_output_size
 
 POS_INT = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
@@ -419,7 +420,7 @@ def infer_normalize(attrs, shapes):
         values = attrs[key]
         if isinstance(values, tuple) and len(values) != channels:
             raise ShapeProblem(f"'{key}' needs a single number or one per {unit} ({channels}), but has "
-                               f"{len(values)} numbers for an input of {fmt_shape(shape)}")
+                               f"{plural(len(values), 'number')} for an input of {fmt_shape(shape)}")
     return Inferred(tuple(shape))
 
 

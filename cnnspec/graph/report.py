@@ -145,13 +145,16 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
         mine = [marks[name] for name in (row.layers or (row.name,)) if name in marks]
         if mine:
             cells["name"][k] += f" ({', '.join(mine)})"
-    keys = columns or choose_columns(cells, width, graph.is_sequential() and not blocks)
+    sequential = graph.is_sequential() and not blocks
+    keys = columns or choose_columns(cells, width, sequential)
     widths = {k: max(len(c) for c in cells[k]) for k in keys}
     lines = _render(keys, list(zip(*(cells[k] for k in keys))), widths)
     rule = "-" * (sum(widths.values()) + 2 * (len(keys) - 1))
     out = [f"{graph.name} ({graph.file})", rule, lines[0], rule, *lines[1:], rule]
     out += _totals(graph)
     out += _legend(keys)
+    if columns is None:
+        out += _left_out(keys, width, sequential)
     if memory is not None:
         out += memory_lines(memory)
     return "\n".join(out)
@@ -209,6 +212,15 @@ def _legend(keys) -> list[str]:
     if "stride" in keys:
         out.append("Stride: effective stride, input pixels between neighbouring outputs")
     return out
+
+
+def _left_out(keys, width: int, sequential: bool) -> list[str]:
+    """One line naming the columns that did not fit, and how to get them (a pipe gets 80 columns: a
+    column that vanishes without a word looks like a figure cnnspec cannot give)."""
+    missing = [k for k in PRIORITY if k not in keys and not (k == "inputs" and sequential)]
+    if not missing:
+        return []
+    return [f"Hidden at {width} columns: {', '.join(missing)} (--columns all)"]
 
 
 def memory_lines(memory, width: int = DEFAULT_WIDTH) -> list[str]:

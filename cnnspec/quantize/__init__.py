@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from .pipeline import DEFAULT_MAX_DROP, DEFAULT_SAMPLES, default_output, quantize_model, quantize_source
 from .recipes import RECIPES, choose_recipe
-from .report import QuantizeReport, format_report, report_json
+from .report import QuantizeReport, format_report, report_json, slower_warning
 
 DYNAMIC_REFUSAL = ("dynamic quantisation is not offered for conv nets: ONNX Runtime runs their convolutions as "
                    "ConvInteger, which measured no faster than fp32 (0.7-1.1x on ResNet-18 here, 2.5-6x slower "
                    "elsewhere) while static int8 gives 1.7-2x; use --calibrate SOURCE")
 
 __all__ = ["DEFAULT_MAX_DROP", "DEFAULT_SAMPLES", "DYNAMIC_REFUSAL", "QuantizeReport", "RECIPES", "choose_recipe",
-           "default_output", "format_report", "quantize_model", "quantize_source", "report_json"]
+           "default_output", "format_report", "quantize_model", "quantize_source", "report_json",
+           "slower_warning"]

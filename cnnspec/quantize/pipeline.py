@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backend.trainconfig import DEFAULT_QUANTIZE_MAX_DROP, DEFAULT_QUANTIZE_SAMPLES
-from ..errors import InputError, QuantizationRefused, UsageError
+from ..errors import InputError, QuantizationRefused, UsageError, plural
 from . import calibration
 from .calibration import Images
 from .figures import EVAL_BATCH, held_out_figures, speed_ratios
@@ -157,11 +157,11 @@ def _judge(held, max_drop: float) -> tuple[str, str]:
     if held.fp32_accuracy is not None:
         drop = held.drop_points
         line = (f"int8 accuracy {100 * held.int8_accuracy:.2f}% vs fp32 {100 * held.fp32_accuracy:.2f}% on "
-                f"{held.images} held-out images ({0.0 - drop + 0.0:+.2f} points)")
+                f"{plural(held.images, 'held-out image')} ({0.0 - drop + 0.0:+.2f} points)")
     else:
         drop = 100.0 * (1.0 - held.agreement)
-        what = (f"of the pixels of {held.images} held-out images" if held.per_pixel
-                else f"of {held.images} held-out images")
+        what = (f"of the pixels of {plural(held.images, 'held-out image')}" if held.per_pixel
+                else f"of {plural(held.images, 'held-out image')}")
         line = (f"int8 and fp32 disagree on {drop:.2f}% {what} (no labels: the disagreement bounds the "
                 f"accuracy drop)")
     if drop > max_drop:

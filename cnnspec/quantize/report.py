@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from ..errors import plural
 from .figures import HeldOut
 from .layers import LayerError, weakest
 
@@ -38,6 +39,7 @@ class QuantizeReport:
         out["held_out"] = {**asdict(self.held_out), "drop_points": self.held_out.drop_points}
         out["speed"] = {str(b): {"int8_images_per_second": round(i, 2), "fp32_images_per_second": round(f, 2),
                                  "ratio": round(r, 3)} for b, (i, f, r) in self.speed.items()}
+        out["warnings"] = [w for w in (slower_warning(self),) if w]
         return out
 
 
@@ -48,7 +50,7 @@ def _percent(value: float | None) -> str:
 def format_report(r: QuantizeReport) -> str:
     h = r.held_out
     lines = [
-        f"{r.model}: {r.recipe_description} (recipe {r.recipe}, {r.batchnorms_folded} batchnorms folded)",
+        f"{r.model}: {r.recipe_description} (recipe {r.recipe}, {plural(r.batchnorms_folded, 'batchnorm')} folded)",
         f"  recipe         {r.recipe}: {r.recipe_reason}",
         f"  calibration    {r.calibration_images} of the {r.training_images} training images of {r.source}",
     ]
@@ -57,12 +59,13 @@ def format_report(r: QuantizeReport) -> str:
                      f"calibrated and quantised; --output picks another)")
     if h.fp32_accuracy is not None:
         lines.append(f"  accuracy       fp32 {_percent(h.fp32_accuracy)}, int8 {_percent(h.int8_accuracy)} "
-                     f"({100 * (h.int8_accuracy - h.fp32_accuracy):+.2f} points) on {h.images} held-out images")
+                     f"({100 * (h.int8_accuracy - h.fp32_accuracy):+.2f} points) on {plural(h.images, 'held-out image')}")
     else:
         lines.append(f"  accuracy       not measured: {r.label_note}")
     lines += [
-        (f"  agreement      per-pixel class {_percent(h.agreement)} over {h.images} held-out images" if h.per_pixel
-         else f"  agreement      top-1 {_percent(h.agreement)} of {h.images} held-out images"),
+        (f"  agreement      per-pixel class {_percent(h.agreement)} over {plural(h.images, 'held-out image')}"
+         if h.per_pixel
+         else f"  agreement      top-1 {_percent(h.agreement)} of {plural(h.images, 'held-out image')}"),
         f"  largest diff   {h.max_output_difference:.4g} (largest fp32 output {h.output_scale:.4g})",
         f"  guard          {r.guard}" + (" (overridden by --force)" if r.forced else ""),
     ]
@@ -74,6 +77,18 @@ def format_report(r: QuantizeReport) -> str:
         lines.append(f"  size           {r.int8_bytes / 1e6:.2f} MB (fp32 {r.fp32_bytes / 1e6:.2f} MB)")
     lines.append(f"  wrote          {r.output}" if r.output else "  wrote          nothing")
     return "\n".join(lines)
+
+
+def slower_warning(r: QuantizeReport) -> str | None:
+    """A warning where the int8 model measured slower than fp32 at some batch size: it then saves only
+    size, and a user choosing it for speed should know (ConvInteger-style kernels, or a CPU without
+    VNNI, do this)."""
+    slower = {b: ratio for b, (_, _, ratio) in r.speed.items() if ratio < 1.0}
+    if not slower:
+        return None
+    where = ", ".join(f"batch {b}: {1 / ratio:.2f}x slower" for b, ratio in slower.items())
+    return (f"the int8 model runs slower than fp32 on this CPU ({where}, {r.isa}); it saves size, not time: "
+            f"keep the fp32 model where speed matters")
 
 
 def report_json(r: QuantizeReport) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..errors import UsageError, plural
 
 MAX_BATCH = 4096
 MAX_INPUT_BYTES = 2 * 1024 ** 3
@@ -110,8 +110,19 @@ def format_bench(result: dict) -> str:
             t = row[role]
             who = "" if not result["against"] else ("  this " if role == "model" else "  other")
             lines.append(f"batch {row['batch']:>4}{who}  p50 {t['p50_ms']:9.3f} ms  p90 {t['p90_ms']:9.3f} ms  "
-                         f"p99 {t['p99_ms']:9.3f} ms  {t['images_per_second']:10.1f} images/s  ({t['calls']} calls)")
+                         f"p99 {t['p99_ms']:9.3f} ms  {t['images_per_second']:10.1f} images/s  ({plural(t['calls'], 'call')})")
         if "ratio" in row:
-            lines.append(f"batch {row['batch']:>4}  this model runs {row['ratio']:.2f}x as fast as the other "
-                         f"(median of per-round ratios) on {result['cpu']}")
+            lines.append(f"batch {row['batch']:>4}  {result['model']} {speed_words(row['ratio'])} "
+                         f"{result['against']} (median of per-round ratios) on {result['cpu']}")
+    lines.append(f"timed {result['seconds_per_batch']:g} s per batch size and model; for steadier figures, "
+                 f"measure longer (--seconds 5) and at more sizes (--batch 1,8,32)")
     return "\n".join(lines)
+
+
+def speed_words(ratio: float) -> str:
+    """How a model's speed compares with another's, from the ratio of their speeds (>1: faster)."""
+    if ratio >= 1.005:
+        return f"runs {ratio:.2f}x faster than"
+    if ratio <= 0.995:
+        return f"runs {1 / ratio:.2f}x slower than"
+    return "runs as fast as"

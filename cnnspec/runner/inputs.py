@@ -20,6 +20,8 @@ from ..graph.resources import require_fits
 
 MAX_NPY_BYTES = 2 * 1024 ** 3
 NPY_SUFFIXES = (".npy",)
+# what ``--input DIR`` takes from a folder (Pillow reads these); other files there are left alone
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 FLOAT32 = 4
 
 
@@ -117,6 +119,27 @@ def _load_image(path: Path, chw):
                          f"pass a .npy array instead")
     require_regular_input(path, "image file")
     return np.ascontiguousarray(load_image(path, c, h, w)[None]), [Sample(str(path), None)]
+
+
+def expand_inputs(paths) -> list[str]:
+    """``--input`` as files: a folder gives every image (and .npy array) directly in it, sorted by name
+    (hidden files skipped); one line where a folder holds none."""
+    out = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_dir():
+            out.append(str(name))
+            continue
+        try:
+            found = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()
+                           and p.suffix.lower() in IMAGE_SUFFIXES + NPY_SUFFIXES)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot list the folder: {exc.strerror or exc}") from None
+        if not found:
+            raise InputError(f"{path}: no images or .npy arrays in this folder (it takes "
+                             f"{', '.join(IMAGE_SUFFIXES + NPY_SUFFIXES)})")
+        out += [str(p) for p in found]
+    return out
 
 
 def load_inputs(paths, chw):

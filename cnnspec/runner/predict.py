@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import InputError, UsageError
 from ..graph.resources import require_fits
 from .footprint import require_batch_fits
-from .inputs import FLOAT32, load_inputs
+from .inputs import FLOAT32, expand_inputs, load_inputs
 from .metadata import classes, display_name, output_is_softmax
 from .selection import model_outputs
 from .session import input_layout, open_session, run_batches_all
@@ -59,6 +59,7 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
         raise UsageError(f"--top must be 1 or more, got {top}")
     if not inputs:
         raise UsageError("no input files; pass --input FILE...")
+    inputs = expand_inputs(inputs)  # a folder: every image in it
     model_path = str(model_path)
     model, session = open_session(model_path, provider)
     meta = metadata(model)

@@ -10,7 +10,7 @@ import json
 from dataclasses import replace
 from functools import lru_cache
 
-from ..errors import Diagnostic, SpecError
+from ..errors import Diagnostic, SpecError, plural
 from ..graph.ir import INPUT, Graph, Node, frozen_attrs
 from ..graph.ops import OPS, Inferred, ShapeProblem, fmt_shape
 from .expansion import Expander, Item, _Scope
@@ -118,7 +118,7 @@ def _build_node(item: Item, doc, diags) -> Node | None:
         return None
     n_in = len(item.inputs)
     if n_in < op_def.min_inputs:
-        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {op_def.min_inputs} layers, "
+        diags.append(Diagnostic(f"{item.name}: {item.op} needs 'in' to name at least {plural(op_def.min_inputs, 'layer')}, "
                                 f"got {n_in}", doc.loc(item.path), rank=RANK_LAYER))
         return None
     if op_def.max_inputs is not None and n_in > op_def.max_inputs:
@@ -204,13 +204,14 @@ def compile_document(doc, choice: Choice = NO_CHOICE) -> tuple[Graph | None, lis
     last = by_name[outputs[0]] if outputs else None
     if isinstance(classes, list) and last is not None and last.shape is not None:
         if len(last.shape) != 1 or last.shape[0] != len(classes):
-            diags.append(Diagnostic(f"'classes' has {len(classes)} labels but the output is {fmt_shape(last.shape)}",
+            diags.append(Diagnostic(f"'classes' has {plural(len(classes), 'label')} but the output is {fmt_shape(last.shape)}",
                                     doc.loc(("classes",), key=True), rank=RANK_EXPECT))
     graph = Graph(
         name=data.get("name") if isinstance(data.get("name"), str) else "",
         input_shape=tuple(input_shape),
         nodes=tuple(nodes),
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
+        input_location=doc.loc(("input",)),
         description=data.get("description") if isinstance(data.get("description"), str) else None,
         # imported blocks written in, and the chosen parameter values as its params
         canonical_spec=canonical_json(resolved_data(expander.self_contained(data), resolved)),

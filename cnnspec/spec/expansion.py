@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from ..graph.ir import INPUT
 from ..graph.ops import OPS
 from .expressions import ExpressionError, UnknownParameter, evaluate, is_expression, shown
@@ -282,6 +282,15 @@ class Expander:
             self.error("layer has no op (its keys are " + ", ".join(f"'{k}'" for k in raw) + ")", path, scope)
             return None
         if len(op_keys) > 1:
+            op, rest = op_keys[0], op_keys[1:]
+            if raw[op] is None and op in OPS and all(k in OPS[op].args for k in rest):
+                # '- conv2d:' with its arguments on the next lines at the op's own depth
+                names = ", ".join(repr(k) for k in rest[:-1]) + " and " * (len(rest) > 1) + repr(rest[-1])
+                one = len(rest) == 1
+                self.error(f"{names} {'is an argument' if one else 'are arguments'} of {op} but "
+                           f"{'sits' if one else 'sit'} beside it; indent {'it' if one else 'them'} under '{op}:' "
+                           f"(two more spaces than '{op}')", path + (rest[0],), scope, key=True)
+                return None
             self.error(f"layer has several ops ({', '.join(repr(k) for k in op_keys)}); put each op in its own "
                        f"list item", path + (op_keys[1],), scope, key=True)
             return None
@@ -397,7 +406,7 @@ class Expander:
         """Copies are each fed by the last alone, so a block that takes several inputs cannot repeat."""
         names = _declared_inputs(self.blocks[op]) if op in self.blocks else None
         if names and len(names) > 1:
-            self.error(f"block '{op}' takes {len(names)} inputs ({', '.join(names)}), so a call of it cannot "
+            self.error(f"block '{op}' takes {plural(len(names), 'input')} ({', '.join(names)}), so a call of it cannot "
                        f"repeat: each copy would be fed by the last alone; write one call per copy",
                        path + ("repeat",), scope, key=True)
             return False
@@ -411,9 +420,10 @@ class Expander:
 
         if isinstance(repeat, dict):
             unknown = [k for k in repeat if k not in ("times", "start")]
+            for key in unknown:  # each on its own line, as a layer's unknown arguments are
+                self.error(f"'repeat' takes 'times' and 'start', not '{key}'" + suggest(key, ["times", "start"]),
+                           path + (key,), scope, key=True)
             if unknown:
-                self.error(f"'repeat' takes 'times' and 'start', not '{unknown[0]}'" + suggest(unknown[0], ["times", "start"]),
-                           path + (unknown[0],), scope, key=True)
                 return None, None
             if "times" not in repeat:
                 self.error("'repeat' needs 'times' (how many copies) beside 'start'", path, scope)
@@ -509,7 +519,7 @@ class Expander:
             return names
         at = self.doc.loc(path + ("in",))
         where = self.doc.loc(block.path + ("inputs",), key=True) if declared else self.doc.loc(block.path, key=True)
-        takes = (f"{len(names)} inputs ({', '.join(names)}; declared at {self._line_of(where, at)})" if declared else
+        takes = (f"{plural(len(names), 'input')} ({', '.join(names)}; declared at {self._line_of(where, at)})" if declared else
                  f"one input (block at {self._line_of(where, at)})")
         gives = f"'in' names {len(inputs)}" if named_in else \
             "the call gives 1 (the layer before it); name them with 'in: [...]'"

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import Diagnostic, Location, SpecError, UsageError
+from .yamlhints import explain_yaml_error
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
@@ -66,6 +67,26 @@ class Imported:
 
     def __init__(self, doc: Document):
         self.doc = doc
+
+
+STDIN = "-"  # the path that means standard input
+STDIN_NAME = "<stdin>"  # what messages call it
+
+
+def read_stdin_text() -> str:
+    """A spec from standard input, as strict UTF-8, at most MAX_FILE_BYTES."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError("-: no standard input to read a spec from")
+    try:
+        raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"-: cannot read standard input: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UsageError(f"{STDIN_NAME}: more than {MAX_FILE_BYTES} bytes; a spec may be at most {MAX_FILE_BYTES} bytes")
+    return decode_spec_bytes(raw, STDIN_NAME)
 
 
 def read_spec_text(path: str | Path, file: str | None = None) -> str:
@@ -270,7 +291,8 @@ class _Builder:
             if mark is None:
                 self.problems.append(Diagnostic(f"YAML syntax error: {message}", Location(self.file, 1, 1), rank=0))
             else:
-                self.problem(mark, f"YAML syntax error: {message}")
+                self.problem(mark, "YAML syntax error: " + explain_yaml_error(message, mark.line + 1, mark.column + 1,
+                                                                              text))
         except yaml.reader.ReaderError as exc:
             line = text.count("\n", 0, exc.position) + 1
             col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -336,6 +358,12 @@ def parse_yaml(text: str, file: str) -> Document:
 
 
 def load_document(path: str | Path) -> Document:
+    """A spec file's document; ``-`` reads standard input (named ``<stdin>``, importing relative to
+    the working directory)."""
+    if str(path) == STDIN:
+        doc = parse_yaml(read_stdin_text(), STDIN_NAME)
+        doc.origin = Path.cwd() / STDIN_NAME
+        return doc
     doc = parse_yaml(read_spec_text(path), str(path))
     doc.origin = Path(path)
     return doc

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, plural
 from .suggestions import close_match, suggest
 
 TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
@@ -121,9 +121,15 @@ class _Error:
         return self.say(f"{self.prefix}'{self.name}' must be {words}, got {describe(self.value)}")
 
 
-def _unknown_key(e: _Error) -> Diagnostic:
+def _unknown_key(e: _Error) -> list[Diagnostic]:
+    """One located line per unknown key, each with its own "did you mean" (jsonschema reports a mapping's
+    unknown keys as one error; a user fixes them one by one)."""
     known = list(e.error.schema.get("properties", {}))
-    key = next((k for k in e.value if k not in known), "?")
+    return [_one_unknown_key(e, key, known) for key in e.value if key not in known] or [
+        _one_unknown_key(e, "?", known)]
+
+
+def _one_unknown_key(e: _Error, key: str, known: list[str]) -> Diagnostic:
     if e.subject:
         message = f"{e.subject} has no argument '{key}'"
     else:
@@ -166,7 +172,7 @@ def _item_count(e: _Error) -> Diagnostic:
     if not e.subject and e.name in LIST_WORDS:
         return LIST_WORDS[e.name](e)
     words = "at least" if e.error.validator == "minItems" else "at most"
-    return e.say(f"{e.prefix}'{e.name}' must have {words} {e.want} items, got {len(e.value)}")
+    return e.say(f"{e.prefix}'{e.name}' must have {words} {plural(e.want, 'item')}, got {len(e.value)}")
 
 
 def _enum(e: _Error) -> Diagnostic:
@@ -205,7 +211,8 @@ def _fallback(e: _Error) -> Diagnostic:
     return e.say(f"{e.prefix}'{e.name}': {e.error.message}")
 
 
-MESSAGES: dict[str, Callable[[_Error], Diagnostic]] = {
+# a message function returns one diagnostic, or a list where one error holds several (unknown keys)
+MESSAGES: dict[str, Callable[[_Error], Diagnostic | list[Diagnostic]]] = {
     "additionalProperties": _unknown_key,
     "required": _missing,
     "const": _const,
@@ -221,16 +228,18 @@ MESSAGES: dict[str, Callable[[_Error], Diagnostic]] = {
 }
 
 
-def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 10) -> Diagnostic:
-    """A jsonschema error as a located, plain-English diagnostic ("what is wrong, then what was received")."""
+def translate(error, doc, base_path=(), subject: str | None = None, rank: int = 10) -> list[Diagnostic]:
+    """A jsonschema error as located, plain-English diagnostics ("what is wrong, then what was received"):
+    one, or one per unknown key."""
     e = _Error(error, doc, tuple(base_path) + tuple(error.absolute_path), subject, rank)
-    return MESSAGES.get(error.validator, _fallback)(e)
+    said = MESSAGES.get(error.validator, _fallback)(e)
+    return said if isinstance(said, list) else [said]
 
 
 def explain(errors, doc, base_path=(), subject=None, rank=10) -> list[Diagnostic]:
     """Every error translated, less the 'needs kernel' that a misspelt 'kernal' beside it already says."""
     explained = _misspelt_required(errors)
-    return [translate(e, doc, base_path, subject, rank) for e in errors if id(e) not in explained]
+    return [d for e in errors if id(e) not in explained for d in translate(e, doc, base_path, subject, rank)]
 
 
 def _misspelt_required(errors) -> set:

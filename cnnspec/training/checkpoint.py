@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backend.trainconfig import AFTER_TRAINING
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, plural
 from ..files.atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -71,7 +71,7 @@ def run_record(spec_path, backend: str, source: str, data, config, world, choice
     return {**chosen, "spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.resolved()}
+            "settings": config.resolved(), "given": config.settings()}
 
 
 def resume_settings(run_dir) -> dict:
@@ -89,6 +89,17 @@ def resume_settings(run_dir) -> dict:
                 **record["settings"]}
     except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: not a cnnspec checkpoint ({str(exc).splitlines()[0][:120]})") from None
+
+
+def saved_epoch(out) -> int | None:
+    """The epoch of the checkpoint in ``out``, from its header alone; None where there is none readable."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(Path(out) / CHECKPOINT_FILE), framework="numpy") as fh:
+            return int(json.loads((fh.metadata() or {})[META_KEY])["epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def _checkpoint_path(run_dir) -> Path:
@@ -120,8 +131,36 @@ def _short(value, key: str = "") -> str:
     return f"digest {text[:12]}" if key.endswith("_sha256") and value else text
 
 
+def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
+    """``record`` as the checkpoint's run would be with this run's epochs, where ``--epochs N`` carries a
+    run on past its end (a schedule that does not depend on the total); a one-line refusal with the reason
+    where it cannot. A record whose epochs did not change comes back as it is."""
+    from .schedule import why_not_longer
+
+    was, now = checkpoint.record.get("settings", {}), record.get("settings", {})
+    before, after = was.get("epochs"), now.get("epochs")
+    if before == after or not isinstance(before, int) or not isinstance(after, int):
+        return record
+    where = f"--resume {run_dir} --epochs {after}"
+    if after < checkpoint.epoch:
+        raise UsageError(f"{where}: the run has already trained {plural(checkpoint.epoch, 'epoch')}")
+    if after < before:
+        raise UsageError(f"{where}: the run was started for {plural(before, 'epoch')}; a resume cannot shorten it "
+                         f"(its schedule was planned for {before})")
+    stopped = checkpoint.progress.get("stop_reason")
+    if stopped:
+        raise UsageError(f"{where}: the run has ended ({stopped}); start a new run from its weights "
+                         f"with --init")
+    reason = why_not_longer(str(was.get("schedule")), checkpoint.record.get("given") or {})
+    if reason:
+        raise UsageError(f"{where}: cannot carry on past {plural(before, 'epoch')}: {reason}; start a new run from "
+                         f"its weights instead (--init {Path(run_dir) / 'weights.safetensors'} --epochs "
+                         f"{after - before})")
+    return {**record, "settings": {**now, "epochs": before}}
+
+
 def refuse_if_different(run_dir, checkpoint: Checkpoint, record: dict) -> None:
-    diff = differences(checkpoint.record, record)
+    diff = differences(checkpoint.record, longer_run(run_dir, checkpoint, record))
     if diff:
         raise UsageError(f"--resume {run_dir}: this run differs from the checkpoint's: {'; '.join(diff)}; "
                          f"start a new run (-o) to change it")

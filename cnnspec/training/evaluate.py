@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, plural
 from .scores import confusion, matrix_json, per_class
 
 
@@ -97,7 +97,7 @@ def format_evaluation(result: dict) -> str:
     if len(result.get("model_outputs", ())) > 1:
         lines.append(f"judged output '{result['output']}' (of {', '.join(result['model_outputs'])}; --output picks another)")
     lines += [
-             f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
+             f"held-out split: {plural(result['images'], 'image')}: accuracy {result['accuracy']:.4f}, "
              f"loss {result['loss']:.4f}", ""]
     width = max(5, *(len(c["label"]) for c in result["per_class"]))
     lines.append(f"{'class':<{width}}  precision  recall      f1  support")

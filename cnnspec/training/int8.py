@@ -57,7 +57,7 @@ class Int8Step:
     def run(self, staged_model: Path, out: Path, say) -> dict:
         """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's
         ``quantization`` entry (the report, named by the published paths, or the refusal)."""
-        from ..quantize import quantize_model
+        from ..quantize import quantize_model, slower_warning
 
         staged = staged_model.with_name(INT8_FILE)
         try:
@@ -68,6 +68,10 @@ class Int8Step:
             reason = f"{refusal.reason}; `cnnspec quantize {out / staged_model.name} --force` writes it anyway"
             print(f"cnnspec: warning: {INT8_FILE} not written: {reason}", file=sys.stderr)  # even with --quiet
             return {"written": False, "refused": refusal.reason}
-        say(f"int8: {report.guard}; " + ", ".join(f"batch {b} {r:.2f}x fp32" for b, (_, _, r) in report.speed.items()))
+        say(f"int8: {report.guard.removeprefix('int8 ')}; "
+            + ", ".join(f"batch {b} {r:.2f}x fp32's speed" for b, (_, _, r) in report.speed.items()))
+        warning = slower_warning(report)
+        if warning:
+            print(f"cnnspec: warning: {warning}", file=sys.stderr)  # even with --quiet, as a refusal is
         return {"written": True, **report.to_json(), "model": str(out / staged_model.name),
                 "output": str(out / INT8_FILE)}

@@ -24,11 +24,12 @@ from pathlib import Path
 from ..backend.interface import Progress
 from ..backend.trainconfig import TrainConfig
 from ..backend.world import World, world_from_env
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError, plural
 from ..files.atomic import check_can_create_dir
 from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
+from .checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, saved_epoch,
+                         write_checkpoint)
 from .int8 import Int8Step, require_quantizer
 from ..runner.selection import choose_output
 from .loss import judged_graph, training_head
@@ -111,6 +112,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         record["output_name"] = judged  # a resumed run trains the same output
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
+        record = {**record, "given": checkpoint.record.get("given")}  # as the run was started
     initial = read_weights(init, graph, say) if init and checkpoint is None else None
     say(data.describe())
     say(head.note)
@@ -128,11 +130,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = backend.make_trainer(head.train_graph, initial, config, world)
-    saver = Checkpointer(out, record, world)
+    saver = Checkpointer(out, record, world, checkpoint.epoch if checkpoint is not None else 0)
     try:
         if checkpoint is not None:
             trainer.load_state(checkpoint.trainer_tensors, checkpoint.trainer_meta)
         run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say, saver, checkpoint)
+    except KeyboardInterrupt:
+        raise interrupted(out, saver.epoch, config.epochs) from None
     finally:
         trainer.close()
 
@@ -164,14 +168,29 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None,
-                             "output_name": judged if full.several_outputs else None}, config)
-    written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                            Int8Step.for_run(config, data, judged if full.several_outputs else None), full=full)
+                             "output_name": judged if full.several_outputs else None}, config, folder=out)
+    try:
+        written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
+                                Int8Step.for_run(config, data, judged if full.several_outputs else None), full=full)
+    except KeyboardInterrupt:
+        raise interrupted(out, saver.epoch, saver.epoch) from None
     return TrainResult(out, metrics, written)
 
 
+def interrupted(out: Path, saved: int, epochs: int) -> Interrupted:
+    """What Ctrl-C during training leaves: the epochs saved, and the command that carries on."""
+    if not saved:
+        return Interrupted(f"in epoch 1 of {epochs}, before its first checkpoint: nothing to resume; "
+                           f"start the run again")
+    if saved >= epochs:
+        return Interrupted(f"while writing the outputs; all {plural(epochs, 'epoch')} are saved: write them "
+                           f"with `cnnspec train --resume {out}`")
+    kept = "epoch 1 is saved" if saved == 1 else f"epochs 1-{saved} are saved"
+    return Interrupted(f"in epoch {saved + 1} of {epochs}; {kept}: carry on with `cnnspec train --resume {out}`")
+
+
 def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
-    extras = [f"{config.schedule} schedule" + (f", {config.warmup:g} warm-up epochs" if config.warmup else "")]
+    extras = [f"{config.schedule} schedule" + (f", {plural(config.warmup, 'warm-up epoch')}" if config.warmup else "")]
     extras += [f"weight decay {config.decay:g}"] if config.decay else []
     extras += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
     extras += [f"patience {config.patience}"] if config.patience else []
@@ -179,7 +198,7 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
     extras += [f"augment {','.join(config.augment)}"] if config.augment else []
     extras += [f"then {config.quantize} (model.int8.onnx)"] if config.quantize else []
     text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
-            + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
+            + f": {plural(config.epochs, 'epoch')}, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
             + ", ".join(extras) + f", seed {config.seed}")
     if checkpoint is not None:
         return text + f", resuming {resume} after epoch {checkpoint.epoch}"
@@ -189,14 +208,21 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
 class Checkpointer:
     """Writes the run's state after every epoch (rank 0; every rank hands its part in)."""
 
-    def __init__(self, out: Path, record: dict, world: World):
+    def __init__(self, out: Path, record: dict, world: World, epoch: int = 0):
         self.out, self.record, self.world = Path(out), record, world
         self.created = not self.out.exists()
+        self.epoch = epoch  # the last epoch saved
 
     def save(self, epoch: int, progress: dict, trainer, best_weights: dict) -> None:
         tensors, meta = trainer.state()  # on every rank: under torchrun it gathers every rank's generators
         if self.world.is_writer:
-            write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+            try:
+                write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
+            except BaseException:  # Ctrl-C held until the file was published still saved this epoch
+                if saved_epoch(self.out) == epoch:
+                    self.epoch = epoch
+                raise
+        self.epoch = epoch
 
     def discard(self) -> None:
         """A run that cannot go on (it diverged, and would again on resume) leaves nothing behind."""
@@ -236,18 +262,21 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                          partial(augmenter.batch, epoch) if augmenter is not None else None)
         bar = EpochBar(n_batches, f"epoch {epoch}/{config.epochs}", world.is_writer and not config.quiet)
         begin = time.perf_counter()
-        stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
-        seconds = time.perf_counter() - begin
-        if not math.isfinite(stats.loss):
+        try:  # the bar ends its line whatever stops the epoch (Ctrl-C too): what follows starts a line
+            stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
+            seconds = time.perf_counter() - begin
+            if not math.isfinite(stats.loss):
+                if saver is not None:
+                    saver.discard()
+                raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
+                                 f"try a lower --lr than {config.learning_rate:g}")
+            row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+            if len(val_idx):
+                row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+        except BaseException:
             bar.close()
-            if saver is not None:
-                saver.discard()
-            raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
-                             f"try a lower --lr than {config.learning_rate:g}")
-        row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
-        if len(val_idx):
-            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
-        row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+            raise
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
@@ -266,7 +295,7 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                                "train_images": train_images, "stop_reason": stop_reason}, trainer, best_weights)
     stopped_early = stop_reason is not None
     if stop_reason is None:
-        stop_reason = f"ran all {config.epochs} epochs"
+        stop_reason = f"ran all {plural(config.epochs, 'epoch')}" if config.epochs > 1 else "ran its 1 epoch"
     return Selection(history, best, best_weights, best_confusion, train_seconds, train_images, stop_reason,
                      stopped_early)
 
@@ -282,7 +311,7 @@ def patience_stop(history: list[dict], patience: int | None) -> str | None:
     if waited < patience:
         return None
     return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
-            f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
+            f"{plural(waited, 'epoch')} (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
 def epoch_summary(row: dict) -> str:

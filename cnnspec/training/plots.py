@@ -6,10 +6,16 @@ import io
 
 def plot_curves(metrics: dict) -> bytes:
     """Loss and accuracy per epoch, train and held-out, as PNG bytes (matplotlib, Agg, no display)."""
+    return _png(curves_figure(metrics))
+
+
+def curves_figure(metrics: dict):
+    """The figure of curves.png; epochs are whole numbers, so are its epoch ticks."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     hist = metrics["history"]
     epochs = [h["epoch"] for h in hist]
@@ -22,12 +28,15 @@ def plot_curves(metrics: dict) -> bytes:
         ax.plot(epochs, [h[f"test_{key}"] for h in hist], marker="o", label="test")
         ax.axvline(metrics["best_epoch"], color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if len(set(epochs)) == 1:  # one point: matplotlib's own span (±5%) holds no whole number
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{metrics['spec']} ({metrics['backend']}, {metrics['data']}): test accuracy "
                  f"{metrics['test_accuracy']:.4f} at epoch {metrics['best_epoch']} (chosen by {metrics['selected_by']})")
-    return _png(fig)
+    return fig
 
 
 def plot_confusion(metrics: dict) -> bytes:

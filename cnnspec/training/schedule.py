@@ -84,3 +84,22 @@ def _onecycle(s: Schedule, step: int) -> float:
 
 
 SCHEDULES = {"constant": _constant, "step": _step, "cosine": _cosine, "onecycle": _onecycle}
+
+# whether a run may go on past the epochs it was started with (``--resume RUN --epochs N``): only where
+# no step's learning rate depends on the total. Each entry: given settings -> None (it may) or why not.
+LONGER_RUN = {
+    "constant": lambda given: None,
+    "step": lambda given: None if given.get("step_size") is not None else (
+        "its --step-size was not given, so it is a third of the epochs: more epochs would move every drop; "
+        "a step run started with an explicit --step-size can carry on"),
+    "cosine": lambda given: "the cosine schedule anneals to 0 over the whole run: more epochs would change "
+                            "the learning rate of every step already taken",
+    "onecycle": lambda given: "the onecycle schedule rises and falls over the whole run: more epochs would "
+                              "change the learning rate of every step already taken",
+}
+
+
+def why_not_longer(schedule: str, given: dict) -> str | None:
+    """None where a run of this schedule can carry on for more epochs than it was started with."""
+    rule = LONGER_RUN.get(schedule)
+    return rule(given) if rule is not None else f"the {schedule} schedule depends on the run's length"

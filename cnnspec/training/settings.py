@@ -3,9 +3,14 @@
 
 Options whose default follows another (``lr`` follows ``optimizer``) are written as ``null`` with
 the value they took in a comment: a later ``--optimizer sgd`` then brings sgd's defaults, not adam's.
+
+Paths in the file (spec, data, output, init) are relative to the file's own folder (absolute where no
+relative path exists), and are read back the same way, so ``--config RUN/train.yaml`` works from any
+directory.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,6 +29,8 @@ CONFIG_KEYS = {
     "quantize_samples": (int, True), "quantize_max_drop": (float, True),
 }
 KEYS = {**RUN_KEYS, **CONFIG_KEYS}
+PATH_KEYS = ("spec", "data", "output", "init")
+NAMED_SOURCES = ("digits",)  # data sources that are names, not paths
 HEADER = ("# cnnspec train settings: `cnnspec train --config train.yaml` repeats this run;\n"
           "# flags given on the command line win over this file.\n")
 
@@ -51,11 +58,29 @@ def _resolved(config: TrainConfig) -> dict:
     }
 
 
-def to_yaml(run: dict, config: TrainConfig) -> str:
-    """train.yaml's text: the run's keys (spec, backend, data, output, init), then every option."""
+def _is_path(key: str, value) -> bool:
+    return key in PATH_KEYS and isinstance(value, str) and bool(value) and not (
+        key == "data" and value in NAMED_SOURCES)
+
+
+def _relative_to(folder: Path, value: str) -> str:
+    """``value`` (relative to the working directory) as seen from ``folder``; absolute where no relative
+    path exists (another drive)."""
+    target = os.path.abspath(value)
+    try:
+        return Path(os.path.relpath(target, os.path.abspath(folder))).as_posix()
+    except ValueError:
+        return target
+
+
+def to_yaml(run: dict, config: TrainConfig, folder: str | Path | None = None) -> str:
+    """train.yaml's text: the run's keys (spec, backend, data, output, init), then every option. With
+    ``folder`` (where the file goes), paths are written relative to it."""
     import yaml
 
     values = {**{k: run.get(k) for k in RUN_KEYS}, **config.settings()}
+    if folder is not None:
+        values.update({k: _relative_to(Path(folder), v) for k, v in values.items() if _is_path(k, v)})
     notes = _resolved(config)
     lines = [HEADER]
     for key in KEYS:
@@ -100,7 +125,10 @@ def read_config(path) -> dict:
         if not ok:
             raise UsageError(f"--config {path}: '{key}' must be {_KIND_NAMES[kind]}"
                              + (" or null" if nullable else "") + f", got {value!r}")
-    return {k: (float(v) if KEYS[k][0] is float and v is not None else v) for k, v in values.items()}
+    folder = p.parent
+    return {k: (float(v) if KEYS[k][0] is float and v is not None else
+                os.path.normpath(folder / os.path.expanduser(v)) if _is_path(k, v) else v)
+            for k, v in values.items()}
 
 
 _KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
