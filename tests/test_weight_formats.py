@@ -500,3 +500,18 @@ def test_each_way_a_pickle_could_reach_code_is_refused(tmp_path, pkl, message):
         read_weights(path, graph)
     assert "\n" not in str(info.value)
     assert not (Path.cwd() / "pwned").exists()
+
+
+def test_a_file_without_a_known_suffix_is_recognised_by_its_first_bytes(digits, tmp_path):
+    """Lightning's .ckpt is a torch.save zip; an unnamed file may be safetensors: read by content, never run."""
+    spec, module, _, _ = digits
+    torch.save({"state_dict": module.state_dict(), "epoch": 3}, tmp_path / "last.ckpt")
+    from cnnspec.weights.safetensors_io import write_weights
+
+    weights = read_weights(tmp_path / "last.ckpt", spec.graph)
+    write_weights(tmp_path / "plain", weights, spec.graph)
+    again = read_weights(tmp_path / "plain", spec.graph)
+    assert all(np.array_equal(again[k], weights[k]) for k in weights)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="not a weights format cnnspec reads"):
+        read_weights(tmp_path / "notes.txt", spec.graph)
