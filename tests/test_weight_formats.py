@@ -515,3 +515,11 @@ def test_a_file_without_a_known_suffix_is_recognised_by_its_first_bytes(digits, 
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="not a weights format cnnspec reads"):
         read_weights(tmp_path / "notes.txt", spec.graph)
+
+
+def test_the_library_face_reads_every_format_too(digits, tmp_path):
+    spec, module, x, expected = digits
+    torch.save({"model": module.state_dict()}, tmp_path / "w.pth")
+    rebuilt = spec.to("torch", weights=tmp_path / "w.pth")
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(torch.from_numpy(x)).numpy(), expected, rtol=1e-6, atol=1e-6)
