@@ -500,3 +500,26 @@ def test_each_way_a_pickle_could_reach_code_is_refused(tmp_path, pkl, message):
         read_weights(path, graph)
     assert "\n" not in str(info.value)
     assert not (Path.cwd() / "pwned").exists()
+
+
+def test_a_file_without_a_known_suffix_is_recognised_by_its_first_bytes(digits, tmp_path):
+    """Lightning's .ckpt is a torch.save zip; an unnamed file may be safetensors: read by content, never run."""
+    spec, module, _, _ = digits
+    torch.save({"state_dict": module.state_dict(), "epoch": 3}, tmp_path / "last.ckpt")
+    from cnnspec.weights.safetensors_io import write_weights
+
+    weights = read_weights(tmp_path / "last.ckpt", spec.graph)
+    write_weights(tmp_path / "plain", weights, spec.graph)
+    again = read_weights(tmp_path / "plain", spec.graph)
+    assert all(np.array_equal(again[k], weights[k]) for k in weights)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="not a weights format cnnspec reads"):
+        read_weights(tmp_path / "notes.txt", spec.graph)
+
+
+def test_the_library_face_reads_every_format_too(digits, tmp_path):
+    spec, module, x, expected = digits
+    torch.save({"model": module.state_dict()}, tmp_path / "w.pth")
+    rebuilt = spec.to("torch", weights=tmp_path / "w.pth")
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(torch.from_numpy(x)).numpy(), expected, rtol=1e-6, atol=1e-6)

@@ -184,3 +184,12 @@ def test_a_keras_2_style_h5_is_matched_by_its_weight_names(digits, tmp_path):
                 group[name] = value
     weights = read_weights(tmp_path / "keras2.h5", spec.graph)
     np.testing.assert_allclose(ort_outputs(spec.graph, weights, x, tmp_path), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_keras_files_without_their_suffix_are_recognised_by_content(digits, tmp_path):
+    spec, folder, _, _ = digits
+    full = read_weights(folder / "model.weights.h5", spec.graph)
+    for name in ("model.keras", "model.weights.h5"):
+        (tmp_path / "unnamed").write_bytes((folder / name).read_bytes())
+        again = read_weights(tmp_path / "unnamed", spec.graph)
+        assert all(np.array_equal(again[k], full[k]) for k in full)

@@ -51,22 +51,51 @@ SUFFIXES = tuple(s for r in READERS for s in r.suffixes)
 
 
 def reader_for(path: str | Path) -> Reader:
+    """The reader its suffix names; a file without a known suffix is recognised by its first bytes
+    (a zip holding ``data.pkl``, HDF5's signature, a safetensors header), never by running it."""
     name = Path(path).name.lower()
     for reader in READERS:
         if name.endswith(reader.suffixes):
             return reader
-    raise InputError(f"{path}: not a weights format cnnspec reads; it reads {', '.join(SUFFIXES)} "
-                     f"(a pickle is never loaded)")
+    suffix = sniff(path)
+    if suffix is None:
+        raise InputError(f"{path}: not a weights format cnnspec reads; it reads {', '.join(SUFFIXES)} "
+                         f"(a pickle is never loaded)")
+    return next(r for r in READERS if suffix in r.suffixes)
+
+
+def sniff(path: str | Path) -> str | None:
+    """The suffix a file's content says it should have, or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return ".h5"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return None
+        return ".keras" if "model.weights.h5" in names else ".pt" if any(
+            n.endswith("data.pkl") for n in names) else None
+    if len(head) >= 9 and head[8:9] == b"{":
+        return ".safetensors"
+    return None
 
 
 def open_weights(path: str | Path, graph: "Graph") -> WeightsFile:
     """The file's tensors, declared (name, shape, dtype) and not yet loaded."""
-    reader = reader_for(path)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such weights file")
     if not p.is_file():
         raise InputError(f"{path}: not a regular file (a folder, device or pipe); weights are read from files")
+    reader = reader_for(path)
     try:
         return reader.open(p, graph)
     except PermissionError:

@@ -151,7 +151,8 @@ def open_keras(path: Path, graph: Graph) -> WeightsFile:
     h5py = _h5py()
     with open(path, "rb") as fh:
         head = fh.read(8)
-    if path.name.lower().endswith(".keras"):
+    name = path.name.lower()
+    if name.endswith(".keras") or (head[:4] == ZIP_MAGIC and not name.endswith(".h5")):  # unnamed: by content
         if head[:4] != ZIP_MAGIC:
             raise InputError(f"{path}: not a .keras file (a zip archive holding {KERAS_ZIP_WEIGHTS})")
         archive, entries = open_zip(path)
