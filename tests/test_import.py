@@ -1,5 +1,5 @@
-"""`cnnspec import`: every zoo spec through cnnspec's own ONNX and back (params, MACs and layer names
-equal, ONNX Runtime's outputs within 1e-5 of their scale), blocks folded as the zoo writes them
+"""`cnnspec import`: every zoo spec through cnnspec's own ONNX and back (params, MACs, layer names and
+weights equal, ONNX Runtime's outputs within 1e-5 of their scale up to 30 M weights), blocks folded as the zoo writes them
 (ResNet-50's stages of bottleneck calls, MobileNetV2's inverted residuals, U-Net's double
 convolutions) with the flat spec's names, and the command's files."""
 import json
@@ -63,15 +63,17 @@ def _case(path):
 
 @pytest.mark.parametrize("spec_path", [_case(p) for p in SPECS])
 def test_every_zoo_spec_round_trips_through_its_own_onnx(spec_path, tmp_path):
-    graph, _weights, blob, path = exported(spec_path, tmp_path)
+    graph, weights, blob, path = exported(spec_path, tmp_path)
     imported = import_onnx(path)
     back = imported.graph
     assert (back.params, back.macs) == (graph.params, graph.macs)
     kept = [n.name for n in graph.nodes if n.op != "dropout"]   # dropout computes nothing in ONNX
     assert [n.name for n in back.nodes] == kept
-    x = np.random.default_rng(1).standard_normal((1, *graph.input_shape)).astype(np.float32)
-    for a, b in zip(run(blob, x), run(model_bytes(back, imported.weights), x)):
-        assert relative_error(a, b) <= TOLERANCE
+    assert all(np.array_equal(imported.weights[key], array) for key, array in weights.items())
+    if graph.params <= 30_000_000:  # the largest (VGG, AlexNet: 60-140 M weights) rest on equal weights
+        x = np.random.default_rng(1).standard_normal((1, *graph.input_shape)).astype(np.float32)
+        for a, b in zip(run(blob, x), run(model_bytes(back, imported.weights), x)):
+            assert relative_error(a, b) <= TOLERANCE
     # what was written checks again from its text, as `cnnspec check` reads it
     assert cnnspec.loads(imported.text).graph.params == graph.params
 
