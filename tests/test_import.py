@@ -159,16 +159,18 @@ def test_classes_in_the_metadata_come_back(tmp_path):
     assert cnnspec.loads(text).graph.classes == ("cat", "dog", "émeu")
 
 
-def test_fused_activations_of_our_own_writer_come_back_fused(tmp_path):
+def test_fused_activations_and_the_tanh_gelu_of_our_own_writer_come_back(tmp_path):
     doc = {"cnnspec": 1, "name": "f", "input": [3, 8, 8], "layers": [
         {"conv2d": {"filters": 4, "kernel": 3, "activation": "silu"}, "name": "a"},
         {"conv2d": {"filters": 4, "kernel": 3, "activation": "gelu"}, "name": "b"},
         {"conv2d": {"filters": 4, "kernel": 1, "activation": "hard_swish"}, "name": "c"},
         {"conv2d": {"filters": 4, "kernel": 1, "activation": "mish"}, "name": "d"},
+        {"gelu": {"approximate": "tanh"}, "name": "g"},
         "flatten", {"dense": {"units": 5, "activation": "leaky_relu"}, "name": "e"}]}
     graph = cnnspec.loads(json.dumps(doc)).graph
     path = tmp_path / "f.onnx"
     path.write_bytes(model_bytes(graph, zoo_weights(graph)))
     back = import_onnx(path).graph
-    assert [(n.name, n.attrs.get("activation")) for n in back.nodes if n.op != "flatten"] == [
+    assert [(n.name, n.attrs.get("activation")) for n in back.nodes if n.op not in ("flatten", "gelu")] == [
         ("a", "silu"), ("b", "gelu"), ("c", "hard_swish"), ("d", "mish"), ("e", "leaky_relu")]
+    assert back.node("g").op == "gelu" and back.node("g").attrs["approximate"] == "tanh"   # its chain, read back

@@ -104,8 +104,52 @@ def match_gelu(m: Matcher, node: ONode) -> None:
     m.emit("gelu", {} if approximate == "none" else {"approximate": approximate}, [x], node.outputs[0], node)
 
 
+def _tanh_gelu(m: Matcher, node: ONode) -> bool:
+    """x * 0.5 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), from x^3 as Mul(Mul(x, x), x) (cnnspec's
+    writer) or Pow(x, 3), the 0.5 and the x in either order: a gelu with ``approximate: tanh``."""
+    if node.op == "Pow":
+        x, nodes = m.value(node.inputs[0]), [node]
+        if not _const_is(m, node, 3.0):
+            return False
+        cube = node
+    else:
+        x = m.value(node.inputs[0])
+        if len(node.inputs) != 2 or m.value(node.inputs[1]) != x:
+            return False
+        cube = m.sole_consumer(node.outputs[0], "Mul")
+        if cube is None or m.value(_other(cube, node.outputs[0]) or "") != x:
+            return False
+        nodes = [node, cube]
+    steps = _chain(m, cube, [("Mul", lambda n: _const_is(m, n, 0.044715)),
+                             ("Add", lambda n: x in (m.value(i) for i in n.inputs)),
+                             ("Mul", lambda n: _const_is(m, n, math.sqrt(2.0 / math.pi))),
+                             ("Tanh", None), ("Add", lambda n: _const_is(m, n, 1.0))])
+    if steps is None:
+        return False
+    first = m.sole_consumer(steps[-1].outputs[0], "Mul")
+    second = m.sole_consumer(first.outputs[0], "Mul") if first is not None else None
+    if second is None:
+        return False
+    halves = [n for n in (first, second) if _const_is(m, n, 0.5)]
+    by_x = [n for n in (first, second) if x in (m.value(i) for i in n.inputs)]
+    if len(halves) != 1 or len(by_x) != 1 or halves[0] is by_x[0]:
+        return False
+    m.emit("gelu", {"approximate": "tanh"}, [m.data_input(node)], second.outputs[0], node,
+           nodes=(*nodes, *steps, first, second))
+    return True
+
+
+def match_pow(m: Matcher, node: ONode) -> None:
+    if not _tanh_gelu(m, node):
+        raise refuse(m.source, node, "is not part of a pattern the language has",
+                     "the tanh GELU (x^3 -> * 0.044715 -> + x -> * sqrt(2/pi) -> Tanh -> + 1 -> * x -> * 0.5) or "
+                     "the layernorm decomposition")
+
+
 def _binary(op: str):
     def match(m: Matcher, node: ONode) -> None:
+        if op == "multiply" and _tanh_gelu(m, node):
+            return
         consts = [k for k in (0, 1) if m.const(node.inputs[k]) is not None]
         if len(consts) == 2:
             raise refuse(m.source, node, "computes on constants only", "constant folding (this is a bug)")

@@ -12,7 +12,7 @@ from .reader import join_scopes
 PATH_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 OP_LIKE = re.compile(r"[A-Z][A-Za-z0-9]*(_[0-9]+)?\Z")   # 'Conv', 'Relu_1', 'BiasAdd': an op type, not a module
 RESERVED = {"input"}
-GENERATED = re.compile(r"(n[0-9]+|node_.*|[A-Za-z]+__?[0-9]+)(_[0-9]+)?\Z")  # exporters' counters: n0, node_Conv_23
+GENERATED = re.compile(r"(n[0-9]+|node_.*)(_[0-9]+)?\Z")  # the dynamo exporter's counters: n0, node_Conv_23
 
 
 def _allowed_chars() -> re.Pattern:
@@ -70,7 +70,7 @@ def _own_name(layer: Layer, producer: str = "") -> str:
     main node's scope path."""
     if layer.node.scope:
         return layer.node.scope
-    for node in (*layer.nodes, layer.node)[::-1]:
+    for node in (layer.node, *layer.nodes)[::-1]:  # the node that makes the output first
         if node.name and "/" not in node.name and not OP_LIKE.match(node.name) and not node.name[:1].isdigit() \
                 and not GENERATED.match(node.name):
             return node.name

@@ -15,7 +15,7 @@ import math
 from typing import Callable
 
 from .match_elementwise import (_activation, _binary, _const_sub, _refuse_sub, match_clip, match_div, match_gelu,
-                                match_hard_sigmoid, match_mul, match_softmax, match_softplus)
+                                match_hard_sigmoid, match_mul, match_pow, match_softmax, match_softplus)
 from .match_spatial import (_global, match_alias, match_avgpool, match_concat, match_maxpool, match_pad,
                             match_reduce, match_reshape, match_resize, match_slice, match_unsqueeze)
 from .match_weighted import (match_batchnorm, match_conv, match_conv_transpose, match_gemm, match_layernorm,
@@ -58,8 +58,7 @@ MATCHERS: dict[str, Callable] = {
     "Clip": match_clip,
     "Softmax": match_softmax,
     "Softplus": match_softplus,
-    "Pow": lambda m, node: _refuse_part(m, node, "the layernorm decomposition: ReduceMean, Sub, Pow 2, ReduceMean, "
-                                                 "Add eps, Sqrt, Div"),
+    "Pow": match_pow,
     "Sqrt": lambda m, node: _refuse_part(m, node, "the layernorm decomposition: ReduceMean, Sub, Pow 2, ReduceMean, "
                                                   "Add eps, Sqrt, Div"),
     "Erf": lambda m, node: _refuse_part(m, node, "the erf GELU: x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5"),
