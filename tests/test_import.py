@@ -174,3 +174,25 @@ def test_fused_activations_and_the_tanh_gelu_of_our_own_writer_come_back(tmp_pat
     assert [(n.name, n.attrs.get("activation")) for n in back.nodes if n.op not in ("flatten", "gelu")] == [
         ("a", "silu"), ("b", "gelu"), ("c", "hard_swish"), ("d", "mish"), ("e", "leaky_relu")]
     assert back.node("g").op == "gelu" and back.node("g").attrs["approximate"] == "tanh"   # its chain, read back
+
+
+def test_copies_with_two_inputs_fold_into_a_block_with_inputs(tmp_path):
+    """U-Net-like up blocks that read the map below and an encoder's skip: a block with `inputs`."""
+    layers = [{"conv2d": {"filters": 4, "kernel": 3, "padding": 1}, "name": "enc1"},
+              {"maxpool2d": 2, "name": "down1"},
+              {"conv2d": {"filters": 8, "kernel": 3, "padding": 1}, "name": "enc2"},
+              {"maxpool2d": 2, "name": "down2"},
+              {"conv2d": {"filters": 8, "kernel": 3, "padding": 1}, "name": "mid"}]
+    for k, (skip, filters) in enumerate((("enc2", 8), ("enc1", 4)), 1):
+        layers += [{"upsample2d": 2, "name": f"up{k}.up"},
+                   {"concat": None, "name": f"up{k}.cat", "in": [f"up{k}.up", skip]},
+                   {"conv2d": {"filters": filters, "kernel": 3, "padding": 1}, "name": f"up{k}.conv"},
+                   {"relu": None, "name": f"up{k}.act"}]
+    graph = cnnspec.loads(json.dumps({"cnnspec": 1, "name": "m", "input": [3, 16, 16], "layers": layers})).graph
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model_bytes(graph, zoo_weights(graph)))
+    imported = import_onnx(path)
+    doc, top = _top_level(imported.text)
+    assert doc["blocks"]["up"]["inputs"] == ["x", "skip"]
+    assert [(e["name"], e["in"]) for e in top if "up" in e] == [("up1", ["mid", "enc2"]), ("up2", ["up1.act", "enc1"])]
+    assert [n.name for n in imported.graph.nodes] == [n.name for n in graph.nodes]
