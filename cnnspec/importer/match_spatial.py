@@ -24,12 +24,36 @@ def _pool_args(m: Matcher, node: ONode):
 def match_maxpool(m: Matcher, node: ONode) -> None:
     x = m.data_input(node)
     _need_map_input(m, node, "MaxPool over a 4-D input")
-    args, _ = _pool_args(m, node)
+    args, pads = _pool_args(m, node)
     if node.attr("ceil_mode", 0):
         args["ceil"] = True
+    elif any(2 * p > k for p, k in zip(pads, [k for k in node.attr("kernel_shape") for _ in (0, 1)])):
+        args = _ceil_form(m, node, args, pads)
     if len(node.outputs) > 1 and node.outputs[1]:
         raise refuse(m.source, node, "also outputs indices", "MaxPool with one output")
     m.emit("maxpool2d", args, [x], node.outputs[0], node)
+
+
+def _ceil_form(m: Matcher, node: ONode, args: dict, pads) -> dict:
+    """A floor-mode MaxPool whose bottom or right padding is more than half its window is a ceil-mode
+    pool written out (cnnspec lowers ``ceil: true`` so, ONNX's shape inference lacking PyTorch's
+    last-window rule): the top and left padding with ``ceil: true``, where that gives these pads."""
+    from ..graph.ops import OPS, ShapeProblem, infer_pool
+
+    top, _bottom, left, _right = pads
+    shape = m.sample(node.inputs[0])
+    candidate = {k: v for k, v in args.items() if k != "padding"}
+    candidate.update(padding=compact_pair((top, left)), ceil=True)
+    try:
+        inferred = infer_pool(OPS["maxpool2d"].normalize(candidate), [shape])
+    except ShapeProblem:
+        inferred = None
+    if inferred is None or tuple(inferred.pads) != tuple(pads):
+        raise refuse(m.source, node, f"pads {list(pads)}, more than half its window on a side",
+                     "MaxPool padding at most half the kernel, or ceil_mode")
+    if not any((top, left)):
+        candidate.pop("padding")
+    return candidate
 
 
 def match_avgpool(m: Matcher, node: ONode) -> None:
