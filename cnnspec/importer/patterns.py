@@ -93,6 +93,12 @@ NEAREST = {
     "Shape": "static shapes: export with a fixed input size so shape computations fold to constants",
     "Attention": "convolutional layers, dense layers and element-wise ops",
     "InstanceNormalization": "BatchNormalization or LayerNormalization",
+    "PRelu": "LeakyRelu with one fixed slope (leaky_relu); the language has no learned slope",
+    "ReduceSum": "ReduceMean or ReduceMax over [2, 3] (a global pool)",
+    "Split": "Slice of height and width (crop2d); the language does not split channels",
+    "Gather": "static shapes and no indexing of data: export with a fixed input size",
+    "DepthToSpace": "Resize by an integer scale (upsample2d) or ConvTranspose",
+    "SpaceToDepth": "a strided Conv",
     "GroupNormalization": "BatchNormalization or LayerNormalization",
     "ReduceMean": "ReduceMean over axes [2, 3] (a global pool) or LayerNormalization",
 }
