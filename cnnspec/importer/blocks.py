@@ -169,7 +169,7 @@ def _block_name(group: Group, taken: set) -> str:
     parts = [p for p in group.instances[0].prefix.split(".") if not INDEX.match(p)]
     if len(heads) == 1 and not INDEX.match(next(iter(heads))):
         parts = [next(iter(heads))]
-    base = IDENT.sub("_", parts[-1] if parts else "block").rstrip("0123456789_") or "block"
+    base = re.sub(r"_?[0-9]+[a-z]?\Z", "", IDENT.sub("_", parts[-1] if parts else "block")) or "block"  # inception3a
     if base.endswith("s") and not base.endswith("ss"):
         base = base[:-1]                       # 'blocks.0' is one block
     if base[0].isdigit():
