@@ -183,13 +183,14 @@ def _const_add(m: Matcher, node: ONode, k: int) -> None:
     if c is None:
         raise refuse(m.source, node, "adds a constant that is not one number per channel",
                      "Add of a constant per channel (a bias, or a normalize)")
-    before = next((l for l in reversed(m.layers) if l.output == x), None)
+    before = m.made.get(x)
     if before is not None and before.op in FUSABLE and "bias" not in before.weights \
             and m.sole_consumer(x) is node and not before.args.get("activation"):
         n = before.weights["weight"].shape[1 if before.op == "conv2d_transpose" else 0]
         before.weights["bias"] = _np().broadcast_to(_np().asarray(c, dtype="float32"), (n,)).copy()
         before.args.pop("bias", None)
         before.output = node.outputs[0]
+        m.made[before.output] = before
         before.nodes = before.nodes + (node,)
         m.take(node)
         return

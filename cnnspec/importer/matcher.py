@@ -33,6 +33,7 @@ class Matcher:
         self.alias: dict = {}     # value -> the value it equals
         self.as_map: dict = {}    # a [C, 1, 1] value -> the [C] vector it holds
         self.layers: list = []
+        self.made: dict = {}      # value -> the layer whose output it is
         self.outputs = set(source.outputs)
 
     # ---- reading values ----
@@ -65,6 +66,7 @@ class Matcher:
                       tuple(nodes) or (node,), hint=hint)
         self.take(*layer.nodes)
         self.layers.append(layer)
+        self.made[layer.output] = layer
         return layer
 
     def data_input(self, node: ONode, k: int = 0, vector_ok: bool = False) -> str:
