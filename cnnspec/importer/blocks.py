@@ -40,6 +40,7 @@ class Group:
     instances: list
     flags: dict = field(default_factory=dict)   # id(instance) -> the flag's value (merged groups)
     flag: str | None = None
+    position_param: dict = field(default_factory=dict)   # (local, argument) -> the parameter it reads
 
     @property
     def saved(self) -> int:
@@ -97,8 +98,8 @@ def _groups(instances: list, ops: list) -> list:
     by_key: dict = {}
     for inst in instances:
         by_key.setdefault(_key(inst, ops), []).append(inst)
-    return [Group([(l, o, r, None) for l, o, r in key[:-1]], insts) for key, insts in by_key.items() if len(insts) >= 2
-            or len(insts) == 1]
+    # a group of one instance stays: it may be the variant another group merges into (a stage's first block)
+    return [Group([(l, o, r, None) for l, o, r in key[:-1]], insts) for key, insts in by_key.items()]
 
 
 def _merge(big: Group, small: Group) -> Group | None:
