@@ -196,3 +196,15 @@ def test_copies_with_two_inputs_fold_into_a_block_with_inputs(tmp_path):
     assert doc["blocks"]["up"]["inputs"] == ["x", "skip"]
     assert [(e["name"], e["in"]) for e in top if "up" in e] == [("up1", ["mid", "enc2"]), ("up2", ["up1.act", "enc1"])]
     assert [n.name for n in imported.graph.nodes] == [n.name for n in graph.nodes]
+
+
+def test_mobilenet_v3_blocks_take_their_activation_as_a_parameter(tmp_path):
+    """relu and hard-swish stages share one block: the activation op is the parameter `$act`."""
+    _graph, _w, _blob, path = exported(ROOT / "specs" / "mobilenet-v3-large.yaml", tmp_path)
+    doc, layers = _top_level(import_onnx(path).text)
+    rows = [row for block in doc["blocks"].values() for row in block["layers"]]
+    assert any("$act" in row for row in rows)
+    acts = {entry.get(name, {}).get("act") for entry in layers for name in doc["blocks"]
+            if isinstance(entry.get(name), dict)}
+    assert {"relu", "hard_swish"} & acts
+    assert len(layers) < 20
