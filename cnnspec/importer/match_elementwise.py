@@ -61,6 +61,8 @@ def match_softmax(m: Matcher, node: ONode) -> None:
     shape = m.sample(x)
     axis = node.attr("axis", -1)
     rank = len(shape) + 1 if shape is not None else 0
+    if node.index in m.channels_last and rank == 4:
+        axis = {3: 1, -1: 1}.get(axis, 0)   # channels-last's last axis is the channels
     if shape is None or axis % rank != 1:
         raise refuse(m.source, node, f"is over axis {axis}", "Softmax over the channels (axis 1)")
     m.emit("softmax", {}, [x], node.outputs[0], node)
@@ -228,7 +230,7 @@ def _const_mul(m: Matcher, node: ONode, k: int) -> None:
         return
     name = node.inputs[k]
     m.emit("scale", {}, [x], node.outputs[0], node, {"weight": _np().asarray(c, dtype="float32")},
-           name if name in m.source.constants and "." in name else None)
+           name if name in m.source.constants and "." in name and len(m.consumers.get(name, ())) == 1 else None)
 
 
 CONSTANT_BINARY = {"Add": _const_add, "Sub": _const_sub, "Mul": _const_mul,

@@ -87,6 +87,8 @@ def match_gemm(m: Matcher, node: ONode) -> None:
 
 
 def match_matmul(m: Matcher, node: ONode) -> None:
+    if node.index in m.channels_last:
+        return _pointwise(m, node)
     x = _vector_input(m, node)
     w = _weight(m, node, 1, "weight")
     if w is None or w.ndim != 2:
@@ -106,6 +108,34 @@ def match_matmul(m: Matcher, node: ONode) -> None:
     else:
         args["bias"] = False
         m.emit("dense", args, [x], node.outputs[0], node, weights, _name_source(m, node, 1))
+
+
+def _pointwise(m: Matcher, node: ONode) -> None:
+    """A Linear over channels-last pixels: a 1x1 conv2d (weight [out, in, 1, 1]); its name from its
+    weight, else its bias (TorchScript renames a transposed weight)."""
+    x = m.data_input(node)
+    w = _weight(m, node, 1, "weight")
+    if w is None or w.ndim != 2:
+        raise refuse(m.source, node, "is not a per-pixel linear layer", "MatMul(x, W) with a constant 2-D W")
+    add = m.sole_consumer(node.outputs[0], "Add")
+    bias = None
+    if add is not None:
+        other = [i for i in add.inputs if i != node.outputs[0]]
+        bias = m.const(other[0]) if len(other) == 1 else None
+        if bias is not None and bias.size != w.shape[1]:
+            bias = None
+    weights = {"weight": w.T.reshape(w.shape[1], w.shape[0], 1, 1)}
+    args = {"filters": int(w.shape[1]), "kernel": 1}
+    name = _name_source(m, node, 1)
+    if bias is not None:
+        weights["bias"] = bias.reshape(-1)
+        bias_name = next(i for i in add.inputs if i != node.outputs[0])
+        if not (name and "." in name and "::" not in name) and len(m.consumers.get(bias_name, ())) == 1:
+            name = bias_name
+        m.emit("conv2d", args, [x], add.outputs[0], node, weights, name, nodes=(node, add))
+    else:
+        args["bias"] = False
+        m.emit("conv2d", args, [x], node.outputs[0], node, weights, name)
 
 
 def _vector_input(m: Matcher, node: ONode) -> str:
@@ -143,8 +173,8 @@ def match_batchnorm(m: Matcher, node: ONode) -> None:
     else:
         weights["bias"] = bias
     weights.update(running_mean=mean, running_var=var)
-    source_name = next((n for n in (node.inputs[3], node.inputs[1]) if n in m.source.constants
-                        and not n.endswith(("/fixed_weight",))), None)
+    source_name = next((name for name in (_name_source(m, node, k) for k in (3, 1, 2, 4))
+                        if name and not name.endswith(("/fixed_weight", "/fixed_bias"))), None)
     m.emit("batchnorm", args, [x], node.outputs[0], node, weights, source_name)
 
 
@@ -163,6 +193,9 @@ def _layernorm(m: Matcher, node: ONode, x: str, out: str, nodes) -> None:
 def match_layernorm(m: Matcher, node: ONode) -> None:
     x = m.data_input(node)
     shape = m.sample(x)
+    if node.index in m.channels_last and shape is not None and len(shape) == 3 and node.attr("axis", -1) in (-1, 3):
+        _layernorm(m, node, x, node.outputs[0], (node,))
+        return
     if shape is None or len(shape) != 1 or node.attr("axis", -1) not in (-1, 1):
         raise refuse(m.source, node, "normalises over axes other than the features of a vector",
                      "LayerNormalization over a [batch, N] vector's last axis, or a map's channels between "
@@ -188,9 +221,62 @@ def match_transpose(m: Matcher, node: ONode) -> None:
             m.take(node, user)
             m.alias[user.outputs[0]] = x
             return
+    if perm == [0, 2, 3, 1] and _channels_last_region(m, node, x):
+        return
     raise refuse(m.source, node, f"transposes to {perm} and no later Transpose undoes it (a channels-last graph?)",
                  "channels-first (NCHW) graphs; transposes only in pairs that cancel, or around LayerNormalization; "
                  "export with NCHW input (tf2onnx: --inputs-as-nchw)")
+
+
+# ops that work on each pixel alone, so a channels-last stretch of them reads channels-first as well
+PER_PIXEL = {"LayerNormalization", "MatMul", "Add", "Mul", "Sub", "Div", "Relu", "Sigmoid", "Tanh", "Gelu", "Erf",
+             "HardSwish", "HardSigmoid", "Clip", "LeakyRelu", "Elu", "Softplus", "Mish", "Identity", "Dropout", "Pow",
+             "Softmax"}
+
+
+def _channels_last_region(m: Matcher, into: ONode, x: str) -> bool:
+    """Transpose [0, 2, 3, 1], per-pixel ops only, Transpose [0, 3, 1, 2] (torchvision's ConvNeXt
+    block: its LayerNorm and Linear layers run channels-last): the stretch reads channels-first, a
+    Linear being a 1x1 convolution. Its values' shapes become [C, H, W]; both transposes are
+    aliases; the matchers know the region by :attr:`Matcher.channels_last`. False where the stretch
+    mixes in anything else (nothing is changed then)."""
+    region, values, stack, exits = [], {into.outputs[0]}, [into.outputs[0]], []
+    seen = set()
+    while stack:
+        v = stack.pop()
+        if v in m.outputs:
+            return False
+        for user in m.consumers.get(v, []):
+            if user.index in seen:
+                continue
+            if user.op == "Transpose" and list(user.attr("perm", [])) == [0, 3, 1, 2]:
+                seen.add(user.index)
+                exits.append(user)
+                continue
+            if user.op not in PER_PIXEL or user.index in m.used:
+                return False
+            seen.add(user.index)
+            region.append(user)
+            for o in user.outputs:
+                if o:
+                    values.add(o)
+                    stack.append(o)
+    if not exits or not region:
+        return False
+    for n in region + exits:   # everything read inside comes from the region or is a constant
+        if any(i and i not in values and m.const(i) is None for i in n.inputs):
+            return False
+    m.take(into, *exits)
+    m.alias[into.outputs[0]] = x
+    for back in exits:
+        m.alias[back.outputs[0]] = back.inputs[0]
+    for v in values:
+        shape = m.source.shapes.get(v)
+        if shape is not None and len(shape) == 4:
+            n, h, w, c = shape
+            m.source.shapes[v] = (n, c, h, w)
+    m.channels_last.update(n.index for n in region)
+    return True
 
 
 def _reduce_axes(m: Matcher, node: ONode):

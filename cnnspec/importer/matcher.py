@@ -34,6 +34,7 @@ class Matcher:
         self.as_map: dict = {}    # a [C, 1, 1] value -> the [C] vector it holds
         self.layers: list = []
         self.made: dict = {}      # value -> the layer whose output it is
+        self.channels_last: set = set()   # nodes of a channels-last stretch read channels-first
         self.outputs = set(source.outputs)
 
     # ---- reading values ----
@@ -154,7 +155,9 @@ def _weight(m: Matcher, node: ONode, k: int, what: str):
 
 def _name_source(m: Matcher, node: ONode, k: int) -> str | None:
     """The initializer name a weight input carries (before constant folding renamed nothing)."""
-    return node.inputs[k] if len(node.inputs) > k and node.inputs[k] in m.source.constants else None
+    name = node.inputs[k] if len(node.inputs) > k and node.inputs[k] in m.source.constants else None
+    # an initializer several nodes read (an exporter shares equal tensors) names none of them
+    return name if name is not None and len(m.consumers.get(name, ())) == 1 else None
 
 
 def _clean(value: float) -> float:
