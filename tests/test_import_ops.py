@@ -73,13 +73,13 @@ def test_each_op_comes_back_as_itself(case, tmp_path):
     blob = model_bytes(graph, weights)
     path = tmp_path / "t.onnx"
     path.write_bytes(blob)
-    back = import_onnx(path, flat=True).graph
+    imported = import_onnx(path, flat=True)
+    back = imported.graph
     assert [n.name for n in back.nodes] == [n.name for n in graph.nodes]
     for new, old in zip(back.nodes, graph.nodes):
         same = old.attrs.get("padding") == "same"
         assert described(new, same) == described(old, same)
     x = rng.standard_normal((1, *graph.input_shape)).astype(np.float32)
-    imported = import_onnx(path, flat=True)
     a = ort.InferenceSession(blob).run(None, {"input": x})[0]
     b = ort.InferenceSession(model_bytes(back, imported.weights)).run(None, {"input": x})[0]
     assert float(np.abs(a - b).max()) <= 1e-5 * max(float(np.abs(a).max()), 1e-12)
