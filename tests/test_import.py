@@ -69,6 +69,8 @@ def test_every_zoo_spec_round_trips_through_its_own_onnx(spec_path, tmp_path):
     assert (back.params, back.macs) == (graph.params, graph.macs)
     kept = [n.name for n in graph.nodes if n.op != "dropout"]   # dropout computes nothing in ONNX
     assert [n.name for n in back.nodes] == kept
+    if any(n.via for n in graph.nodes):   # a spec written with blocks comes back with blocks (not flat)
+        assert imported.blocks
     assert all(np.array_equal(imported.weights[key], array) for key, array in weights.items())
     if graph.params <= 30_000_000:  # the largest (VGG, AlexNet: 60-140 M weights) rest on equal weights
         x = np.random.default_rng(1).standard_normal((1, *graph.input_shape)).astype(np.float32)
