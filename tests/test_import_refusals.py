@@ -126,7 +126,12 @@ def hostile_cases(tmp_path):
     entry.key, entry.value = "location", "../../etc/passwd"
     custom = model([helper.make_node("Evil", ["x"], ["y"], name="evil", domain="com.example")], [out()],
                    check=False)
+    wide = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10_000_000, 10_000_000])
+    huge_input = model([helper.make_node("Relu", ["x"], ["y"])], [out()], inputs=(wide,))
+    nothing = model([helper.make_node("Identity", ["x"], ["y"], name="same")], [out()])
     return {
+        "huge input": (huge_input.SerializeToString(), "dimension 2 is 10000000"),
+        "computes nothing": (nothing.SerializeToString(), "computed by no layer"),
         "truncated": (blob[: len(blob) // 2], "not an ONNX model"),
         "empty": (b"", "not an ONNX model"),
         "huge dims": (huge.SerializeToString(), "more than"),

@@ -217,3 +217,53 @@ def test_a_torchvision_style_resnet50_reads_as_stages_of_one_bottleneck(dynamo, 
     assert calls == [("layer1", 3, True), ("layer2", 4, True), ("layer3", 6, True), ("layer4", 3, True)]
     names = {n.name for n in imported.graph.nodes}
     assert {"layer1.0.conv1", "layer1.0.downsample.0", "layer4.2.conv3", "fc"} <= names
+
+
+class Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
+class CNBlock(nn.Module):
+    """torchvision's ConvNeXt block: its LayerNorm and Linear layers run channels-last between permutes."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.rand(dim, 1, 1))
+        self.block = nn.Sequential(nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute([0, 2, 3, 1]),
+                                   nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(),
+                                   nn.Linear(4 * dim, dim), Permute([0, 3, 1, 2]))
+
+    def forward(self, x):
+        return x + self.layer_scale * self.block(x)
+
+
+class ConvNeXtish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.features = nn.Conv2d(3, 16, 4, 4), nn.Sequential(CNBlock(16), CNBlock(16))
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(self.features(self.stem(x)), 1), 1))
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_a_channels_last_stretch_reads_channels_first(dynamo, tmp_path):
+    """Transpose, per-pixel LayerNorm/Linear/GELU, Transpose back: a layernorm and 1x1 convolutions,
+    and the two blocks fold into one called with repeat."""
+    import cnnspec.spec.loader as loader
+
+    path = tmp_path / "convnext.onnx"
+    export(ConvNeXtish, dynamo, path)
+    imported = compare(path)
+    doc = loader.parse_yaml(imported.text, "<t>").data
+    (block,) = doc["blocks"].values()
+    assert [next(iter(row)) for row in block["layers"]] == ["conv2d", "layernorm", "conv2d", "gelu", "conv2d",
+                                                             "scale", "add"]
+    assert [e.get("repeat") for e in doc["layers"]] == [None, 2, None, None]
+    assert "features.1.layer_scale.weight" in imported.weights

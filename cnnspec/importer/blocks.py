@@ -17,9 +17,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..graph.ops import OPS
+from ..graph.ops import ACTIVATIONS, OPS
 
 MIN_LAYERS = 2
+OP_PARAM = "act"   # the parameter's name where copies differ in an activation op
 IDENT = re.compile(r"[^A-Za-z0-9_]")
 INDEX = re.compile(r"[0-9]+\Z")
 
@@ -40,6 +41,7 @@ class Group:
     instances: list
     flags: dict = field(default_factory=dict)   # id(instance) -> the flag's value (merged groups)
     flag: str | None = None
+    position_param: dict = field(default_factory=dict)   # (local, argument) -> the parameter it reads
 
     @property
     def saved(self) -> int:
@@ -89,16 +91,24 @@ def _instance(p, start, stop, names, ins, readers, outputs):
     return Instance(p, start, stop, locals_, tuple(externals), tuple(refs))
 
 
+def _op_class(op: str) -> str:
+    """Activations without arguments stand in for each other (a block takes the op as ``$act``:
+    MobileNetV3's relu and hard-swish stages); every other op is itself."""
+    return "<activation>" if op in ACTIVATIONS and not OPS[op].args else op
+
+
 def _key(inst: Instance, ops: list) -> tuple:
-    return tuple(zip(inst.locals, ops[inst.start:inst.stop], inst.refs)) + (len(inst.externals),)
+    classes = [_op_class(op) for op in ops[inst.start:inst.stop]]
+    return tuple(zip(inst.locals, classes, inst.refs)) + (len(inst.externals),)
 
 
 def _groups(instances: list, ops: list) -> list:
     by_key: dict = {}
     for inst in instances:
         by_key.setdefault(_key(inst, ops), []).append(inst)
-    return [Group([(l, o, r, None) for l, o, r in key[:-1]], insts) for key, insts in by_key.items() if len(insts) >= 2
-            or len(insts) == 1]
+    # a group of one instance stays: it may be the variant another group merges into (a stage's first block)
+    return [Group([(l, ops[insts[0].start + k], r, None) for k, (l, _c, r) in enumerate(key[:-1])], insts)
+            for key, insts in by_key.items()]
 
 
 def _merge(big: Group, small: Group) -> Group | None:
@@ -120,7 +130,7 @@ def _merge(big: Group, small: Group) -> Group | None:
             rows.append((local, op, refs, f"${flag}"))
             continue
         s_op, s_refs = small_rows[local]
-        if s_op != op:
+        if _op_class(s_op) != _op_class(op):
             return None
         if s_refs == refs:
             rows.append((local, op, refs, None))
@@ -169,7 +179,7 @@ def _block_name(group: Group, taken: set) -> str:
     parts = [p for p in group.instances[0].prefix.split(".") if not INDEX.match(p)]
     if len(heads) == 1 and not INDEX.match(next(iter(heads))):
         parts = [next(iter(heads))]
-    base = IDENT.sub("_", parts[-1] if parts else "block").rstrip("0123456789_") or "block"
+    base = re.sub(r"_?[0-9]+[a-z]?\Z", "", IDENT.sub("_", parts[-1] if parts else "block")) or "block"  # inception3a
     if base.endswith("s") and not base.endswith("ss"):
         base = base[:-1]                       # 'blocks.0' is one block
     if base[0].isdigit():
@@ -227,6 +237,9 @@ def _parameters(group: Group, layers) -> tuple[dict, dict]:
         for r in rows:
             if r is not None:
                 keys.update(_args(layers, r))
+        kinds = tuple(layers[r].op if r is not None else None for r in rows)
+        if len({k for k in kinds if k is not None}) > 1:
+            columns[(local, OP_PARAM)] = kinds   # the op itself differs: a parameter in its place
         for key in sorted(keys):
             values = tuple(_args(layers, r).get(key) if r is not None else None for r in rows)
             present = [v for v, r in zip(values, rows) if r is not None]
@@ -253,7 +266,9 @@ def _parameters(group: Group, layers) -> tuple[dict, dict]:
             by_values[(key, values)] = pname
             found = pname
         position_param[(local, key)] = found
-    param_key = {p: k for (_l, k), p in position_param.items()}
+    param_key: dict = {}
+    for (_l, k), p in position_param.items():
+        param_key.setdefault(p, k)   # named after the first position that reads it (filters before groups)
     per_key = Counter(param_key.values())
     renames = {p: k for p, k in param_key.items() if per_key[k] == 1 and p != k and k not in params}
     params = {renames.get(p, p): v for p, v in params.items()}
@@ -289,7 +304,8 @@ def _block(group: Group, layers, params: dict) -> dict:
             pname = group.position_param.get((local, key))
             if pname is not None:
                 args[key] = f"${pname}"
-        entry = {op: args or None, "name": local}
+        op_param = group.position_param.get((local, OP_PARAM))
+        entry = {f"${op_param}" if op_param else op: args or None, "name": local}
         names = [r if isinstance(r, str) else (inputs[r[1]] if several else "input") for r in refs]
         default_prev = previous if previous is not None else (inputs[0] if several else "input")
         if names != [default_prev] or when or conditional:

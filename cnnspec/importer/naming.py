@@ -12,7 +12,7 @@ from .reader import join_scopes
 PATH_LIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 OP_LIKE = re.compile(r"[A-Z][A-Za-z0-9]*(_[0-9]+)?\Z")   # 'Conv', 'Relu_1', 'BiasAdd': an op type, not a module
 RESERVED = {"input"}
-GENERATED = re.compile(r"(n[0-9]+|node_.*|[A-Za-z]+__?[0-9]+)(_[0-9]+)?\Z")  # exporters' counters: n0, node_Conv_23
+GENERATED = re.compile(r"(n[0-9]+|node_.*)(_[0-9]+)?\Z")  # the dynamo exporter's counters: n0, node_Conv_23
 
 
 def _allowed_chars() -> re.Pattern:
@@ -36,11 +36,14 @@ def sanitize(text: str, bad: re.Pattern | None = None) -> str:
     return "input_" if text in RESERVED else text
 
 
-def from_weight(name: str | None) -> str | None:
-    """``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; None for generated names (``onnx::Conv_31``)."""
+def from_weight(name: str | None, parts=("weight", "bias", "running_mean", "running_var")) -> str | None:
+    """``layer1.0.conv1.weight`` -> ``layer1.0.conv1``; a parameter of another name is the layer's
+    whole name (``features.1.0.layer_scale``, a scale layer); None for generated names
+    (``onnx::Conv_31``)."""
     if not name or not PATH_LIKE.match(name) or "." not in name:
         return None
-    return name.rsplit(".", 1)[0]
+    layer, last = name.rsplit(".", 1)
+    return layer if last in parts else name
 
 
 def scope_path(node_name: str) -> str:
@@ -70,7 +73,7 @@ def _own_name(layer: Layer, producer: str = "") -> str:
     main node's scope path."""
     if layer.node.scope:
         return layer.node.scope
-    for node in (*layer.nodes, layer.node)[::-1]:
+    for node in (layer.node, *layer.nodes)[::-1]:  # the node that makes the output first
         if node.name and "/" not in node.name and not OP_LIKE.match(node.name) and not node.name[:1].isdigit() \
                 and not GENERATED.match(node.name):
             return node.name
@@ -83,7 +86,7 @@ def assign_names(layers: list, producer: str = "") -> None:
     bad = _allowed_chars()
     raw = []
     for layer in layers:
-        name = from_weight(layer.weight_name)
+        name = from_weight(layer.weight_name, tuple(layer.weights))
         if name:
             raw.append((sanitize(name, bad), True))
         elif not layer.hint:
@@ -99,8 +102,8 @@ def assign_names(layers: list, producer: str = "") -> None:
         if name and not from_weights and name in containers:
             name = f"{name}.{layer.op}"
         if not name:
-            base = raw_prefix(layer, layers)
-            name = f"{base}.{layer.hint or layer.op}" if base else (layer.hint or layer.op)
+            base = raw_prefix(layer, layers) if layer.hint else ""
+            name = f"{base}.{layer.hint}" if base else (layer.hint or layer.op)
         layer.name = _unique(name, taken)
 
 

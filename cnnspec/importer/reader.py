@@ -118,13 +118,14 @@ def read_source(path: str | Path) -> Source:
     for out in outputs:
         if out not in produced:
             raise InputError(f"{path}: graph output '{out}' is computed by no node")
-    shapes = _infer_shapes(model, x.name, input_shape, path)
-    shapes[x.name] = (1, *input_shape)
-    shapes.update({name: tuple(array.shape) for name, array in constants.items()})
-    return Source(path=str(path), nodes=nodes, constants=constants, shapes=shapes, input=x.name,
-                  input_shape=input_shape, outputs=outputs, metadata=metadata(model),
-                  producer=model.producer_name or "", opsets=tuple(model.opset_import),
-                  ir_version=model.ir_version)
+    source = Source(path=str(path), nodes=nodes, constants=constants, shapes={}, input=x.name,
+                    input_shape=input_shape, outputs=outputs, metadata=metadata(model),
+                    producer=model.producer_name or "", opsets=tuple(model.opset_import),
+                    ir_version=model.ir_version)
+    reinfer_shapes(source)
+    source.shapes[x.name] = (1, *input_shape)
+    source.shapes.update({name: tuple(array.shape) for name, array in constants.items()})
+    return source
 
 
 def _load_confined_external_data(model, path) -> None:
@@ -270,9 +271,9 @@ SMALL_CONSTANT = 4096  # constants up to this size go into a re-inference with t
 
 
 def reinfer_shapes(source: Source) -> None:
-    """ONNX's shape inference again over the folded graph: a Pad or Reshape whose amounts were a
-    shape subgraph gets its output shape now. Large constants (weights) go in as typed inputs
-    without their values, so nothing big is copied."""
+    """ONNX's shape inference at batch 1 over the graph as it is now (again after folding: a Pad or
+    Reshape whose amounts were a shape subgraph gets its output shape then). Large constants
+    (weights) go in as typed inputs without their values, so a 500 MB model is not copied."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -290,28 +291,18 @@ def reinfer_shapes(source: Source) -> None:
     graph = helper.make_graph([n.proto for n in source.nodes], "reinfer", [x, *typed], outs, initializer=inits)
     model = helper.make_model(graph, opset_imports=list(source.opsets))
     model.ir_version = source.ir_version
-    source.shapes.update({k: v for k, v in _infer_shapes(model, source.input, source.input_shape, source.path).items()
-                          if v is not None})
+    found = _infer_shapes(model, source.path)
+    source.shapes.update({k: v for k, v in found.items() if v is not None or k not in source.shapes})
 
 
-def _infer_shapes(model, input_name: str, input_shape, path) -> dict:
-    """ONNX's shape inference at batch 1 (the batch is fixed so shape subgraphs fold to numbers;
-    every op the language has is batch-independent)."""
+def _infer_shapes(model, path) -> dict:
+    """ONNX's shape inference: every value's full shape, None where a dimension stays unknown. The
+    batch is fixed at 1 so shape subgraphs fold to numbers (every op the language has is
+    batch-independent)."""
     import onnx
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    del m.graph.value_info[:]
-    for v in m.graph.input:
-        if v.name == input_name:
-            dims = v.type.tensor_type.shape.dim
-            for d, size in zip(dims, (1, *input_shape)):
-                d.Clear()
-                d.dim_value = size
-    for v in m.graph.output:
-        v.type.tensor_type.ClearField("shape")
     try:
-        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True).graph
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True).graph
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: ONNX shape inference fails: {str(exc).splitlines()[0][:200]}") from None
     shapes = {}

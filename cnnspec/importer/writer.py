@@ -47,6 +47,8 @@ def spec_text(header: dict, blocks: dict, layers: list) -> str:
             lines.append(f"  {flow(name)}:")
             if block.get("params"):
                 lines.append(f"    params: {flow(block['params'])}")
+            if block.get("inputs"):
+                lines.append(f"    inputs: {flow(block['inputs'])}")
             lines.append("    layers:")
             lines += [f"      - {flow(entry)}" for entry in block["layers"]]
     lines += ["", "layers:"]
