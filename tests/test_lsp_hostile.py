@@ -208,3 +208,21 @@ def test_random_edits_to_zoo_specs_never_crash_a_handler(case, line, column):
     navigation.definition(live, position, lambda f: Path(f).as_uri(), lambda f: live.lines)
     navigation.symbols(live)
     actions.quick_fixes("file:///x.yaml", a.lines, by_file[a.file])
+
+
+def test_the_futures_pygls_keeps_of_finished_notifications_are_dropped():
+    """pygls 2.0 keeps every didChange's future; the server drops finished ones (memory stays flat)."""
+    from concurrent.futures import Future
+
+    from cnnspec.lsp.server import build_server
+
+    server = build_server()
+    futures = server.protocol._request_futures
+    pending = Future()
+    for i in range(200):
+        done = Future()
+        done.set_result(None)
+        futures[f"n{i}"] = done
+    futures["still running"] = pending
+    server.forget_finished_notifications()
+    assert futures == {"still running": pending}
