@@ -222,6 +222,7 @@ def test_hover_on_a_layer_an_op_and_a_block(client, tmp_path):
                   f"Defined at {path}:5", "a convolution and an activation"):
         assert words in call, words
     assert "maxpool" in hover_text(client, uri, 14, 20)  # anywhere on the item: its figures
+    assert hover_text(client, uri, 4, 3).startswith("**unit** (block)")  # on the block's own name
     closed(client, uri)
 
 
@@ -338,6 +339,11 @@ def test_an_error_in_an_imported_file_shows_at_the_call_and_in_that_file(client,
     assert d["relatedInformation"][0]["location"]["range"]["start"]["line"] == 3
     there = client.diagnostics(lib_uri)
     assert any("kernal" in x["message"] and x["range"]["start"]["line"] == 3 for x in there)
+    fixed = lib.read_text().replace("kernal", "kernel")  # fixed and saved: the spec that imports it checks again
+    lib.write_text(fixed)
+    client.change(lib_uri, fixed, 2)
+    client.notify("textDocument/didSave", {"textDocument": {"uri": lib_uri}})
+    assert client.wait_for("textDocument/publishDiagnostics", lambda p: p["uri"] == uri and not p["diagnostics"])
     closed(client, uri)
     closed(client, lib_uri)
 

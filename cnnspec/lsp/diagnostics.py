@@ -45,7 +45,9 @@ def to_lsp(a: Analysis, lines_of: LinesOf, uri_of: UriOf) -> dict[str, list[type
             message=f"block '{block}' called here") for block, call in d.via]
         where = d.location
         if where is None or where.file == a.file:
-            out[a.file].append(types.Diagnostic(range=_range(a.lines, where), message=message, severity=severity,
+            rng = _range(a.lines, where)
+            related = [r for r in related if r.location.uri != uri_of(a.file) or r.location.range != rng]
+            out[a.file].append(types.Diagnostic(range=rng, message=message, severity=severity,
                                                 source=SOURCE, related_information=related or None))
             continue
         # in an imported file: at the call here, linked to the place there; and there, linked back

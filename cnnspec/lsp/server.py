@@ -190,7 +190,9 @@ def build_server(version: str = "0") -> CnnspecServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CnnspecServer, params: types.DidSaveTextDocumentParams):
-        ls.schedule(params.text_document.uri, 0)  # imported files may have changed on disk
+        for uri in list(ls.analyses):  # a saved file may be one the others import: check them all again
+            ls.analyses[uri].version = None if uri != params.text_document.uri else ls.analyses[uri].version
+            ls.schedule(uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CnnspecServer, params: types.DidCloseTextDocumentParams):
