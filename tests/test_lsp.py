@@ -359,3 +359,24 @@ def test_shutdown_and_exit_leave_nothing_behind(tmp_path):
     eof.proc.stdin.close()
     assert eof.proc.wait(10) is not None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding, width", [("utf-16", lambda s: len(s.encode("utf-16-le")) // 2),
+                                             ("utf-8", lambda s: len(s.encode("utf-8"))),
+                                             ("utf-32", len)])
+def test_positions_follow_the_negotiated_encoding(tmp_path, encoding, width):
+    text = HEAD + "  - conv2d: {filters: 3, kernel: 3, activation: '🙂é', padding: full}\n"
+    with Client() as c:
+        caps = c.initialize({"general": {"positionEncodings": [encoding]}})["capabilities"]
+        assert caps["positionEncoding"] == encoding
+        uri = (tmp_path / "enc.yaml").as_uri()
+        c.open(uri, text)
+        found = c.diagnostics(uri, 1)
+        row = text.split("\n")[4]
+        start = row.index("full")
+        assert [(d["range"]["start"]["character"], d["range"]["end"]["character"]) for d in found
+                if "padding" in d["message"]] == [(width(row[:start]), width(row[:start + 4]))]
+        hover = c.at("textDocument/hover", uri, 4, width(row[:start]) + 1)
+        assert hover is None or "conv2d" in hover["contents"]["value"]
+        assert c.close() == 0
