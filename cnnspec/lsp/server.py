@@ -191,7 +191,8 @@ def build_server(version: str = "0") -> CnnspecServer:
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CnnspecServer, params: types.DidSaveTextDocumentParams):
         for uri in list(ls.analyses):  # a saved file may be one the others import: check them all again
-            ls.analyses[uri].version = None if uri != params.text_document.uri else ls.analyses[uri].version
+            if uri != params.text_document.uri:
+                ls.analyses[uri].version = None  # stale: the next refresh checks the text again
             ls.schedule(uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
