@@ -77,8 +77,9 @@ def check_lines(path: Path) -> list[tuple[int, int, str, str]]:
 
 
 def lsp_lines(diagnostics: list[dict]) -> list[tuple[int, int, str, str]]:
+    """The errors and warnings (an error in a block is also shown at its call, as information)."""
     return [(d["range"]["start"]["line"], d["range"]["start"]["character"], d["message"],
-             {1: "error", 2: "warning"}[d["severity"]]) for d in diagnostics]
+             {1: "error", 2: "warning"}[d["severity"]]) for d in diagnostics if d["severity"] in (1, 2)]
 
 
 def test_the_server_says_what_it_offers(client):
@@ -134,7 +135,10 @@ def test_a_fixed_error_disappears_at_the_next_change_and_the_newest_text_wins(cl
     path = tmp_path / "fix.yaml"
     path.write_text(BAD)
     uri, diagnostics = opened(client, path)
-    assert len(diagnostics) == 3
+    assert len(lsp_lines(diagnostics)) == 3
+    (info,) = [d for d in diagnostics if d["severity"] == 3]  # the block's error, at its call too
+    assert info["range"]["start"]["line"] == 13 and info["message"].startswith("unknown op 'rleu'")
+    assert info["relatedInformation"][0]["location"]["range"]["start"] == {"line": 9, "character": 8}
     for version in range(2, 7):  # a burst of edits: only the last text's diagnostics count
         client.change(uri, GOOD if version == 6 else BAD.replace("dense: 10", f"dense: {version}"), version)
     assert client.diagnostics(uri, 6) == []
@@ -311,6 +315,7 @@ def test_document_symbols_outline_blocks_and_layers(client, tmp_path):
 def test_code_actions_apply_checks_suggestions(client, tmp_path):
     path = tmp_path / "a.yaml"
     uri, diagnostics = opened(client, path, BAD)
+    diagnostics = [d for d in diagnostics if d["severity"] == 1]
     actions = client.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": diagnostics[0]["range"],
                                                          "context": {"diagnostics": diagnostics}})
     assert [a["title"] for a in actions] == ["Change 'rleu' to 'relu'", "Change 'rleu' to 'relu'",
