@@ -182,14 +182,12 @@ NEAR = [  # (typed, known names, suggestion): real typos keep their suggestion
     ("tahn", OPS, "tanh"), ("ReLU", OPS, "relu"), ("leakyrelu", OPS, "leaky_relu"),
     ("kernal", ARG_NAMES, "kernel"), ("filter", ARG_NAMES, "filters"), ("strides", ARG_NAMES, "stride"),
     ("strat", ["times", "start"], "start"), ("aa", ["a", "input"], "a"),
-    ("conv_transpose2d", OPS, "conv2d_transpose"), ("avgpool2d_global", OPS, "global_avgpool2d"),  # parts reordered
 ]
 FAR = [  # (typed, known names): another real name, or a different word, gets no suggestion
     ("gelu", ["relu"]), ("elu", ["relu"]), ("selu", OPS), ("prelu", OPS), ("swish", ["sigmoid"]),
     ("hard_sigmoid", ["sigmoid", "hard_swish"]), ("global_maxpool2d", ["global_avgpool2d"]),
     ("cropping2d", OPS), ("conv1d", OPS), ("conv3d", OPS), ("convolution2d", OPS),
     ("frobnicate", OPS), ("conv2d_9", ["conv2d_1"]), ("layer2", ["layer1"]), ("tanh", ["tank"]),
-    ("b_a", ["a_b_c"]),
 ]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lsprotocol import types as lsp_types
 
 pytest.importorskip("pygls", reason="cnnspec lsp needs the 'lsp' extra (pygls)")
 
@@ -36,14 +37,15 @@ blocks:
       - rleu
 layers:
   - {conv2d: {filters: 16, kernel: 3, activation: rleu}, name: first}
-  - {conv_transpose2d: {filters: 8, kernel: 2}}
+  - {conv2d_transpose: {filters: 8, kernel: 2}}
+  - {maxpool: {kernel: 1}}
   - {unit: {f: 8}, name: u1}
   - {maxpool2d: 2, in: u1}
   - flatten
   - dense: 10
 """
 GOOD = BAD.replace("- rleu", "- relu").replace("activation: rleu", "activation: relu") \
-          .replace("conv_transpose2d", "conv2d_transpose")
+          .replace("  - {maxpool: {kernel: 1}}\n", "")
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_a_fixed_error_disappears_at_the_next_change_and_the_newest_text_wins(cl
     uri, diagnostics = opened(client, path)
     assert len(lsp_lines(diagnostics)) == 3
     (info,) = [d for d in diagnostics if d["severity"] == 3]  # the block's error, at its call too
-    assert info["range"]["start"]["line"] == 13 and info["message"].startswith("unknown op 'rleu'")
+    assert info["range"]["start"]["line"] == 14 and info["message"].startswith("unknown op 'rleu'")
     assert info["relatedInformation"][0]["location"]["range"]["start"] == {"line": 9, "character": 8}
     for version in range(2, 7):  # a burst of edits: only the last text's diagnostics count
         client.change(uri, GOOD if version == 6 else BAD.replace("dense: 10", f"dense: {version}"), version)
@@ -319,15 +321,33 @@ def test_code_actions_apply_checks_suggestions(client, tmp_path):
     actions = client.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": diagnostics[0]["range"],
                                                          "context": {"diagnostics": diagnostics}})
     assert [a["title"] for a in actions] == ["Change 'rleu' to 'relu'", "Change 'rleu' to 'relu'",
-                                             "Change 'conv_transpose2d' to 'conv2d_transpose'"]
+                                             "Change 'maxpool' to 'maxpool2d'"]
     lines = BAD.split("\n")
-    for action in actions:  # applied together, they give the fixed text
+    for action in actions:  # applied together, they fix the text
         (edit,) = action["edit"]["changes"][uri]
         r = edit["range"]
         row = lines[r["start"]["line"]]
         lines[r["start"]["line"]] = row[:r["start"]["character"]] + edit["newText"] + row[r["end"]["character"]:]
-    assert "\n".join(lines) == GOOD
+    assert "\n".join(lines) == BAD.replace("rleu", "relu").replace("{maxpool: {", "{maxpool2d: {")
     closed(client, uri)
+
+
+@pytest.mark.parametrize("message", [
+    "unknown op 'conv_transpose2d'; did you mean 'conv2d_transpose'?",
+    "unknown op 'conv_transpose2d'; did you mean 'conv2d_transpose'? ('conv_transpose2d' is PyTorch's name for it)",
+])
+def test_a_quick_fix_replaces_the_quoted_word_within_the_range(message):
+    """The fix reads check's wording, with or without a note on whose name the word is."""
+    from cnnspec.lsp.actions import quick_fixes
+    from cnnspec.lsp.text import Lines
+
+    text = "layers:\n  - {conv_transpose2d: {filters: 8, kernel: 2}}\n"
+    diagnostic = lsp_types.Diagnostic(range=lsp_types.Range(
+        start=lsp_types.Position(line=1, character=4), end=lsp_types.Position(line=1, character=48)),
+        message=message, source="cnnspec")
+    (action,) = quick_fixes("file:///x.yaml", Lines(text), [diagnostic])
+    (edit,) = action.edit.changes["file:///x.yaml"]
+    assert (edit.range.start.character, edit.range.end.character, edit.new_text) == (5, 21, "conv2d_transpose")
 
 
 def test_an_error_in_an_imported_file_shows_at_the_call_and_in_that_file(client, tmp_path):
