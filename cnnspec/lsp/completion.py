@@ -117,7 +117,6 @@ def _ops_and_blocks(a: Analysis) -> list[types.CompletionItem]:
     out = [_item(name, types.CompletionItemKind.Function, op.doc, docs.op_markdown(name), "0" + name)
            for name, op in OPS.items()]
     for name, block in a.blocks.items():
-        description = block.definition.get("description") if isinstance(block.definition, dict) else None
         out.append(_item(name, types.CompletionItemKind.Module, f"block ({block.file})",
                          docs.block_markdown(name, block.definition, None), "1" + name))
     return out
