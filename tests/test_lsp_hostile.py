@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import sys
 from pathlib import Path
 
@@ -104,6 +105,22 @@ def test_deep_nesting_and_strange_yaml(client, tmp_path, text):
     uri = (tmp_path / "deep.yaml").as_uri()
     client.open(uri, text)
     assert client.diagnostics(uri, 1)
+    still_answers(client, uri)
+    close(client, uri)
+
+
+@pytest.mark.slow  # check itself takes seconds on it: libyaml refuses it, pure-Python YAML words the error
+def test_a_megabyte_on_one_line(client, tmp_path):
+    uri = (tmp_path / "line.yaml").as_uri()
+    layers = ", ".join(f"{{relu: null, in: [input, r{i}], name: r{i}}}" for i in range(25_000))
+    text = "cnnspec: 1\nname: line\ninput: [1, 4, 4]\nlayers: [" + layers + ", {in: [input, "
+    client.open(uri, text)
+    assert client.diagnostics(uri, 1, timeout=60)
+    start = time.monotonic()
+    for character in (len(text.split("\n")[3]), 100, 500_000):
+        client.at("textDocument/completion", uri, 3, character)
+        client.at("textDocument/hover", uri, 3, character)
+    assert time.monotonic() - start < 20
     still_answers(client, uri)
     close(client, uri)
 

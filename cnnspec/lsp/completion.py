@@ -12,6 +12,7 @@ from ..spec.schema import RESERVED
 from . import docs
 from .analysis import Analysis
 
+MAX_PREFIX = 2000  # what the context is read from: a hostile megabyte-long line costs no more
 _WORD = r"[A-Za-z0-9_.\-]*"
 _DOLLAR = re.compile(r"\$([A-Za-z0-9_]*)$")
 _IN_VALUE = re.compile(r"(?:^|[{,\s])in:\s*(?:\[[^\]]*?)?(" + _WORD + r")$")
@@ -146,7 +147,7 @@ def complete(live: Analysis, a: Analysis, position: types.Position) -> list[type
     """``live``: the current text's analysis (its lines); ``a``: one with a parsed document (names)."""
     line = position.line
     text = live.lines.line(line)
-    prefix = text[:live.lines.from_utf16(line, position.character)]
+    prefix = text[:live.lines.from_utf16(line, position.character)][-MAX_PREFIX:]
     if a.doc is None:
         return _ops_and_blocks(a) if _OP_SLOT.search(prefix) else []
     if _DOLLAR.search(prefix):

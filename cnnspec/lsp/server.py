@@ -19,6 +19,7 @@ from .text import Lines
 
 DEBOUNCE_S = 0.05  # a burst of keystrokes is checked once, after it
 MAX_READ_BYTES = 2 * 1024 * 1024
+MAX_REPAIR_BYTES = 256 * 1024  # completion reads names from the rest of a broken text up to this size
 log = logging.getLogger("cnnspec.lsp")
 
 
@@ -32,6 +33,7 @@ class CnnspecServer(LanguageServer):
         self.good: dict[str, Analysis] = {}
         self.given: dict[str, dict[str, list]] = {}  # uri -> file -> LSP diagnostics its check gives
         self.pending: dict[str, asyncio.Task] = {}
+        self.repaired: dict[tuple, Analysis | None] = {}  # see without_line
         self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnspec-check")
 
     # -- documents -------------------------------------------------------------------------------
@@ -104,13 +106,19 @@ class CnnspecServer(LanguageServer):
         return a
 
     async def without_line(self, uri: str, a: Analysis, line: int) -> Analysis | None:
-        """The analysis of the text with one line emptied (the one being typed), where that parses."""
+        """The analysis of the text with one line emptied (the one being typed), where that parses; once
+        per text and line, and not for texts past MAX_REPAIR_BYTES (a megabyte can take seconds)."""
+        key = (uri, a.version, len(a.text), line)
+        if key in self.repaired:
+            return self.repaired[key]
         lines = a.text.split("\n")
-        if not 0 <= line < len(lines):
+        if not 0 <= line < len(lines) or len(a.text) > MAX_REPAIR_BYTES:
             return None
         lines[line] = ""
         other = await asyncio.get_running_loop().run_in_executor(self.checker, self.check, uri, "\n".join(lines), None)
-        return other if other.doc is not None else None
+        self.repaired.clear()  # one kept: the line being typed
+        self.repaired[key] = other if other.doc is not None else None
+        return self.repaired[key]
 
     def schedule(self, uri: str, delay: float) -> None:
         task = self.pending.pop(uri, None)
