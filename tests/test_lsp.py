@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lsprotocol import types as lsp_types
 
 pytest.importorskip("pygls", reason="cnnspec lsp needs the 'lsp' extra (pygls)")
 
@@ -36,14 +37,15 @@ blocks:
       - rleu
 layers:
   - {conv2d: {filters: 16, kernel: 3, activation: rleu}, name: first}
-  - {conv_transpose2d: {filters: 8, kernel: 2}}
+  - {conv2d_transpose: {filters: 8, kernel: 2}}
+  - {maxpool: {kernel: 1}}
   - {unit: {f: 8}, name: u1}
   - {maxpool2d: 2, in: u1}
   - flatten
   - dense: 10
 """
 GOOD = BAD.replace("- rleu", "- relu").replace("activation: rleu", "activation: relu") \
-          .replace("conv_transpose2d", "conv2d_transpose")
+          .replace("  - {maxpool: {kernel: 1}}\n", "")
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +79,9 @@ def check_lines(path: Path) -> list[tuple[int, int, str, str]]:
 
 
 def lsp_lines(diagnostics: list[dict]) -> list[tuple[int, int, str, str]]:
+    """The errors and warnings (an error in a block is also shown at its call, as information)."""
     return [(d["range"]["start"]["line"], d["range"]["start"]["character"], d["message"],
-             {1: "error", 2: "warning"}[d["severity"]]) for d in diagnostics]
+             {1: "error", 2: "warning"}[d["severity"]]) for d in diagnostics if d["severity"] in (1, 2)]
 
 
 def test_the_server_says_what_it_offers(client):
@@ -134,7 +137,10 @@ def test_a_fixed_error_disappears_at_the_next_change_and_the_newest_text_wins(cl
     path = tmp_path / "fix.yaml"
     path.write_text(BAD)
     uri, diagnostics = opened(client, path)
-    assert len(diagnostics) == 3
+    assert len(lsp_lines(diagnostics)) == 3
+    (info,) = [d for d in diagnostics if d["severity"] == 3]  # the block's error, at its call too
+    assert info["range"]["start"]["line"] == 14 and info["message"].startswith("unknown op 'rleu'")
+    assert info["relatedInformation"][0]["location"]["range"]["start"] == {"line": 9, "character": 8}
     for version in range(2, 7):  # a burst of edits: only the last text's diagnostics count
         client.change(uri, GOOD if version == 6 else BAD.replace("dense: 10", f"dense: {version}"), version)
     assert client.diagnostics(uri, 6) == []
@@ -222,6 +228,7 @@ def test_hover_on_a_layer_an_op_and_a_block(client, tmp_path):
                   f"Defined at {path}:5", "a convolution and an activation"):
         assert words in call, words
     assert "maxpool" in hover_text(client, uri, 14, 20)  # anywhere on the item: its figures
+    assert hover_text(client, uri, 4, 3).startswith("**unit** (block)")  # on the block's own name
     closed(client, uri)
 
 
@@ -310,18 +317,37 @@ def test_document_symbols_outline_blocks_and_layers(client, tmp_path):
 def test_code_actions_apply_checks_suggestions(client, tmp_path):
     path = tmp_path / "a.yaml"
     uri, diagnostics = opened(client, path, BAD)
+    diagnostics = [d for d in diagnostics if d["severity"] == 1]
     actions = client.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": diagnostics[0]["range"],
                                                          "context": {"diagnostics": diagnostics}})
     assert [a["title"] for a in actions] == ["Change 'rleu' to 'relu'", "Change 'rleu' to 'relu'",
-                                             "Change 'conv_transpose2d' to 'conv2d_transpose'"]
+                                             "Change 'maxpool' to 'maxpool2d'"]
     lines = BAD.split("\n")
-    for action in actions:  # applied together, they give the fixed text
+    for action in actions:  # applied together, they fix the text
         (edit,) = action["edit"]["changes"][uri]
         r = edit["range"]
         row = lines[r["start"]["line"]]
         lines[r["start"]["line"]] = row[:r["start"]["character"]] + edit["newText"] + row[r["end"]["character"]:]
-    assert "\n".join(lines) == GOOD
+    assert "\n".join(lines) == BAD.replace("rleu", "relu").replace("{maxpool: {", "{maxpool2d: {")
     closed(client, uri)
+
+
+@pytest.mark.parametrize("message", [
+    "unknown op 'conv_transpose2d'; did you mean 'conv2d_transpose'?",
+    "unknown op 'conv_transpose2d'; did you mean 'conv2d_transpose'? ('conv_transpose2d' is PyTorch's name for it)",
+])
+def test_a_quick_fix_replaces_the_quoted_word_within_the_range(message):
+    """The fix reads check's wording, with or without a note on whose name the word is."""
+    from cnnspec.lsp.actions import quick_fixes
+    from cnnspec.lsp.text import Lines
+
+    text = "layers:\n  - {conv_transpose2d: {filters: 8, kernel: 2}}\n"
+    diagnostic = lsp_types.Diagnostic(range=lsp_types.Range(
+        start=lsp_types.Position(line=1, character=4), end=lsp_types.Position(line=1, character=48)),
+        message=message, source="cnnspec")
+    (action,) = quick_fixes("file:///x.yaml", Lines(text), [diagnostic])
+    (edit,) = action.edit.changes["file:///x.yaml"]
+    assert (edit.range.start.character, edit.range.end.character, edit.new_text) == (5, 21, "conv2d_transpose")
 
 
 def test_an_error_in_an_imported_file_shows_at_the_call_and_in_that_file(client, tmp_path):
@@ -338,6 +364,11 @@ def test_an_error_in_an_imported_file_shows_at_the_call_and_in_that_file(client,
     assert d["relatedInformation"][0]["location"]["range"]["start"]["line"] == 3
     there = client.diagnostics(lib_uri)
     assert any("kernal" in x["message"] and x["range"]["start"]["line"] == 3 for x in there)
+    fixed = lib.read_text().replace("kernal", "kernel")  # fixed and saved: the spec that imports it checks again
+    lib.write_text(fixed)
+    client.change(lib_uri, fixed, 2)
+    client.notify("textDocument/didSave", {"textDocument": {"uri": lib_uri}})
+    assert client.wait_for("textDocument/publishDiagnostics", lambda p: p["uri"] == uri and not p["diagnostics"])
     closed(client, uri)
     closed(client, lib_uri)
 
@@ -353,3 +384,24 @@ def test_shutdown_and_exit_leave_nothing_behind(tmp_path):
     eof.proc.stdin.close()
     assert eof.proc.wait(10) is not None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding, width", [("utf-16", lambda s: len(s.encode("utf-16-le")) // 2),
+                                             ("utf-8", lambda s: len(s.encode("utf-8"))),
+                                             ("utf-32", len)])
+def test_positions_follow_the_negotiated_encoding(tmp_path, encoding, width):
+    text = HEAD + "  - conv2d: {filters: 3, kernel: 3, activation: '🙂é', padding: full}\n"
+    with Client() as c:
+        caps = c.initialize({"general": {"positionEncodings": [encoding]}})["capabilities"]
+        assert caps["positionEncoding"] == encoding
+        uri = (tmp_path / "enc.yaml").as_uri()
+        c.open(uri, text)
+        found = c.diagnostics(uri, 1)
+        row = text.split("\n")[4]
+        start = row.index("full")
+        assert [(d["range"]["start"]["character"], d["range"]["end"]["character"]) for d in found
+                if "padding" in d["message"]] == [(width(row[:start]), width(row[:start + 4]))]
+        hover = c.at("textDocument/hover", uri, 4, width(row[:start]) + 1)
+        assert hover is None or "conv2d" in hover["contents"]["value"]
+        assert c.close() == 0

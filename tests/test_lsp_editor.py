@@ -56,3 +56,25 @@ def test_headless_neovim_receives_the_diagnostics_and_the_inlay_hints(tmp_path):
     if got["native_hints"] is not None:  # Neovim 0.10+: the hints it shows itself
         assert [(h["line"], h["label"]) for h in got["native_hints"]] == [(4, "[8, 26, 26]"), (5, "[8, 13, 13]")]
     assert not list(tmp_path.glob("*.swp"))
+
+
+def test_the_vscode_extension_folder_starts_cnnspec_lsp_for_specs():
+    """The manifest parses, names its entry point, and its file patterns and first-line rule pick the zoo's
+    specs (each starts with 'cnnspec: 1') and not a YAML file that is no spec."""
+    import re
+
+    folder = ROOT / "editors" / "vscode"
+    manifest = json.loads((folder / "package.json").read_text())
+    assert (folder / manifest["main"]).is_file()
+    assert "vscode-languageclient" in manifest["dependencies"]
+    (language,) = manifest["contributes"]["languages"]
+    assert "*.cnnspec.yaml" in language["filenamePatterns"]
+    first_line = re.compile(language["firstLine"])
+    for spec in sorted((ROOT / "specs").glob("*.yaml")):
+        assert first_line.search(spec.read_text().split("\n")[0]), spec.name
+    assert not first_line.search("name: not-a-spec") and not first_line.search("cnnspec: 12")
+    (grammar,) = manifest["contributes"]["grammars"]
+    assert json.loads((folder / grammar["path"]).read_text())["patterns"] == [{"include": "source.yaml"}]
+    code = (folder / "extension.js").read_text()
+    assert 'language: "cnnspec"' in code and manifest["contributes"]["configuration"]["properties"][
+        "cnnspec.command"]["default"] == ["cnnspec", "lsp"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,6 +109,22 @@ def test_deep_nesting_and_strange_yaml(client, tmp_path, text):
     close(client, uri)
 
 
+@pytest.mark.slow  # check itself takes seconds on it: libyaml refuses it, pure-Python YAML words the error
+def test_a_megabyte_on_one_line(client, tmp_path):
+    uri = (tmp_path / "line.yaml").as_uri()
+    layers = ", ".join(f"{{relu: null, in: [input, r{i}], name: r{i}}}" for i in range(25_000))
+    text = "cnnspec: 1\nname: line\ninput: [1, 4, 4]\nlayers: [" + layers + ", {in: [input, "
+    client.open(uri, text)
+    assert client.diagnostics(uri, 1, timeout=60)
+    start = time.monotonic()
+    for character in (len(text.split("\n")[3]), 100, 500_000):
+        client.at("textDocument/completion", uri, 3, character)
+        client.at("textDocument/hover", uri, 3, character)
+    assert time.monotonic() - start < 20
+    still_answers(client, uri)
+    close(client, uri)
+
+
 def test_an_import_cycle(client, tmp_path):
     (tmp_path / "a.yaml").write_text("cnnspec: 1\nimport: b.yaml\nblocks:\n  x:\n    layers: [relu]\n")
     (tmp_path / "b.yaml").write_text("cnnspec: 1\nimport: a.yaml\nblocks:\n  y:\n    layers: [relu]\n")
@@ -208,3 +223,21 @@ def test_random_edits_to_zoo_specs_never_crash_a_handler(case, line, column):
     navigation.definition(live, position, lambda f: Path(f).as_uri(), lambda f: live.lines)
     navigation.symbols(live)
     actions.quick_fixes("file:///x.yaml", a.lines, by_file[a.file])
+
+
+def test_the_futures_pygls_keeps_of_finished_notifications_are_dropped():
+    """pygls 2.0 keeps every didChange's future; the server drops finished ones (memory stays flat)."""
+    from concurrent.futures import Future
+
+    from cnnspec.lsp.server import build_server
+
+    server = build_server()
+    futures = server.protocol._request_futures
+    pending = Future()
+    for i in range(200):
+        done = Future()
+        done.set_result(None)
+        futures[f"n{i}"] = done
+    futures["still running"] = pending
+    server.forget_finished_notifications()
+    assert futures == {"still running": pending}

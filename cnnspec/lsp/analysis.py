@@ -11,7 +11,7 @@ from ..graph.lint import lint
 from ..graph.report import to_json
 from ..spec.compiler import compile_document
 from ..spec.imports import collect_blocks
-from ..spec.loader import MAX_FILE_BYTES, MAX_DEPTH, Imported, decode_spec_bytes, parse_yaml
+from ..spec.loader import MAX_FILE_BYTES, Imported, decode_spec_bytes, parse_yaml
 from .text import Lines
 
 
@@ -119,5 +119,3 @@ def check_line(d: Diagnostic) -> str:
     head = f"{d.location}: {d.severity}: " if d.location else f"<spec>: {d.severity}: "
     return rendered[len(head):] if rendered.startswith(head) else rendered
 
-
-__all__ = ["Analysis", "analyse", "check_line", "MAX_DEPTH"]

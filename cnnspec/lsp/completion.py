@@ -12,6 +12,7 @@ from ..spec.schema import RESERVED
 from . import docs
 from .analysis import Analysis
 
+MAX_PREFIX = 2000  # what the context is read from: a hostile megabyte-long line costs no more
 _WORD = r"[A-Za-z0-9_.\-]*"
 _DOLLAR = re.compile(r"\$([A-Za-z0-9_]*)$")
 _IN_VALUE = re.compile(r"(?:^|[{,\s])in:\s*(?:\[[^\]]*?)?(" + _WORD + r")$")
@@ -117,7 +118,6 @@ def _ops_and_blocks(a: Analysis) -> list[types.CompletionItem]:
     out = [_item(name, types.CompletionItemKind.Function, op.doc, docs.op_markdown(name), "0" + name)
            for name, op in OPS.items()]
     for name, block in a.blocks.items():
-        description = block.definition.get("description") if isinstance(block.definition, dict) else None
         out.append(_item(name, types.CompletionItemKind.Module, f"block ({block.file})",
                          docs.block_markdown(name, block.definition, None), "1" + name))
     return out
@@ -147,7 +147,7 @@ def complete(live: Analysis, a: Analysis, position: types.Position) -> list[type
     """``live``: the current text's analysis (its lines); ``a``: one with a parsed document (names)."""
     line = position.line
     text = live.lines.line(line)
-    prefix = text[:live.lines.from_utf16(line, position.character)]
+    prefix = text[:live.lines.from_utf16(line, position.character)][-MAX_PREFIX:]
     if a.doc is None:
         return _ops_and_blocks(a) if _OP_SLOT.search(prefix) else []
     if _DOLLAR.search(prefix):

@@ -1,6 +1,8 @@
 """``check``'s errors and warnings as LSP diagnostics: one per error, at its line and column, its range
 covering the offending key or value. An error in another file (an imported block) is shown at the call
-that reaches it, with related information linking the two, and in that file where it is open."""
+that reaches it, with related information linking the two, and in that file where it is open. An error
+in a block of the same file stays at the block's text (linked to the calls) and is repeated at the
+call as information, so the errors and warnings stay exactly ``check``'s."""
 from __future__ import annotations
 
 from typing import Callable
@@ -45,8 +47,17 @@ def to_lsp(a: Analysis, lines_of: LinesOf, uri_of: UriOf) -> dict[str, list[type
             message=f"block '{block}' called here") for block, call in d.via]
         where = d.location
         if where is None or where.file == a.file:
-            out[a.file].append(types.Diagnostic(range=_range(a.lines, where), message=message, severity=severity,
+            rng = _range(a.lines, where)
+            related = [r for r in related if r.location.uri != uri_of(a.file) or r.location.range != rng]
+            out[a.file].append(types.Diagnostic(range=rng, message=message, severity=severity,
                                                 source=SOURCE, related_information=related or None))
+            call = d.via[-1][1] if d.via else None
+            if call is not None and call.file == a.file and where is not None:  # and, as information, at the call
+                here = types.Location(uri=uri_of(a.file), range=rng)
+                out[a.file].append(types.Diagnostic(
+                    range=_range(a.lines, call), message=message, severity=types.DiagnosticSeverity.Information,
+                    source=SOURCE, related_information=[
+                        types.DiagnosticRelatedInformation(location=here, message=f"the {d.severity} is here")]))
             continue
         # in an imported file: at the call here, linked to the place there; and there, linked back
         there = types.Location(uri=uri_of(where.file), range=_range(lines_of(where.file), where))

@@ -20,7 +20,7 @@ class Hint:
 
 def hints_of(a: Analysis) -> list[Hint]:
     out = []
-    for _i, raw, nodes in a.entries:
+    for _i, _raw, nodes in a.entries:
         if not nodes:
             continue
         last = nodes[-1]
@@ -34,8 +34,8 @@ def hints_of(a: Analysis) -> list[Hint]:
             rows = [a.shapes.get(n.name) for n in nodes]
             if all(r and r.get("params") is not None for r in rows):
                 label += f" · {sum(r['params'] for r in rows):,} params"
-        expect = raw.get("expect") if isinstance(raw, dict) else None
-        if isinstance(expect, list) and list(expect) != list(shape):
+        expect = last.expect  # as the check read it (an expression over parameters evaluated)
+        if expect is not None and list(expect) != list(shape):
             label += f" ≠ expect {fmt_shape(tuple(expect))}"
         where = last.via[-1][1] if is_call else last.location
         what = f"{last.via[-1][0]} call ({len(nodes)} layers)" if is_call else last.op

@@ -19,6 +19,7 @@ from .text import Lines
 
 DEBOUNCE_S = 0.05  # a burst of keystrokes is checked once, after it
 MAX_READ_BYTES = 2 * 1024 * 1024
+MAX_REPAIR_BYTES = 256 * 1024  # completion reads names from the rest of a broken text up to this size
 log = logging.getLogger("cnnspec.lsp")
 
 
@@ -32,6 +33,7 @@ class CnnspecServer(LanguageServer):
         self.good: dict[str, Analysis] = {}
         self.given: dict[str, dict[str, list]] = {}  # uri -> file -> LSP diagnostics its check gives
         self.pending: dict[str, asyncio.Task] = {}
+        self.repaired: dict[tuple, Analysis | None] = {}  # see without_line
         self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnspec-check")
 
     # -- documents -------------------------------------------------------------------------------
@@ -104,13 +106,19 @@ class CnnspecServer(LanguageServer):
         return a
 
     async def without_line(self, uri: str, a: Analysis, line: int) -> Analysis | None:
-        """The analysis of the text with one line emptied (the one being typed), where that parses."""
+        """The analysis of the text with one line emptied (the one being typed), where that parses; once
+        per text and line, and not for texts past MAX_REPAIR_BYTES (a megabyte can take seconds)."""
+        key = (uri, a.version, len(a.text), line)
+        if key in self.repaired:
+            return self.repaired[key]
         lines = a.text.split("\n")
-        if not 0 <= line < len(lines):
+        if not 0 <= line < len(lines) or len(a.text) > MAX_REPAIR_BYTES:
             return None
         lines[line] = ""
         other = await asyncio.get_running_loop().run_in_executor(self.checker, self.check, uri, "\n".join(lines), None)
-        return other if other.doc is not None else None
+        self.repaired.clear()  # one kept: the line being typed
+        self.repaired[key] = other if other.doc is not None else None
+        return self.repaired[key]
 
     def schedule(self, uri: str, delay: float) -> None:
         task = self.pending.pop(uri, None)
@@ -161,6 +169,15 @@ class CnnspecServer(LanguageServer):
             if a is None or file != a.file:
                 self.publish_file(file)
 
+    def forget_finished_notifications(self) -> None:
+        """pygls 2.0 keeps the future of every notification its built-in handlers pass on (didChange's
+        among them) in ``_request_futures`` for good: a few hundred bytes per keystroke. Finished ones are
+        dropped here, so memory stays flat over a long session (bench/bench_lsp.py measures it)."""
+        futures = getattr(self.protocol, "_request_futures", None)
+        if isinstance(futures, dict) and len(futures) > 64:
+            for key in [k for k, f in futures.items() if f.done()]:
+                futures.pop(key, None)
+
     def hint_source(self, uri: str) -> Analysis | None:
         a = self.analyses.get(uri)
         return a if a is not None and a.graph is not None else self.good.get(uri)
@@ -176,11 +193,15 @@ def build_server(version: str = "0") -> CnnspecServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CnnspecServer, params: types.DidChangeTextDocumentParams):
+        ls.forget_finished_notifications()
         ls.schedule(params.text_document.uri, DEBOUNCE_S)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CnnspecServer, params: types.DidSaveTextDocumentParams):
-        ls.schedule(params.text_document.uri, 0)  # imported files may have changed on disk
+        for uri in list(ls.analyses):  # a saved file may be one the others import: check them all again
+            if uri != params.text_document.uri:
+                ls.analyses[uri].version = None  # stale: the next refresh checks the text again
+            ls.schedule(uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CnnspecServer, params: types.DidCloseTextDocumentParams):

@@ -14,6 +14,7 @@ class Lines:
         self.text = text
         self.lines = text.split("\n")
         self.encoding = encoding  # the negotiated position encoding: utf-16 (LSP's default), utf-8 or utf-32
+        self._ascii: dict[int, bool] = {}  # line -> all ASCII (columns are code points then): asked once
 
     def _units(self, text: str) -> int:
         if self.encoding == "utf-32" or text.isascii():
@@ -27,12 +28,20 @@ class Lines:
 
     def utf16(self, line: int, col: int) -> int:
         """Code-point column -> the encoding's column on a 0-based line."""
+        if self.encoding == "utf-32" or self.is_ascii(line):
+            return col
         return self._units(self.line(line)[:col])
+
+    def is_ascii(self, line: int) -> bool:
+        found = self._ascii.get(line)
+        if found is None:
+            found = self._ascii[line] = self.line(line).isascii()
+        return found
 
     def from_utf16(self, line: int, col16: int) -> int:
         """The encoding's column -> code-point column (inside a character rounds down)."""
         text = self.line(line)
-        if text.isascii() or self.encoding == "utf-32":
+        if self.encoding == "utf-32" or self.is_ascii(line):
             return min(col16, len(text))
         units = 0
         for i, ch in enumerate(text):
@@ -81,15 +90,16 @@ class Lines:
                         return i + 1
             return len(text)
         if first == "-" and text[col + 1:col + 2] in (" ", ""):  # a block sequence item: the rest of the line
-            return len(text.rstrip())
+            return self.content_end(line)
         i = col
         while i < len(text):
             ch = text[i]
             if ch in ",]}" or (ch == ":" and text[i + 1:i + 2] in (" ", "")) or (ch == "#" and text[i - 1:i] in (" ", "\t")):
                 break
             i += 1
-        end = len(text[:i].rstrip())
-        return max(end, col + 1)
+        while i > col and text[i - 1] in " \t\r":  # no slice: a megabyte-long line stays linear
+            i -= 1
+        return max(i, col + 1)
 
     def token_range(self, line1: int, col1: int) -> types.Range:
         """The range of the token at a 1-based cnnspec location."""
@@ -97,6 +107,13 @@ class Lines:
         end = self.token_end(line, col)
         return types.Range(start=self.position(line, col), end=self.position(line, end))
 
+    def content_end(self, line: int) -> int:
+        text = self.line(line)
+        end = len(text)
+        while end and text[end - 1] in " \t\r":
+            end -= 1
+        return end
+
     def line_end(self, line: int) -> types.Position:
         """The end of a line's content, before trailing blanks."""
-        return self.position(line, len(self.line(line).rstrip()))
+        return self.position(line, self.content_end(line))

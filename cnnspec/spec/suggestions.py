@@ -4,8 +4,7 @@ A suggestion that names a different thing misleads more than none at all (``gelu
 typo of ``relu``, nor ``conv1d`` of ``conv2d``), so the rule is strict: a small typo distance
 (Damerau-Levenshtein, a swap of two neighbours counting one), a matching first letter and no
 letter replaced for short words (``selu`` is not a typo of ``silu``), and no aligned part of the
-name replaced whole (``max``/``avg``, ``1``/``2``). The same parts in another order are near too
-(``conv_transpose2d`` for ``conv2d_transpose``).
+name replaced whole (``max``/``avg``, ``1``/``2``).
 """
 from __future__ import annotations
 
@@ -47,19 +46,11 @@ def _one_letter_replaced(a: str, b: str) -> bool:
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
 
 
-def _parts_reordered(a: str, b: str) -> bool:
-    """The same parts in another order (conv_transpose2d for conv2d_transpose): a name half remembered."""
-    parts_a, parts_b = _TOKENS.findall(a), _TOKENS.findall(b)
-    return len(parts_a) >= 2 and parts_a != parts_b and sorted(parts_a) == sorted(parts_b)
-
-
 def is_near(word: str, option: str) -> bool:
     """Whether ``option`` is a plausible intended spelling of ``word`` (case ignored)."""
     a, b = word.lower(), option.lower()
     if not a or not b:
         return False
-    if _parts_reordered(a, b):
-        return True
     if len(a) < SHORT and (a[0] != b[0] or _one_letter_replaced(a, b)):
         return False
     limit = 1 if len(a) < SHORT else 2
@@ -120,8 +111,7 @@ def close_match(word, options) -> str | None:
     if alias:
         return alias[0]
     near = [o for o in options if isinstance(o, str) and o != word and is_near(word, o)]
-    return min(near, key=lambda o: (not _parts_reordered(word.lower(), o.lower()), typo_distance(word.lower(), o.lower())),
-               default=None)
+    return min(near, key=lambda o: typo_distance(word.lower(), o.lower()), default=None)
 
 
 def suggest(word, options) -> str:
