@@ -38,7 +38,7 @@ def default_output(source: Path, target: str) -> Path:
 
 def run(args) -> int:
     from ..api import load
-    from ..errors import UsageError, plural
+    from ..errors import UsageError
     from ..weights import keras_layout
     from ..weights.safetensors_io import read_safetensors, write_weights
 
@@ -53,6 +53,6 @@ def run(args) -> int:
     converted = keras_layout.convert(tensors, graph, source_layout, target, str(source))
     write_weights(out, converted, graph, layout=target)
     if not args.quiet:
-        print(f"{source}: {plural(len(converted), 'tensor')}, {source_layout} layout -> {target} layout", file=sys.stderr)
+        print(f"{source}: {len(converted)} tensors, {source_layout} layout -> {target} layout", file=sys.stderr)
     print(out)
     return 0

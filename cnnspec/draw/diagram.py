@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import plural
 from ..graph.figures import Row, call_name, call_rows, input_row, layer_rows
 from ..graph.ir import INPUT, Graph, Node
 from ..graph.ops import OPS, fmt_shape
@@ -116,7 +115,7 @@ def diagram(graph: Graph, collapse: bool = False) -> Diagram:
     if collapse:
         for row in call_rows(graph, fields):
             if row.block:
-                detail = f"{row.block} ({plural(len(row.layers), 'layer')})"
+                detail = f"{row.block} ({len(row.layers)} layers)"
                 boxes.append(Box(row.name, detail, fmt_shape(row.shape), "call", None, row))
             else:
                 node = graph.node(row.name)

@@ -140,8 +140,7 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
     cells = {k: [col.header] + [col.cell(r, totals) for r in rows] for k, col in COLUMNS.items()}
     if blocks:
         cells["name"][0], cells["op"][0] = "Call", "Block/op"
-    sequential = graph.is_sequential() and not blocks
-    keys = columns or choose_columns(cells, width, sequential)
+    keys = columns or choose_columns(cells, width, graph.is_sequential() and not blocks)
     widths = {k: max(len(c) for c in cells[k]) for k in keys}
     lines = _render(keys, list(zip(*(cells[k] for k in keys))), widths)
     rule = "-" * (sum(widths.values()) + 2 * (len(keys) - 1))
@@ -149,7 +148,7 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
     out += _totals(graph)
     out += _legend(keys)
     if columns is None:
-        out += _left_out(keys, width, sequential)
+        out += _left_out(keys, width, graph.is_sequential() and not blocks)
     if memory is not None:
         out += memory_lines(memory)
     return "\n".join(out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backend.trainconfig import AFTER_TRAINING
-from ..errors import InputError, UsageError, plural
+from ..errors import InputError, UsageError
 from ..files.atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -62,12 +62,15 @@ def data_digest(data) -> str:
     return h.hexdigest()
 
 
-def run_record(spec_path, backend: str, source: str, data, config, world) -> dict:
-    """What the run is. Paths are absolute, so ``--resume`` works from any folder."""
+def run_record(spec_path, backend: str, source: str, data, config, world, started: Checkpoint | None = None) -> dict:
+    """What the run is. Paths are absolute, so ``--resume`` works from any folder. ``given``: the options
+    as given when the run started (``started``'s, for a resumed run), which decide whether it may run
+    longer (see :func:`longer_run`)."""
     return {"spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.resolved(), "given": config.settings()}
+            "settings": config.resolved(),
+            "given": started.record.get("given") if started is not None else config.settings()}
 
 
 def resume_settings(run_dir) -> dict:
@@ -130,6 +133,7 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
     """``record`` as the checkpoint's run would be with this run's epochs, where ``--epochs N`` carries a
     run on past its end (a schedule that does not depend on the total); a one-line refusal with the reason
     where it cannot. A record whose epochs did not change comes back as it is."""
+    from ..errors import plural
     from .schedule import why_not_longer
 
     was, now = checkpoint.record.get("settings", {}), record.get("settings", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError, UsageError, plural
+from ..errors import InputError, UsageError
 from .scores import confusion, matrix_json, per_class
 
 
@@ -86,7 +86,7 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
 def format_evaluation(result: dict) -> str:
     """The text ``cnnspec eval`` prints: the headline, a per-class table and the confusion matrix."""
     lines = [f"{result['model']} on {result['data_description']}",
-             f"held-out split: {plural(result['images'], 'image')}: accuracy {result['accuracy']:.4f}, "
+             f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
              f"loss {result['loss']:.4f}", ""]
     width = max(5, *(len(c["label"]) for c in result["per_class"]))
     lines.append(f"{'class':<{width}}  precision  recall      f1  support")
