@@ -62,15 +62,12 @@ def data_digest(data) -> str:
     return h.hexdigest()
 
 
-def run_record(spec_path, backend: str, source: str, data, config, world, started: Checkpoint | None = None) -> dict:
-    """What the run is. Paths are absolute, so ``--resume`` works from any folder. ``given``: the options
-    as given when the run started (``started``'s, for a resumed run), which decide whether it may run
-    longer (see :func:`longer_run`)."""
+def run_record(spec_path, backend: str, source: str, data, config, world) -> dict:
+    """What the run is. Paths are absolute, so ``--resume`` works from any folder."""
     return {"spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.resolved(),
-            "given": started.record.get("given") if started is not None else config.settings()}
+            "settings": config.resolved(), "given": config.settings()}  # given: see longer_run
 
 
 def resume_settings(run_dir) -> dict:
@@ -159,7 +156,11 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
 
 
 def refuse_if_different(run_dir, checkpoint: Checkpoint, record: dict) -> None:
+    """Refuse a resume that would change the run; where it does not, ``record`` (the resumed run's)
+    keeps the options as given when the run started (``given``: whether it may run longer is judged
+    on those, not on the resolved values a resume passes back in)."""
     diff = differences(checkpoint.record, longer_run(run_dir, checkpoint, record))
+    record["given"] = checkpoint.record.get("given")
     if diff:
         raise UsageError(f"--resume {run_dir}: this run differs from the checkpoint's: {'; '.join(diff)}; "
                          f"start a new run (-o) to change it")

@@ -98,7 +98,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     backend = load_backend(backend_name)
     data = load_source(source, graph)
     head = training_head(graph)
-    record = run_record(spec_path, backend_name, source, data, config, world, started=checkpoint)
+    record = run_record(spec_path, backend_name, source, data, config, world)
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
     initial = read_weights(init, graph) if init and checkpoint is None else None
@@ -156,7 +156,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if not world.is_writer:
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
-                             "init": str(init) if init else None}, config, folder=out)
+                             "init": str(init) if init else None}, config)
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
                             Int8Step.for_run(config, data))
     return TrainResult(out, metrics, written)
