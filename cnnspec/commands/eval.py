@@ -1,6 +1,7 @@
 """``cnnspec eval``: score an exported model on the held-out split of a data source (ONNX Runtime)."""
 from __future__ import annotations
 
+import argparse
 import json
 
 NAME = "eval"
@@ -15,12 +16,14 @@ def add_arguments(parser):
                              "held-out split is the one train holds out")
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                         help="ONNX Runtime execution provider; cuda never falls back to the CPU silently")
-    parser.add_argument("--batch-size", "--batch", dest="batch_size", type=int, default=256, metavar="N",
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N",
                         help="images per run (default 256)")
     parser.add_argument("--output", metavar="NAME", default=None,
                         help="for a model with several outputs, the one judged, by layer name (default: the first)")
     parser.add_argument("--json", action="store_true", help="print one JSON document (accuracy, loss, per_class, "
                                                             "confusion_matrix, ...)")
+    parser.add_argument("--batch", type=int, dest="batch_size", default=argparse.SUPPRESS, metavar="N",
+                        help="same as --batch-size")
 
 
 def run(args) -> int:

@@ -15,7 +15,7 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError, UsageError, plural
+from ..errors import InputError, UsageError
 from ..files.images import load_image
 from ..graph.resources import require_fits
 
@@ -363,7 +363,7 @@ def load_idx_folder(folder: Path, input_shape, units: int | None = None) -> Data
     for split in ("train", "test"):
         n_x, n_y = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
         if n_x != n_y:
-            raise InputError(f"{found[f'y_{split}']}: {plural(n_y, 'label')} for {plural(n_x, 'image')} in {found[f'x_{split}'].name}")
+            raise InputError(f"{found[f'y_{split}']}: {n_y} labels for {n_x} images in {found[f'x_{split}'].name}")
     return _array_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                           input_shape, f"MNIST IDX {folder}", units)
 

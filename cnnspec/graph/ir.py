@@ -49,9 +49,9 @@ class Graph:
     input_shape: Shape
     nodes: tuple[Node, ...]
     classes: tuple[str, ...] | None = None
+    description: str | None = None
     # where the spec says 'input:' (for warnings about it); not part of what the graph is
     input_location: Location | None = field(default=None, compare=False)
-    description: str | None = None
     canonical_spec: str = "{}"  # the expanded spec as canonical JSON, carried into exports
     file: str = "<spec>"
     # the layers the model returns, in order (the spec's ``outputs``); empty: the last layer alone

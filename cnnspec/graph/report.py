@@ -154,7 +154,7 @@ def table(graph: Graph, columns: tuple[str, ...] | None = None, width: int = DEF
     out += _totals(graph)
     out += _legend(keys)
     if columns is None:
-        out += _left_out(keys, width, sequential)
+        out += _left_out(keys, width, graph.is_sequential() and not blocks)
     if memory is not None:
         out += memory_lines(memory)
     return "\n".join(out)

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..errors import plural
+from ..runner.benchmark import speed_words
 from .figures import HeldOut
 from .layers import LayerError, weakest
 
@@ -72,7 +73,8 @@ def format_report(r: QuantizeReport) -> str:
     if r.layers:
         lines.append(f"  weakest layers {weakest(r.layers)} (SQNR against fp32; ~40 dB is a clean 8 bits)")
     for batch, (int8, fp32, ratio) in r.speed.items():
-        lines.append(f"  speed b{batch:<3}     int8 {int8:.1f} img/s, fp32 {fp32:.1f} img/s: {ratio:.2f}x on {r.isa}")
+        lines.append(f"  speed b{batch:<3}     int8 {int8:.1f} img/s, fp32 {fp32:.1f} img/s: int8 {speed_words(ratio)} "
+                     f"fp32 on {r.isa}")
     if r.int8_bytes:
         lines.append(f"  size           {r.int8_bytes / 1e6:.2f} MB (fp32 {r.fp32_bytes / 1e6:.2f} MB)")
     lines.append(f"  wrote          {r.output}" if r.output else "  wrote          nothing")
@@ -87,8 +89,12 @@ def slower_warning(r: QuantizeReport) -> str | None:
     if not slower:
         return None
     where = ", ".join(f"batch {b}: {1 / ratio:.2f}x slower" for b, ratio in slower.items())
-    return (f"the int8 model runs slower than fp32 on this CPU ({where}, {r.isa}); it saves size, not time: "
-            f"keep the fp32 model where speed matters")
+    if len(slower) == len(r.speed):
+        return (f"the int8 model runs slower than fp32 on this CPU ({where}, {r.isa}); it saves size, not time: "
+                f"keep the fp32 model where speed matters")
+    sizes = " and ".join(str(b) for b in slower)
+    return (f"the int8 model runs slower than fp32 on this CPU at batch {sizes} ({where}, {r.isa}); keep the "
+            f"fp32 model where speed at that batch size matters")
 
 
 def report_json(r: QuantizeReport) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backend.trainconfig import AFTER_TRAINING
-from ..errors import InputError, UsageError, plural
+from ..errors import InputError, UsageError
 from ..files.atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -71,7 +71,7 @@ def run_record(spec_path, backend: str, source: str, data, config, world, choice
     return {**chosen, "spec": str(Path(spec_path).resolve()), "spec_sha256": file_digest(spec_path), "backend": backend,
             "data": source if source == "digits" else str(Path(source).resolve()),
             "data_sha256": data_digest(data), "device": config.device, "world_size": world.size,
-            "settings": config.resolved(), "given": config.settings()}
+            "settings": config.resolved(), "given": config.settings()}  # given: see longer_run
 
 
 def resume_settings(run_dir) -> dict:
@@ -135,6 +135,7 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
     """``record`` as the checkpoint's run would be with this run's epochs, where ``--epochs N`` carries a
     run on past its end (a schedule that does not depend on the total); a one-line refusal with the reason
     where it cannot. A record whose epochs did not change comes back as it is."""
+    from ..errors import plural
     from .schedule import why_not_longer
 
     was, now = checkpoint.record.get("settings", {}), record.get("settings", {})
@@ -160,7 +161,11 @@ def longer_run(run_dir, checkpoint: Checkpoint, record: dict) -> dict:
 
 
 def refuse_if_different(run_dir, checkpoint: Checkpoint, record: dict) -> None:
+    """Refuse a resume that would change the run; where it does not, ``record`` (the resumed run's)
+    keeps the options as given when the run started (``given``: whether it may run longer is judged
+    on those, not on the resolved values a resume passes back in)."""
     diff = differences(checkpoint.record, longer_run(run_dir, checkpoint, record))
+    record["given"] = checkpoint.record.get("given")
     if diff:
         raise UsageError(f"--resume {run_dir}: this run differs from the checkpoint's: {'; '.join(diff)}; "
                          f"start a new run (-o) to change it")

@@ -28,8 +28,7 @@ from ..errors import Interrupted, UsageError, plural
 from ..files.atomic import check_can_create_dir
 from .augment import Augmenter
 from .batching import EpochPlan, epoch_batches, shard, validation_split
-from .checkpoint import (CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, saved_epoch,
-                         write_checkpoint)
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, refuse_if_different, run_record, write_checkpoint
 from .int8 import Int8Step, require_quantizer
 from ..runner.selection import choose_output
 from .loss import judged_graph, training_head
@@ -130,13 +129,14 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
     trainer = backend.make_trainer(head.train_graph, initial, config, world)
-    saver = Checkpointer(out, record, world, checkpoint.epoch if checkpoint is not None else 0)
+    saver = Checkpointer(out, record, world)
     try:
         if checkpoint is not None:
             trainer.load_state(checkpoint.trainer_tensors, checkpoint.trainer_meta)
         run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say, saver, checkpoint)
-    except KeyboardInterrupt:
-        raise interrupted(out, saver.epoch, config.epochs) from None
+    except KeyboardInterrupt:  # Ctrl-C: the bar's line ended, then what is kept and the way on
+        raise interrupted(out, saver.epoch or (checkpoint.epoch if checkpoint is not None else 0),
+                          config.epochs) from None
     finally:
         trainer.close()
 
@@ -177,18 +177,6 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     return TrainResult(out, metrics, written)
 
 
-def interrupted(out: Path, saved: int, epochs: int) -> Interrupted:
-    """What Ctrl-C during training leaves: the epochs saved, and the command that carries on."""
-    if not saved:
-        return Interrupted(f"in epoch 1 of {epochs}, before its first checkpoint: nothing to resume; "
-                           f"start the run again")
-    if saved >= epochs:
-        return Interrupted(f"while writing the outputs; all {plural(epochs, 'epoch')} are saved: write them "
-                           f"with `cnnspec train --resume {out}`")
-    kept = "epoch 1 is saved" if saved == 1 else f"epochs 1-{saved} are saved"
-    return Interrupted(f"in epoch {saved + 1} of {epochs}; {kept}: carry on with `cnnspec train --resume {out}`")
-
-
 def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
     extras = [f"{config.schedule} schedule" + (f", {plural(config.warmup, 'warm-up epoch')}" if config.warmup else "")]
     extras += [f"weight decay {config.decay:g}"] if config.decay else []
@@ -208,10 +196,10 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
 class Checkpointer:
     """Writes the run's state after every epoch (rank 0; every rank hands its part in)."""
 
-    def __init__(self, out: Path, record: dict, world: World, epoch: int = 0):
+    def __init__(self, out: Path, record: dict, world: World):
         self.out, self.record, self.world = Path(out), record, world
         self.created = not self.out.exists()
-        self.epoch = epoch  # the last epoch saved
+        self.epoch = 0  # the last epoch this process saved
 
     def save(self, epoch: int, progress: dict, trainer, best_weights: dict) -> None:
         tensors, meta = trainer.state()  # on every rank: under torchrun it gathers every rank's generators
@@ -219,6 +207,8 @@ class Checkpointer:
             try:
                 write_checkpoint(self.out, Checkpoint(epoch, self.record, progress, tensors, meta, best_weights))
             except BaseException:  # Ctrl-C held until the file was published still saved this epoch
+                from .checkpoint import saved_epoch
+
                 if saved_epoch(self.out) == epoch:
                     self.epoch = epoch
                 raise
@@ -234,6 +224,22 @@ class Checkpointer:
                 self.out.rmdir()
             except OSError:
                 pass
+
+
+def interrupted(out: Path, saved: int, epochs: int) -> Interrupted:
+    """What Ctrl-C during training leaves (any open progress bar's line ended first): the epochs saved,
+    and the command that carries on."""
+    from .progress import close_open_bars
+
+    close_open_bars()
+    if not saved:
+        return Interrupted(f"in epoch 1 of {epochs}, before its first checkpoint: nothing to resume; "
+                           f"start the run again")
+    if saved >= epochs:
+        return Interrupted(f"after its last epoch; all {plural(epochs, 'epoch')} are saved: write the outputs "
+                           f"with `cnnspec train --resume {out}`")
+    kept = "epoch 1 is saved" if saved == 1 else f"epochs 1-{saved} are saved"
+    return Interrupted(f"in epoch {saved + 1} of {epochs}; {kept}: carry on with `cnnspec train --resume {out}`")
 
 
 def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: World, say: Progress,
@@ -262,21 +268,18 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                          partial(augmenter.batch, epoch) if augmenter is not None else None)
         bar = EpochBar(n_batches, f"epoch {epoch}/{config.epochs}", world.is_writer and not config.quiet)
         begin = time.perf_counter()
-        try:  # the bar ends its line whatever stops the epoch (Ctrl-C too): what follows starts a line
-            stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
-            seconds = time.perf_counter() - begin
-            if not math.isfinite(stats.loss):
-                if saver is not None:
-                    saver.discard()
-                raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
-                                 f"try a lower --lr than {config.learning_rate:g}")
-            row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
-            if len(val_idx):
-                row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
-            row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
-        except BaseException:
+        stats = trainer.train_epoch(data.x_train, data.y_train, plan, bar)
+        seconds = time.perf_counter() - begin
+        if not math.isfinite(stats.loss):
             bar.close()
-            raise
+            if saver is not None:
+                saver.discard()
+            raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
+                             f"try a lower --lr than {config.learning_rate:g}")
+        row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        if len(val_idx):
+            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+        row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
@@ -295,7 +298,7 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
                                "train_images": train_images, "stop_reason": stop_reason}, trainer, best_weights)
     stopped_early = stop_reason is not None
     if stop_reason is None:
-        stop_reason = f"ran all {plural(config.epochs, 'epoch')}" if config.epochs > 1 else "ran its 1 epoch"
+        stop_reason = f"ran all {config.epochs} epochs" if config.epochs > 1 else "ran its 1 epoch"
     return Selection(history, best, best_weights, best_confusion, train_seconds, train_images, stop_reason,
                      stopped_early)
 
@@ -311,7 +314,7 @@ def patience_stop(history: list[dict], patience: int | None) -> str | None:
     if waited < patience:
         return None
     return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
-            f"{plural(waited, 'epoch')} (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
+            f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
 def epoch_summary(row: dict) -> str:

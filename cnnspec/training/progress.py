@@ -5,6 +5,9 @@ import importlib.util
 import sys
 
 
+_OPEN: set = set()  # bars not closed yet: Ctrl-C ends their line before its message (close_open_bars)
+
+
 class EpochBar:
     """A tqdm bar on stderr for one epoch, or nothing (``--quiet``, or a rank other than 0)."""
 
@@ -18,6 +21,7 @@ class EpochBar:
             if tqdm is not None:
                 self._bar = tqdm(total=total, desc=desc, unit="batch", file=sys.stderr, leave=True,
                                  dynamic_ncols=True, mininterval=0.2)
+                _OPEN.add(self)
 
     def update(self, loss: float, accuracy: float) -> None:
         if self._bar is not None:
@@ -26,10 +30,17 @@ class EpochBar:
                 self._bar.set_postfix_str(f"loss {loss:.4f} acc {accuracy:.4f}", refresh=False)
 
     def close(self, summary: str = "") -> None:
+        _OPEN.discard(self)
         if self._bar is not None:
             if summary:
                 self._bar.set_postfix_str(summary, refresh=False)
             self._bar.close()
+
+
+def close_open_bars() -> None:
+    """End every open bar's line (an interrupted epoch's), so what is printed next starts a line."""
+    for bar in list(_OPEN):
+        bar.close()
 
 
 def has_tqdm() -> bool:

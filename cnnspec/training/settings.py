@@ -74,11 +74,12 @@ def _relative_to(folder: Path, value: str) -> str:
 
 
 def to_yaml(run: dict, config: TrainConfig, folder: str | Path | None = None) -> str:
-    """train.yaml's text: the run's keys (spec, backend, data, output, init), then every option. With
-    ``folder`` (where the file goes), paths are written relative to it."""
+    """train.yaml's text: the run's keys (spec, backend, data, output, init), then every option. Paths
+    are written relative to ``folder``, where the file goes (default: the run's output folder)."""
     import yaml
 
     values = {**{k: run.get(k) for k in RUN_KEYS}, **config.settings()}
+    folder = folder if folder is not None else run.get("output")
     if folder is not None:
         values.update({k: _relative_to(Path(folder), v) for k, v in values.items() if _is_path(k, v)})
     notes = _resolved(config)
