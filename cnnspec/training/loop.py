@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -165,8 +165,11 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None,
                              "output_name": judged if full.several_outputs else None}, config)
+    int8 = Int8Step.for_run(config, data)
+    if int8 is not None and full.several_outputs:  # judged on the output this run trained
+        int8 = replace(int8, judge=judged)
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                            Int8Step.for_run(config, data, judged if full.several_outputs else None), full=full)
+                            int8, full=full)
     return TrainResult(out, metrics, written)
 
 
