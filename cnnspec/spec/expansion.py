@@ -145,6 +145,7 @@ class Expander:
     def expand(self) -> list[Item]:
         layers = self.doc.data.get("layers")
         self.top = _Scope("", {"input": INPUT}, {}, ())
+        self.left_out: set[str] = set()  # full names of named layers and calls that 'when' left out
         if isinstance(layers, list):
             self.expand_list(layers, ("layers",), self.top)
         return self.items
@@ -196,6 +197,8 @@ class Expander:
             self.error(f"a layer must be an op name or a mapping, got {raw!r}", path, scope)
             return self._failed(scope)
         if "when" in raw and not self.when_holds(raw["when"], scope, path + ("when",)):
+            if isinstance(raw.get("name"), str):  # for 'outputs', which leaves such a layer out too
+                self.left_out.add(scope.prefix + raw["name"])
             return prev
         op = self._op_key(raw, path, scope)
         if op is None:
