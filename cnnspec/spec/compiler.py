@@ -145,11 +145,11 @@ def compile_document(doc) -> tuple[Graph | None, list[Diagnostic]]:
         name=data.get("name") if isinstance(data.get("name"), str) else "",
         input_shape=tuple(data["input"]),
         nodes=tuple(nodes),
+        outputs=outputs,
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
         description=data.get("description") if isinstance(data.get("description"), str) else None,
         canonical_spec=canonical_json(expander.self_contained(data)),  # imported blocks written in
         file=doc.file,
-        outputs=outputs,
     )
     return graph, said_once(diags)
 
