@@ -188,7 +188,6 @@ def _import(path, name):
     return module
 
 
-@pytest.mark.slow
 @pytest.mark.keras
 def test_one_spec_with_everything_gives_the_same_numbers_in_every_target(tmp_path):
     pytest.importorskip("keras")
