@@ -101,6 +101,7 @@ def test_train_trains_the_named_output_and_exports_them_all(built, capsys):
     assert main(["train", str(built / "two.yaml"), "--data", "digits", "--epochs", "2", "--lr", "0.01",
                  "--output", "aux", "--quiet", "--out", str(out)]) == 0
     trained = capsys.readouterr().out.splitlines()[0]
+    assert "of output 'aux'" in trained
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["output"] == "aux"
     assert "output_name: aux" in (out / "train.yaml").read_text()

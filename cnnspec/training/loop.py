@@ -147,6 +147,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
         "augment": list(config.augment), "loss": head.note, "world_size": world.size, "output": judged,
+        "model_outputs": list(full.output_names),
         "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
