@@ -83,6 +83,9 @@ def test_eval_and_quantize_judge_the_named_output_and_say_so(built, capsys):
      "path; to say where to write, use -o/--out DIR"),
     (["train", "{spec}", "--data", "digits", "--output", "auxx"],
      "--output auxx: spec 'digits-two' has no output 'auxx' (its outputs: logits, aux); did you mean 'aux'?"),
+    (["train", "{spec}", "--data", "digits", "--output", "myrun"],  # the old meaning of --output, a bare folder
+     "--output myrun: spec 'digits-two' has no output 'myrun' (its outputs: logits, aux); to say where to write, "
+     "use -o/--out DIR"),
     (["eval", "{model}", "--data", "digits", "--output", "logit"],
      "has no output 'logit' (its outputs: logits, aux); did you mean 'logits'?"),
     (["quantize", "{model}", "--calibrate", "digits", "--output", "int8.onnx"],

@@ -36,8 +36,8 @@ def choose_output(names, wanted: str | None, where: str, path_option: str | None
     if path_option and looks_like_path(wanted):
         raise UsageError(f"--output {wanted}: --output names one of the outputs of {where} ({listed}), and "
                          f"this looks like a path; to say where to write, use {path_option}")
-    raise UsageError(f"--output {wanted}: {where} has no output '{wanted}' (its outputs: {listed})"
-                     + suggest(wanted, names))
+    hint = suggest(wanted, names) or (f"; to say where to write, use {path_option}" if path_option else "")
+    raise UsageError(f"--output {wanted}: {where} has no output '{wanted}' (its outputs: {listed}){hint}")
 
 
 def model_outputs(meta: dict, session=None, onnx_names=None) -> list[tuple[str, str]]:
