@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 
 from ..errors import UsageError
+from ..onnxfile.boundary import OUTPUTS_KEY
 from ..spec.suggestions import suggest
 from .metadata import MAX_NAME_CHARS, read_json
 
-OUTPUTS_KEY = "cnnspec.outputs"  # as cnnspec.onnxfile.boundary writes it
 _PATH_LIKE = re.compile(r"[/\\~]|\.(onnx|safetensors|ya?ml|json|npy|npz)$|^\.{1,2}$", re.IGNORECASE)
 
 
