@@ -143,3 +143,25 @@ def test_every_target_returns_the_outputs_in_order_with_the_same_numbers(tmp_pat
         assert len(outputs) == 3, target
         for name, want, have in zip(graph.outputs, expected, outputs):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=f"{target}: {name}")
+
+
+def test_an_output_that_when_leaves_out_is_left_out_too(tmp_path):
+    """A head behind a parameter (a block's 'when', or a spec parameter's where those exist) is an
+    output only where it exists; leaving out every listed output is an error at 'outputs'."""
+    doc = {"cnnspec": 1, "name": "t", "input": [2, 4, 4], "outputs": ["fc", "aux", "b"],
+           "blocks": {"head": {"params": {"on": False}, "layers": [
+               {"flatten": None, "name": "flat"}, {"dense": 2, "name": "fc2", "when": "$on"}]}},
+           "layers": [{"conv2d": {"filters": 2, "kernel": 1}, "name": "stem"},
+                      {"flatten": None, "name": "flat"}, {"dense": 3, "name": "fc"},
+                      {"dense": 5, "in": "flat", "name": "aux", "when": False},
+                      {"head": {"on": True}, "in": "stem", "name": "b"}]}
+    assert graph_of(doc).outputs == ("fc", "b.fc2")
+    assert graph_of({**doc, "outputs": ["aux", "b.fc2"]}).outputs == ("b.fc2",)
+    off = {**doc, "layers": doc["layers"][:4] + [{"head": {"on": False}, "in": "stem", "name": "b"}],
+           "outputs": ["fc", "b.fc2"]}
+    assert graph_of(off).outputs == ("fc",)
+    path = tmp_path / "net.yaml"
+    path.write_text(json.dumps({**doc, "outputs": ["aux"]}))
+    _, diagnostics = check_path(path)
+    assert [d.message for d in diagnostics] == [
+        "outputs: 'when' leaves out every layer listed here; keep one of them, or list another"]

@@ -83,6 +83,9 @@ def test_eval_and_quantize_judge_the_named_output_and_say_so(built, capsys):
      "path; to say where to write, use -o/--out DIR"),
     (["train", "{spec}", "--data", "digits", "--output", "auxx"],
      "--output auxx: spec 'digits-two' has no output 'auxx' (its outputs: logits, aux); did you mean 'aux'?"),
+    (["train", "{spec}", "--data", "digits", "--output", "myrun"],  # the old meaning of --output, a bare folder
+     "--output myrun: spec 'digits-two' has no output 'myrun' (its outputs: logits, aux); to say where to write, "
+     "use -o/--out DIR"),
     (["eval", "{model}", "--data", "digits", "--output", "logit"],
      "has no output 'logit' (its outputs: logits, aux); did you mean 'logits'?"),
     (["quantize", "{model}", "--calibrate", "digits", "--output", "int8.onnx"],
@@ -101,6 +104,7 @@ def test_train_trains_the_named_output_and_exports_them_all(built, capsys):
     assert main(["train", str(built / "two.yaml"), "--data", "digits", "--epochs", "2", "--lr", "0.01",
                  "--output", "aux", "--quiet", "--out", str(out)]) == 0
     trained = capsys.readouterr().out.splitlines()[0]
+    assert "of output 'aux'" in trained
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["output"] == "aux"
     assert "output_name: aux" in (out / "train.yaml").read_text()

@@ -301,6 +301,10 @@ EDGE_CASES = {
     "separable-dilated-stride2-no-bias": ([2, 11, 10], [
         {"separable_conv2d": {"filters": 3, "kernel": [3, 2], "stride": 2, "dilation": 2, "padding": "same",
                               "bias": False, "activation": "leaky_relu"}}]),
+    # channels-first in Keras too: to NCHW, reshape, back to NHWC; names with '-' everywhere
+    "reshape-map-then-conv-dashed": ([2, 6, 4], [
+        {"reshape": [3, -1, 4], "name": "as-map"}, {"conv2d": {"filters": 2, "kernel": 3}, "name": "conv-1"},
+        {"reshape": [-1], "name": "flat-1"}, {"dense": 3, "name": "head-1"}]),
     "separable-asymmetric-padding": ([4, 6, 6], [
         {"separable_conv2d": {"filters": 2, "kernel": 2, "padding": [0, 1, 1, 0], "depth_multiplier": 3}}]),
 }

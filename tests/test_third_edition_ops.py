@@ -188,7 +188,6 @@ def _import(path, name):
     return module
 
 
-@pytest.mark.slow
 @pytest.mark.keras
 def test_one_spec_with_everything_gives_the_same_numbers_in_every_target(tmp_path):
     pytest.importorskip("keras")
@@ -229,3 +228,20 @@ def test_one_spec_with_everything_gives_the_same_numbers_in_every_target(tmp_pat
         assert len(outputs) == 3, target
         for name, want, have in zip(graph.outputs, expected, outputs):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5, err_msg=f"{target}: {name}")
+
+
+def test_onnx_backend_draws_separable_weights_by_fan_in_and_returns_every_output():
+    """The framework-free backend: a part's bound is 1/sqrt(its own convolution's fan-in) (the depthwise
+    kh*kw, the pointwise C*m, as PyTorch's modules draw), and predict gives one array per output."""
+    from cnnspec.backend.plugins import load_backend
+
+    backend = load_backend("onnx")
+    graph = cnnspec.loads(json.dumps(ALL)).graph
+    model = backend.compile(graph, seed=0)
+    drawn = backend.get_weights(model, graph)
+    assert drawn.keys() == expected_weights(graph).keys()
+    assert np.abs(drawn["down-1.depthwise.weight"]).max() <= 1 / 3           # 3x3 window, one channel
+    assert np.abs(drawn["down-1.pointwise.weight"]).max() <= 1 / np.sqrt(6)  # 6 channels in
+    assert np.abs(drawn["down-1.pointwise.weight"]).max() > 1 / 3
+    outputs = backend.predict(model, np.zeros((2, 3, 10, 10), np.float32))
+    assert [o.shape for o in outputs] == [(2, *n.shape) for n in graph.output_nodes]

@@ -99,3 +99,34 @@ def test_googlenet_aux_heads_are_torchvisions():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=name)
     for hook in hooks:
         hook.remove()
+
+
+@pytest.mark.torch
+def test_inception_aux_is_torchvisions_inception_aux_forward():
+    """The library's inception_aux against torchvision's InceptionAux.forward written out in torch
+    (adaptive_avg_pool2d to 4x4, BasicConv2d, flatten, relu(fc1), dropout, fc2), on its own
+    state_dict keys (conv.conv, conv.bn, fc1, fc2), in eval mode."""
+    torch = pytest.importorskip("torch")
+    import json
+
+    F = torch.nn.functional
+    doc = {"cnnspec": 1, "name": "aux", "input": [16, 14, 14], "import": "cnnspec:googlenet",
+           "layers": [{"inception_aux": {"classes": 7}, "name": "aux1"}]}
+    g = cnnspec.loads(json.dumps(doc)).graph
+    rng = np.random.default_rng(0)
+    weights = {k: rng.uniform(0.5, 1.5, s).astype(np.float32) if k.endswith("running_var")
+               else rng.normal(0, 0.2, s).astype(np.float32) for k, s in expected_weights(g).items()}
+    assert expected_weights(g) == _aux_keys("aux1", 16, classes=7)
+    model = cnnspec.Spec(g, "<t>").to("torch", weights=weights).eval()
+    w = {k[len("aux1."):]: torch.from_numpy(v) for k, v in weights.items()}
+    x = torch.from_numpy(rng.standard_normal((2, 16, 14, 14)).astype(np.float32))
+    with torch.no_grad():
+        y = F.adaptive_avg_pool2d(x, (4, 4))
+        y = F.conv2d(y, w["conv.conv.weight"])
+        y = F.batch_norm(y, w["conv.bn.running_mean"], w["conv.bn.running_var"], w["conv.bn.weight"],
+                         w["conv.bn.bias"], False, 0.0, 0.001)
+        y = torch.flatten(F.relu(y), 1)
+        y = F.relu(F.linear(y, w["fc1.weight"], w["fc1.bias"]))
+        expected = F.linear(y, w["fc2.weight"], w["fc2.bias"])
+        got = model(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -58,4 +58,5 @@ class OnnxBackend(Backend):
         if x.shape[1:] != tuple(model.graph.input_shape):
             raise InputError(f"input has shape {list(x.shape)} but the model takes "
                              f"[N, {', '.join(map(str, model.graph.input_shape))}]")
-        return model.session.run(None, {"input": x})[0]
+        outputs = model.session.run(None, {"input": x})
+        return outputs if model.graph.several_outputs else outputs[0]  # one array per output, in order

@@ -29,13 +29,21 @@ def initial_weights(graph: Graph, seed: int | None = 0) -> dict:
     nodes = {n.name: n for n in graph.nodes}
     out, fan_in = {}, {}
     for key, shape in expected_weights(graph).items():
-        layer, part = key.rsplit(".", 1)
+        module, part = key.rsplit(".", 1)  # a layer's module, or a part of it (separable_conv2d's 'depthwise')
+        layer = _layer_of(module, nodes)
         constant = CONSTANT_START.get(nodes[layer].op)
         if constant is not None:
             out[key] = np.full(shape, constant(nodes[layer], part), np.float32)
             continue
         if part == "weight":
-            fan_in[layer] = int(np.prod(shape[1:]))
-        bound = 1.0 / math.sqrt(fan_in[layer]) if fan_in.get(layer) else 0.0
+            fan_in[module] = int(np.prod(shape[1:]))
+        bound = 1.0 / math.sqrt(fan_in[module]) if fan_in.get(module) else 0.0
         out[key] = rng.uniform(-bound, bound, shape).astype(np.float32)
     return out
+
+
+def _layer_of(module: str, nodes: dict) -> str:
+    """The layer a weight's module path belongs to: itself, or the longest layer name before a dot."""
+    while module not in nodes and "." in module:
+        module = module.rsplit(".", 1)[0]
+    return module

@@ -137,7 +137,8 @@ def run(args) -> int:
                    output=values.get("output_name"), choice=spec_choice(args))
     if result.outdir is not None:
         m = result.metrics
-        print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
+        judged = f" of output '{m['output']}'" if len(m.get("model_outputs", ())) > 1 else ""
+        print(f"test_accuracy {m['test_accuracy']:.4f}{judged} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
               f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
               + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
         q = m.get("quantization")

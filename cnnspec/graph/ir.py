@@ -49,26 +49,13 @@ class Graph:
     input_shape: Shape
     nodes: tuple[Node, ...]
     classes: tuple[str, ...] | None = None
+    # the layers the model returns, in order (the spec's ``outputs``); empty: the last layer alone
+    outputs: tuple[str, ...] = ()
     description: str | None = None
     # where the spec says 'input:' (for warnings about it); not part of what the graph is
     input_location: Location | None = field(default=None, compare=False)
     canonical_spec: str = "{}"  # the expanded spec as canonical JSON, carried into exports
     file: str = "<spec>"
-    # the layers the model returns, in order (the spec's ``outputs``); empty: the last layer alone
-    outputs: tuple[str, ...] = ()
-
-    @cached_property
-    def output_names(self) -> tuple[str, ...]:
-        """The output layers' names, in order: ``outputs``, or the last layer's name alone (also for
-        a graph a pass has cut down to fewer nodes than its ``outputs`` name, as the training head
-        does: its last layer is what it computes)."""
-        if self.outputs and all(name in self._by_name for name in self.outputs):
-            return self.outputs
-        return (self.nodes[-1].name,) if self.nodes else ()
-
-    @property
-    def output_nodes(self) -> tuple[Node, ...]:
-        return tuple(self.node(name) for name in self.output_names)
     scale: str | None = None  # the scale chosen (--scale), carried into exports as cnnspec.scale
     parameters: tuple = ()  # the spec's parameters as resolved: ((name, value), ...)
 
@@ -90,6 +77,19 @@ class Graph:
     def with_outputs(self, names) -> "Graph":
         """The same graph returning ``names`` (layer names, in order)."""
         return replace(self, outputs=tuple(names))
+
+    @cached_property
+    def output_names(self) -> tuple[str, ...]:
+        """The output layers' names, in order: ``outputs``, or the last layer's name alone (also for
+        a graph a pass has cut down to fewer nodes than its ``outputs`` name, as the training head
+        does: its last layer is what it computes)."""
+        if self.outputs and all(name in self._by_name for name in self.outputs):
+            return self.outputs
+        return (self.nodes[-1].name,) if self.nodes else ()
+
+    @property
+    def output_nodes(self) -> tuple[Node, ...]:
+        return tuple(self.node(name) for name in self.output_names)
 
     @cached_property
     def _by_name(self) -> Mapping[str, Node]:

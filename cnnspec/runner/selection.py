@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 
 from ..errors import UsageError
+from ..onnxfile.boundary import OUTPUTS_KEY
 from ..spec.suggestions import suggest
 from .metadata import MAX_NAME_CHARS, read_json
 
-OUTPUTS_KEY = "cnnspec.outputs"  # as cnnspec.onnxfile.boundary writes it
 _PATH_LIKE = re.compile(r"[/\\~]|\.(onnx|safetensors|ya?ml|json|npy|npz)$|^\.{1,2}$", re.IGNORECASE)
 
 
@@ -36,8 +36,8 @@ def choose_output(names, wanted: str | None, where: str, path_option: str | None
     if path_option and looks_like_path(wanted):
         raise UsageError(f"--output {wanted}: --output names one of the outputs of {where} ({listed}), and "
                          f"this looks like a path; to say where to write, use {path_option}")
-    raise UsageError(f"--output {wanted}: {where} has no output '{wanted}' (its outputs: {listed})"
-                     + suggest(wanted, names))
+    hint = suggest(wanted, names) or (f"; to say where to write, use {path_option}" if path_option else "")
+    raise UsageError(f"--output {wanted}: {where} has no output '{wanted}' (its outputs: {listed}){hint}")
 
 
 def model_outputs(meta: dict, session=None, onnx_names=None) -> list[tuple[str, str]]:

@@ -197,7 +197,7 @@ def compile_document(doc, choice: Choice = NO_CHOICE) -> tuple[Graph | None, lis
     nodes, shape_diags = infer_shapes(input_shape, nodes, {item.name: item.scope for item in items})
     diags += shape_diags
     outputs, output_diags = resolve_outputs(data.get("outputs"), [item.name for item in items], nodes, doc,
-                                            expander.top_level_names())
+                                            expander.top_level_names(), expander.left_out)
     diags += output_diags
     classes = data.get("classes")
     by_name = {n.name: n for n in nodes}
@@ -210,33 +210,42 @@ def compile_document(doc, choice: Choice = NO_CHOICE) -> tuple[Graph | None, lis
         name=data.get("name") if isinstance(data.get("name"), str) else "",
         input_shape=tuple(input_shape),
         nodes=tuple(nodes),
+        outputs=outputs,
         classes=tuple(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None,
         input_location=doc.loc(("input",)),
         description=data.get("description") if isinstance(data.get("description"), str) else None,
         # imported blocks written in, and the chosen parameter values as its params
         canonical_spec=canonical_json(resolved_data(expander.self_contained(data), resolved)),
         file=doc.file,
-        outputs=outputs,
         scale=resolved.scale,
         parameters=tuple(resolved.values.items()),
     )
     return graph, said_once(diags)
 
 
-def resolve_outputs(listed, names: list[str], nodes: list[Node], doc, calls=None) -> tuple[tuple[str, ...], list[Diagnostic]]:
+def resolve_outputs(listed, names: list[str], nodes: list[Node], doc, calls=None,
+                    left_out=frozenset()) -> tuple[tuple[str, ...], list[Diagnostic]]:
     """The spec's ``outputs`` as layer names, in order (default: the last layer alone), and an error
     at each entry that names no layer of ``names`` (the expanded layers; with the nearest name) or
     names one a second time. A block call's name stands for its last layer, as in ``in`` (``calls``:
-    top-level name -> layer). The schema has already said what is wrong with a value that is no
-    list of strings. Only layers that became nodes are returned (the others have errors already)."""
+    top-level name -> layer); an entry naming a layer or call that ``when`` left out (``left_out``)
+    is left out too, so a head behind a parameter is an output only where it exists. The schema has
+    already said what is wrong with a value that is no list of strings. Only layers that became
+    nodes are returned (the others have errors already)."""
     default = (nodes[-1].name,) if nodes else ()
     if not isinstance(listed, list) or not listed or not all(isinstance(v, str) for v in listed):
         return default, []
+    kept = [name for name in listed if name not in left_out]
+    if not kept:
+        return default, [Diagnostic("outputs: 'when' leaves out every layer listed here; keep one of them, or "
+                                    "list another", doc.loc(("outputs",)), rank=RANK_LAYER)]
+    positions = [k for k, name in enumerate(listed) if name not in left_out]  # for the errors' locations
+    listed = kept
     calls = {k: v for k, v in (calls or {}).items() if k != INPUT}
     listed = [name if name in set(names) else calls.get(name, name) for name in listed]
     known, seen, diags = set(names), {}, []
     for k, name in enumerate(listed):
-        where = doc.loc(("outputs", k))
+        where = doc.loc(("outputs", positions[k]))
         if name == INPUT:
             diags.append(Diagnostic("outputs: 'input' is the spec's input, not a layer; list layers the model "
                                     "computes", where, rank=RANK_LAYER))
@@ -245,7 +254,8 @@ def resolve_outputs(listed, names: list[str], nodes: list[Node], doc, calls=None
                 f" (its last layer is '{names[-1]}')" if names else "")
             diags.append(Diagnostic(f"outputs: '{name}' is no layer of the spec{hint}", where, rank=RANK_LAYER))
         elif name in seen:
-            diags.append(Diagnostic(f"outputs: '{name}' is listed twice (entries {seen[name] + 1} and {k + 1}); "
+            diags.append(Diagnostic(f"outputs: '{name}' is listed twice (entries {positions[seen[name]] + 1} and "
+                                    f"{positions[k] + 1}); "
                                     f"list each output once", where, rank=RANK_LAYER))
         else:
             seen[name] = k

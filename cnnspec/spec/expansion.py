@@ -81,6 +81,8 @@ class Expander:
         self.called: set[str] = set()  # blocks that calls reached (what an exported spec must carry)
         self.failures = 0  # layers that failed without a name of their own (see _failed)
         self.full = False  # MAX_LAYERS reached and said: expansion stops
+        self.top = None  # the spec's own scope, once expansion reaches it (see top_level_names)
+        self.left_out: set[str] = set()  # full names of named layers and calls that 'when' left out
 
     # -- helpers -------------------------------------------------------------------------------
     def error(self, message, path, scope, key=False, rank=20):
@@ -203,16 +205,14 @@ class Expander:
     # -- expansion -----------------------------------------------------------------------------
     def expand(self) -> list[Item]:
         layers = self.doc.data.get("layers")
-        self.top = _Scope("", {"input": INPUT}, self.params, ())
         if isinstance(layers, list):
-            self.expand_list(layers, ("layers",), self.top)
+            self.expand_list(layers, ("layers",), _Scope("", {"input": INPUT}, self.params, ()))
         return self.items
 
     def top_level_names(self) -> dict:
         """Each name a top-level layer item gave -> the layer it stands for (a block call's name: the
         call's last layer), as ``in`` reads them; for ``outputs``."""
-        top = getattr(self, "top", None)
-        return dict(top.local) if top is not None else {}
+        return dict(self.top.local) if self.top is not None else {}
 
     def self_contained(self, data):
         """The spec as an exported model carries it: the imported blocks its calls reached written into
@@ -227,6 +227,8 @@ class Expander:
         return out
 
     def expand_list(self, layers, path, scope):
+        if not scope.prefix and self.top is None:
+            self.top = scope
         prev = next(iter(scope.inputs.values()))  # the first layer reads the (first) input
         scope.declared |= {raw["name"] for raw in layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
         for i, raw in enumerate(layers):
@@ -255,6 +257,8 @@ class Expander:
             self.error(f"a layer must be an op name or a mapping, got {raw!r}", path, scope)
             return self._failed(scope)
         if "when" in raw and not self.when_holds(raw["when"], scope, path + ("when",)):
+            if isinstance(raw.get("name"), str):  # for 'outputs', which leaves such a layer out too
+                self.left_out.add(scope.prefix + raw["name"])
             return prev
         op = self._op_key(raw, path, scope)
         if op is None:

@@ -44,15 +44,14 @@ class Int8Step:
     judge: str | None = None  # the output the run trained (its layer name), for a model with several
 
     @classmethod
-    def for_run(cls, config, data, judge: str | None = None) -> "Int8Step | None":
+    def for_run(cls, config, data) -> "Int8Step | None":
         """The step for this run, or None without ``--quantize``. The draw is ``cnnspec quantize``'s
         on the same source (its training part, the same fixed seed), so ``cnnspec quantize
         model.onnx --calibrate SOURCE`` writes the same int8 model; the pipeline copies only the
         drawn images."""
         if not config.quantize:
             return None
-        return cls(data.x_train, data.x_test, data.y_test, config.calibration_samples, config.max_drop, data.source,
-                   judge)
+        return cls(data.x_train, data.x_test, data.y_test, config.calibration_samples, config.max_drop, data.source)
 
     def run(self, staged_model: Path, out: Path, say) -> dict:
         """Quantise ``staged_model`` into ``model.int8.onnx`` beside it; returns metrics.json's

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -151,6 +151,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
         "augment": list(config.augment), "loss": head.note, "world_size": world.size, "output": judged,
+        "model_outputs": list(full.output_names),
         "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
@@ -169,9 +170,12 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
                              "init": str(init) if init else None,
                              "output_name": judged if full.several_outputs else None}, config, folder=out)
+    int8 = Int8Step.for_run(config, data)
+    if int8 is not None and full.several_outputs:  # judged on the output this run trained
+        int8 = replace(int8, judge=judged)
     try:
         written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
-                                Int8Step.for_run(config, data, judged if full.several_outputs else None), full=full)
+                                int8, full=full)
     except KeyboardInterrupt:
         raise interrupted(out, saver.epoch, saver.epoch) from None
     return TrainResult(out, metrics, written)
