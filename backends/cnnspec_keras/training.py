@@ -6,6 +6,11 @@ orchestrator (:class:`cnnspec.training.EpochPlan`), so both backends see the sam
 same schedule for the same seed, and ``fit``'s own shuffling, callbacks and logs would only get in
 the way. The model takes the contract's NCHW input; the backend transposes to channels-last inside it.
 
+Image files (:class:`cnnspec.data.stream.ImageFiles`) are read by a ``tf.data`` pipeline: the steps
+of the core's :class:`cnnspec.data.stream.BatchReader` mapped with ``--workers`` parallel calls
+(decode, resize and augment a whole batch, in order) and prefetched, so the next batches are being
+decoded while this one trains, and they are the same bytes whatever the parallelism.
+
 ``--precision bf16`` builds the model under Keras' ``mixed_bfloat16`` policy (weights stay fp32)
 and scores it on an fp32 twin, so the reported accuracy is the exported model's. fp16 is refused:
 it needs a GPU and loss scaling, which the torch backend provides.
@@ -15,7 +20,8 @@ from __future__ import annotations
 import os
 
 from cnnspec.backend.interface import EpochStats
-from cnnspec.errors import BackendUnavailable, UsageError
+from cnnspec.data.stream import BatchReader, eval_batches, is_lazy
+from cnnspec.errors import BackendUnavailable, CnnspecError, InputError, UsageError
 
 EVAL_BATCH = 1024
 # keras.optimizers constructors by --optimizer; adam and sgd take weight decay as L2 on the gradient
@@ -65,6 +71,7 @@ class KerasTrainer:
         spec = (tf.TensorSpec([None, c, h, w], tf.float32), tf.TensorSpec([None], tf.int64))
         self._train_step = tf.function(self._step, input_signature=spec + (tf.TensorSpec([], tf.float32),))
         self._eval_step = tf.function(self._eval, input_signature=spec)
+        self.unreadable: set[str] = set()  # image files skipped so far (named in the run's summary)
 
     def _build(self, weights, policy, seed):
         """The model built under the dtype ``policy`` (None: the current one, left alone)."""
@@ -109,16 +116,59 @@ class KerasTrainer:
         tf = self.tf
         return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64))
 
+    def _batches(self, x, y, batches, augment=None):
+        """(images, targets) numpy batches for each step: indexed from the arrays, or read from image
+        files by a tf.data pipeline (unreadable files dropped)."""
+        if not is_lazy(x):
+            for step, idx in enumerate(batches):
+                yield step, (x[idx] if augment is None else augment(step, x[idx])), y[idx]
+            return
+        reader = BatchReader(x, y, tuple(batches), augment, self.config.strict)
+        for step, (xb, yb, kept, error) in enumerate(self._load(reader)):
+            if error:
+                raise InputError(error.decode("utf-8", "replace"))
+            self.unreadable.update(reader.skipped(step, kept))
+            if len(yb):
+                yield step, xb, yb
+
+    def _load(self, reader):
+        """The reader's steps through tf.data: parallel, in order, prefetched."""
+        import numpy as np
+
+        tf = self.tf
+        workers = max(1, self.config.data_workers)
+
+        def make(step):
+            xb, yb, kept, error = reader[int(step)]
+            return xb, yb, kept, np.bytes_(error.encode("utf-8"))
+
+        def mapped(step):
+            return tf.numpy_function(make, [step], (tf.float32, tf.int64, tf.bool, tf.string), stateful=False)
+
+        pipeline = (tf.data.Dataset.range(len(reader))
+                    .map(mapped, num_parallel_calls=workers, deterministic=True)
+                    .prefetch(2))
+        try:
+            for xb, yb, kept, error in pipeline.as_numpy_iterator():
+                yield xb, yb, kept, error
+        except CnnspecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tf.errors of every kind: one line
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise InputError(f"the data pipeline failed ({first[:200]})") from None
+
     def train_epoch(self, x, y, plan, bar) -> EpochStats:
         loss_sum, correct, seen = 0.0, 0, 0
         with self.tf.device(self.device):
-            for step, idx in enumerate(plan.batches):
-                xb = x[idx] if plan.augment is None else plan.augment(step, x[idx])
-                batch_loss, batch_correct = self._train_step(xb, y[idx], self.tf.constant(plan.lrs[step], self.tf.float32))
+            for step, xb, yb in self._batches(x, y, plan.batches, plan.augment):
+                lr = self.tf.constant(plan.lrs[step], self.tf.float32)
+                batch_loss, batch_correct = self._train_step(xb, yb, lr)
                 loss_sum += float(batch_loss)
                 correct += int(batch_correct)
-                seen += len(idx)
+                seen += len(yb)
                 bar.update(loss_sum / seen, correct / seen)
+        if not seen:
+            raise InputError("no training image of this epoch could be read")
         return EpochStats(loss_sum / seen, correct / seen, seen)
 
     def evaluate(self, x, y, indices):
@@ -128,14 +178,16 @@ class KerasTrainer:
         if self.scorer is not self.model:
             for mine, theirs in zip(self.scorer.variables, self.model.variables):
                 mine.assign(theirs.value)
-        loss_sum, matrix = 0.0, 0
+        loss_sum, matrix, seen = 0.0, 0, 0
         with self.tf.device(self.device):
-            for start in range(0, len(indices), EVAL_BATCH):
-                idx = indices[start:start + EVAL_BATCH]
-                batch_loss, predicted = self._eval_step(x[idx], y[idx])
+            for _, xb, yb in self._batches(x, y, eval_batches(indices, EVAL_BATCH)):
+                batch_loss, predicted = self._eval_step(xb, yb)
                 loss_sum += float(batch_loss)
-                matrix = matrix + confusion(y[idx], predicted.numpy(), self.classes)
-        return loss_sum / len(indices), int(matrix.trace()) / len(indices), matrix
+                matrix = matrix + confusion(yb, predicted.numpy(), self.classes)
+                seen += len(yb)
+        if not seen:
+            raise InputError("no held-out image could be read")
+        return loss_sum / seen, int(matrix.trace()) / seen, matrix
 
     def weights(self) -> dict:
         return self.backend.get_weights(self.model, self.graph)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 NAME = "train"
-HELP = "train a spec on a data source (digits, an MNIST .npz or IDX folder, an image folder)"
+HELP = "train a spec on a data source (digits, an MNIST .npz or IDX folder, CIFAR binaries, image files)"
 
 
 def _augment(text):
@@ -24,12 +24,18 @@ def _augment(text):
     return parse_augment(text)
 
 
+def _names(text):
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 # (flags, argparse keywords): every option of a run; its dest is its train.yaml key
 OPTIONS = (
     (("--backend",), dict(metavar="NAME", help="torch or keras (default: torch)")),
     (("--data",), dict(metavar="SOURCE", help="'digits' (scikit-learn's 8x8 digits, no download), an MNIST .npz "
                                               "(x_train, y_train, x_test, y_test), a folder of MNIST IDX files, "
-                                              "or an image folder with one subfolder per class")),
+                                              "a folder of CIFAR-10/100 binary batches, an image folder with "
+                                              "one subfolder per class (or train/ and val/ folders of them), "
+                                              "or a CSV of path,label rows")),
     (("--epochs",), dict(type=int, metavar="N", help="default: 10")),
     (("--batch-size",), dict(type=int, metavar="B",
                              help="global batch size, split across processes under torchrun (default: 32)")),
@@ -68,6 +74,21 @@ OPTIONS = (
     (("--quantize-max-drop",), dict(type=float, metavar="P",
                                     help="--quantize: no model.int8.onnx when int8 loses more than P points of "
                                          "test accuracy (default: 1.0; the fp32 files are written either way)")),
+    (("--workers",), dict(type=int, metavar="N", help="image files: processes (torch) or parallel calls (keras) "
+                                                       "decoding batches; 0: in this process (default: the cores)")),
+    (("--cache",), dict(action=argparse.BooleanOptionalAction, help="image files: decode every image into memory "
+                                                                    "up front instead of streaming them (default: "
+                                                                    "off; array sources are always in memory)")),
+    (("--strict",), dict(action=argparse.BooleanOptionalAction, help="an unreadable image is an error instead of "
+                                                                     "being skipped and counted (default: off)")),
+    (("--freeze",), dict(type=_names, metavar="NAMES", help="comma-separated layers, blocks or block calls whose "
+                                                            "weights do not train (batchnorm statistics included)")),
+    (("--freeze-until",), dict(metavar="NAME", help="freeze every layer up to and including this one")),
+    (("--lr-backbone",), dict(type=float, metavar="F", help="learning-rate factor for every layer before the head "
+                                                            "(default: 1)")),
+    (("--allow-partial",), dict(action=argparse.BooleanOptionalAction,
+                                help="--init: tensors that do not fit beyond the head start fresh, listed "
+                                     "(default: refused)")),
     (("-o", "--output"), dict(metavar="DIR", help="output folder (default: runs/<name>)")),
 )
 

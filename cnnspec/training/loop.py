@@ -38,6 +38,9 @@ from .scores import matrix_json, per_class
 from .settings import to_yaml
 
 
+MAX_LISTED = 100  # unreadable files named in metrics.json (the count is always whole)
+
+
 @dataclass(frozen=True)
 class TrainResult:
     outdir: Path | None
@@ -96,7 +99,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if world.is_writer:
         check_can_create_dir(out, OUTPUT_FILES + OPTIONAL_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
-    data = load_source(source, graph)
+    data = load_source(source, graph, cache=config.cache, strict=config.strict)
     head = training_head(graph)
     record = run_record(spec_path, backend_name, source, data, config, world)
     if checkpoint is not None:
@@ -104,10 +107,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     initial = read_weights(init, graph) if init and checkpoint is None else None
     say(data.describe())
     say(head.note)
-    say(_describe(backend_name, config, world, init, resume, checkpoint))
+    say(_describe(backend_name, config, world, init, resume, checkpoint, data.streamed))
 
-    fit_idx, val_idx = validation_split(data.y_train, config.val_fraction)
-    if len(val_idx):
+    fit_idx, val_idx = fit_and_validation(data, config)
+    if data.val_index is not None:
+        say(f"validation: the {len(val_idx)} images of the given val/ folder choose the best epoch "
+            f"(--val-fraction does not apply); the {len(data.y_test)} test images only report it")
+    elif len(val_idx):
         say(f"validation: {len(val_idx)} of the {len(data.y_train)} training images (stratified) choose the "
             f"best epoch; the {len(data.y_test)} test images only report it")
     elif config.patience:
@@ -125,6 +131,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         run = run_epochs(trainer, data, fit_idx, val_idx, config, world, say, saver, checkpoint)
     finally:
         trainer.close()
+    unreadable = sorted(set(data.skipped) | set(getattr(trainer, "unreadable", ())))
 
     best = run.best
     labels = export_labels(graph, data)
@@ -141,6 +148,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
+        "unreadable_images": len(unreadable), "unreadable_files": unreadable[:MAX_LISTED],
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
         "settings": config.resolved(),
@@ -148,6 +156,10 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     }
     chosen = "by validation accuracy" if len(val_idx) else "the last"
     say(run.stop_reason)
+    if unreadable:
+        say(f"skipped {len(unreadable)} unreadable image(s) (--strict refuses them): "
+            + ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more (metrics.json lists them)"
+                                           if len(unreadable) > 5 else ""))
     say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
         f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
     if not world.is_writer:
@@ -159,7 +171,18 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     return TrainResult(out, metrics, written)
 
 
-def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
+def fit_and_validation(data, config: TrainConfig):
+    """(fit, validation) indices into the training images: the source's own validation split where
+    it gives one (a val/ folder beside train/ and test/), else carved by --val-fraction."""
+    import numpy as np
+
+    if data.val_index is None:
+        return validation_split(data.y_train, config.val_fraction)
+    val = np.asarray(data.val_index, np.int64)
+    return np.setdiff1d(np.arange(len(data.y_train)), val), val
+
+
+def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint, streamed=False) -> str:
     extras = [f"{config.schedule} schedule" + (f", {config.warmup:g} warm-up epochs" if config.warmup else "")]
     extras += [f"weight decay {config.decay:g}"] if config.decay else []
     extras += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
@@ -167,6 +190,7 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
     extras += [config.precision] if config.precision != "fp32" else []
     extras += [f"augment {','.join(config.augment)}"] if config.augment else []
     extras += [f"then {config.quantize} (model.int8.onnx)"] if config.quantize else []
+    extras += [f"{config.data_workers} data workers"] if streamed else []
     text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
             + f": {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
             + ", ".join(extras) + f", seed {config.seed}")
