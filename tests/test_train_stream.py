@@ -215,3 +215,18 @@ def test_peak_memory_is_flat_in_the_folder_size(tmp_path):
     large = write_images(tmp_path / "large", 2000)
     a, b = peak_rss_kb(tmp_path, small), peak_rss_kb(tmp_path, large)
     assert b <= 1.25 * a + 200 * 1024, (a, b)
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_torchrun_streams_each_rank_its_share_with_the_cached_bytes(tmp_path, pics):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")])}
+    for name, extra in (("cached", ["--cache"]), ("streamed", ["--workers", "1"])):
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                               "-m", "cnnspec.cli", "train", "spec.yaml", "--data", str(pics), "--epochs", "2",
+                               "--batch-size", "16", "--augment", "flip", "--quiet", "-o", name, *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "cached" / "weights.safetensors").read_bytes() == \
+        (tmp_path / "streamed" / "weights.safetensors").read_bytes()

@@ -20,6 +20,7 @@ from ..errors import InputError, UsageError
 from ..files.images import load_image  # noqa: F401  (re-exported: the one image preprocessing)
 from ..graph.resources import require_fits
 from .dataset import HELD_OUT_FRACTION, SPLIT_SEED, Dataset, stratified_split  # noqa: F401  (re-exported)
+from .folders import IMAGE_SKIP  # noqa: F401  (re-exported)
 
 MAX_ARRAY_BYTES = 4 * 1024 ** 3  # refuse data files that would decompress to more than this
 MAX_CLASSES = 1_000_000  # a dense layer's own bound on units: no label can be larger
