@@ -230,3 +230,13 @@ def test_torchrun_streams_each_rank_its_share_with_the_cached_bytes(tmp_path, pi
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "cached" / "weights.safetensors").read_bytes() == \
         (tmp_path / "streamed" / "weights.safetensors").read_bytes()
+
+
+@pytest.mark.torch
+def test_eval_streams_the_held_out_files_to_the_runs_test_accuracy(tmp_path, pics):
+    from cnnspec.training.evaluate import evaluate_model
+
+    out, metrics = _train(tmp_path, "--data", str(pics), "--epochs", "1")
+    result = evaluate_model(out / "model.onnx", str(pics), batch_size=7)  # chunks of 28 images
+    assert result["images"] == metrics["test_images"] and result["unreadable_images"] == 0
+    assert abs(result["accuracy"] - metrics["test_accuracy"]) < 1e-9

@@ -16,6 +16,8 @@ def add_arguments(parser):
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                         help="ONNX Runtime execution provider; cuda never falls back to the CPU silently")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per run (default 256)")
+    parser.add_argument("--strict", action="store_true", help="an unreadable image is an error instead of being "
+                                                               "skipped and counted")
     parser.add_argument("--json", action="store_true", help="print one JSON document (accuracy, loss, per_class, "
                                                             "confusion_matrix, ...)")
 
@@ -23,6 +25,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..training.evaluate import evaluate_model, format_evaluation
 
-    result = evaluate_model(args.model, args.data, provider=args.provider, batch_size=args.batch_size)
+    result = evaluate_model(args.model, args.data, provider=args.provider, batch_size=args.batch_size,
+                            strict=args.strict)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else format_evaluation(result))
     return 0

@@ -37,8 +37,36 @@ def _output_units(model_path: str, session, meta: dict) -> int:
                      f"([batch, classes])")
 
 
-def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: int = 256) -> dict:
-    """The model on ``source``'s held-out images; a JSON-ready result."""
+def _scores(session, data, batch, batch_size: int, run_batches, strict: bool):
+    """(raw outputs, labels, unreadable paths) of the held-out images; image files are decoded a
+    chunk at a time (never the whole split at once), unreadable ones skipped and named."""
+    import numpy as np
+
+    from ..data.stream import is_lazy
+
+    x, y = data.x_test, data.y_test
+    if not is_lazy(x):
+        return run_batches(session, x, batch, batch_size).astype(np.float64), y, []
+    outputs, labels, unreadable = [], [], []
+    chunk = max(batch or batch_size, 1) * 4
+    for start in range(0, len(x), chunk):
+        idx = np.arange(start, min(start + chunk, len(x)))
+        images, kept, error = x.take(idx, strict)
+        if error:
+            raise InputError(error)
+        unreadable += [x.paths[i] for i in idx[~kept]]
+        if len(images):
+            outputs.append(run_batches(session, images, batch, batch_size).astype(np.float64))
+            labels.append(y[idx[kept]])
+    if not outputs:
+        raise InputError(f"{data.source}: no held-out image could be read")
+    return np.concatenate(outputs), np.concatenate(labels), unreadable
+
+
+def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: int = 256,
+                   strict: bool = False) -> dict:
+    """The model on ``source``'s held-out images; a JSON-ready result. Image files are streamed;
+    an unreadable one is skipped and named (``strict``: an error)."""
     import numpy as np
 
     from ..data.sources import load_source
@@ -56,9 +84,9 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     labels = classes(meta, units)
     face = ModelFace(meta.get("cnnspec.name", model.graph.name), model_path, tuple(chw), (units,),
                      tuple(labels) if labels else None)
-    data = load_source(source, face)
+    data = load_source(source, face, cache=False, strict=strict)
     require_batch_fits(model, model_path, batch or min(batch_size, len(data.x_test)))
-    raw = run_batches(session, data.x_test, batch, batch_size).astype(np.float64)
+    raw, y, unreadable = _scores(session, data, batch, batch_size, run_batches, strict)
     broken = ~np.isfinite(raw).all(axis=1)
     if broken.any():  # as `run` refuses them: an accuracy from NaN scores would mean nothing
         raise InputError(f"{model_path}: the model's output holds NaN or infinite values for {int(broken.sum())} "
@@ -71,7 +99,6 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     else:
         shifted = raw - raw.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    y = data.y_test
     matrix = confusion(y, raw.argmax(axis=1), units)
     names = list(labels) if labels else [*data.labels, *(str(i) for i in range(len(data.labels), units))]
     return {
@@ -80,6 +107,7 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
         "outputs": "probabilities" if softmaxed else "logits",
         "accuracy": float(matrix.trace() / len(y)), "loss": float(-log_probs[np.arange(len(y)), y].mean()),
         "classes": names, "per_class": per_class(matrix, names), "confusion_matrix": matrix_json(matrix),
+        "unreadable_images": len(unreadable), "unreadable_files": unreadable[:100],
     }
 
 
@@ -88,6 +116,9 @@ def format_evaluation(result: dict) -> str:
     lines = [f"{result['model']} on {result['data_description']}",
              f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
              f"loss {result['loss']:.4f}", ""]
+    if result.get("unreadable_images"):
+        lines[-1:-1] = [f"skipped {result['unreadable_images']} unreadable image(s) (--strict refuses them): "
+                        + ", ".join(result["unreadable_files"][:5])]
     width = max(5, *(len(c["label"]) for c in result["per_class"]))
     lines.append(f"{'class':<{width}}  precision  recall      f1  support")
     for c in result["per_class"]:
