@@ -64,14 +64,49 @@ class KerasTrainer:
             self.model = self._build(weights, POLICIES[config.precision], config.seed)
             # mixed precision: scores come from an fp32 copy, as the exported model computes them
             self.scorer = self.model if POLICIES[config.precision] is None else self._build(None, None, None)
+            self._freeze(config.freeze)
+            variables = self.model.trainable_variables
+            self._head = self._head_mask(graph, variables, config)
+            # --lr-backbone: the layers before the head step with their own optimizer at F x the rate
             self.optimizer = OPTIMIZERS[config.optimizer](keras, config)
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizer.build([v for v, head in zip(variables, self._head) if not head])
+            self.head_optimizer = None
+            if any(self._head):
+                self.head_optimizer = OPTIMIZERS[config.optimizer](keras, config)
+                self.head_optimizer.build([v for v, head in zip(variables, self._head) if head])
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
         c, h, w = graph.input_shape
         spec = (tf.TensorSpec([None, c, h, w], tf.float32), tf.TensorSpec([None], tf.int64))
         self._train_step = tf.function(self._step, input_signature=spec + (tf.TensorSpec([], tf.float32),))
         self._eval_step = tf.function(self._eval, input_signature=spec)
         self.unreadable: set[str] = set()  # image files skipped so far (named in the run's summary)
+
+    def _freeze(self, layers) -> None:
+        """--freeze: the layers leave trainable_variables (no gradient, no optimizer slot); a frozen
+        BatchNormalization runs in inference mode (Keras 3's rule for trainable=False)."""
+        for model in {id(self.model): self.model, id(self.scorer): self.scorer}.values():
+            for name in layers:
+                try:
+                    model.get_layer(name).trainable = False
+                except ValueError:  # a layer without weights has no Keras layer of its own
+                    continue
+
+    def _head_mask(self, graph, variables, config) -> list[bool]:
+        """Which trainable variables belong to the head (all False without --lr-backbone)."""
+        from cnnspec.weights.partial import head_layers
+
+        if config.lr_backbone is None:
+            return [False] * len(variables)
+        ids = set()
+        for name in head_layers(graph):
+            try:
+                ids |= {id(v) for v in self.model.get_layer(name).trainable_variables}
+            except ValueError:
+                continue
+        return [id(v) in ids for v in variables]
+
+    def _optimizer_variables(self) -> list:
+        return list(self.optimizer.variables) + (list(self.head_optimizer.variables) if self.head_optimizer else [])
 
     def _build(self, weights, policy, seed):
         """The model built under the dtype ``policy`` (None: the current one, left alone)."""
@@ -105,7 +140,15 @@ class KerasTrainer:
         decay = self.config.decay
         if decay and self.config.optimizer in L2_IN_STEP:
             grads = [g + decay * v for g, v in zip(grads, variables)]
-        self.optimizer.apply_gradients(zip(grads, variables))
+        if self.head_optimizer is None:
+            self.optimizer.apply_gradients(zip(grads, variables))
+        else:
+            self.optimizer.learning_rate = lr * self.config.lr_backbone
+            self.head_optimizer.learning_rate = lr
+            for optimizer, head in ((self.optimizer, False), (self.head_optimizer, True)):
+                pairs = [(g, v) for g, v, h in zip(grads, variables, self._head) if h == head]
+                if pairs:
+                    optimizer.apply_gradients(pairs)
         return loss_sum, self._correct(logits, yb)
 
     def _eval(self, xb, yb):
@@ -198,12 +241,12 @@ class KerasTrainer:
         import numpy as np
 
         tensors = {f"model.{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.variables)}
-        tensors.update({f"optim.{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
-        return tensors, {"model": [v.path for v in self.model.variables],
-                         "optim": [v.path for v in self.optimizer.variables]}
+        optim = self._optimizer_variables()
+        tensors.update({f"optim.{i}": np.asarray(v.numpy()) for i, v in enumerate(optim)})
+        return tensors, {"model": [v.path for v in self.model.variables], "optim": [v.path for v in optim]}
 
     def load_state(self, tensors, meta) -> None:
-        for prefix, variables in (("model", self.model.variables), ("optim", self.optimizer.variables)):
+        for prefix, variables in (("model", self.model.variables), ("optim", self._optimizer_variables())):
             if meta.get(prefix) != [v.path for v in variables]:
                 raise UsageError(f"--resume: the checkpoint's {prefix} variables do not match this Keras model")
             for i, v in enumerate(variables):

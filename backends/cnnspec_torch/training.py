@@ -84,7 +84,8 @@ class TorchTrainer:
             torch.set_num_threads(1)
         self.model = backend.compile(graph, weights=weights, seed=config.seed).to(self.device)
         self.model.requires_grad_(True)  # compile() hands back an inference model
-        self.model.train()
+        self._frozen_norms = self._freeze(graph, config.freeze)
+        self._train_mode()
         torch.manual_seed(config.seed * 1000 + world.rank)  # dropout masks: reproducible, distinct per rank
         self.net = self.model
         if self.distributed:
@@ -98,13 +99,50 @@ class TorchTrainer:
 
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                if self.device.type == "cuda" else None)
-        self.optimizer = OPTIMIZERS[config.optimizer](torch, self.model.parameters(), config)
+        self.optimizer = OPTIMIZERS[config.optimizer](torch, self._param_groups(graph, config), config)
         dtype = AUTOCAST[config.precision]
         self._autocast = ((lambda: torch.autocast(self.device.type, dtype=getattr(torch, dtype)))
                           if dtype else nullcontext)
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self._tensors = {}
         self.unreadable: set[str] = set()  # image files skipped so far (named in the run's summary)
+
+    def _freeze(self, graph, layers):
+        """--freeze: the layers' weights leave autograd (no gradient is computed for them, and none
+        flows into the layers before them that only they feed); their batchnorms' modules, returned,
+        run in inference mode, so their statistics do not move."""
+        torch = self.torch
+        frozen = set(layers)
+        for key, param in self.model.named_parameters():
+            if key.rsplit(".", 1)[0] in frozen:
+                param.requires_grad_(False)
+        norms = []
+        for name in layers:
+            try:
+                module = self.model.layer(name)
+            except KeyError:
+                continue
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                norms.append(module)
+        return norms
+
+    def _train_mode(self):
+        self.net.train() if hasattr(self, "net") else self.model.train()
+        for module in self._frozen_norms:
+            module.eval()
+
+    def _param_groups(self, graph, config):
+        """The trainable parameters (the frozen ones never reach the optimizer); with --lr-backbone F,
+        two groups: the layers before the head at F times the learning rate, the head at 1."""
+        from cnnspec.weights.partial import head_layers
+
+        named = [(k, p) for k, p in self.model.named_parameters() if p.requires_grad]
+        if config.lr_backbone is None:
+            return [{"params": [p for _, p in named], "lr_factor": 1.0}]
+        head = set(head_layers(graph))
+        groups = [{"params": [p for k, p in named if k.rsplit(".", 1)[0] not in head], "lr_factor": config.lr_backbone},
+                  {"params": [p for k, p in named if k.rsplit(".", 1)[0] in head], "lr_factor": 1.0}]
+        return [g for g in groups if g["params"]]
 
     def _check_precision(self, config):
         torch = self.torch
@@ -172,11 +210,11 @@ class TorchTrainer:
         torch = self.torch
         F = torch.nn.functional
         smoothing = self.config.label_smoothing
-        self.net.train()
+        self._train_mode()
         loss_sum, correct, seen = 0.0, 0, 0
         for step, xb, yb in self._batches(x, y, plan.batches, plan.augment):
             for group in self.optimizer.param_groups:
-                group["lr"] = plan.lrs[step]
+                group["lr"] = plan.lrs[step] * group["lr_factor"]
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(xb)
@@ -211,7 +249,7 @@ class TorchTrainer:
                 logits = self.model(xb)
                 loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
                 counts += torch.bincount(yb * k + logits.argmax(1), minlength=k * k)
-        self.model.train()
+        self._train_mode()
         if self.distributed:
             import torch.distributed as dist
 

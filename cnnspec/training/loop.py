@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     from ..backend.plugins import load_backend
     from ..data.sources import load_source
     from ..graph.resources import require_memory, require_onnx_size
-    from ..weights.safetensors_io import read_weights
+    from .finetune import frozen_layers, frozen_tensors, initial_weights, require_something_trains
 
     world = world_from_env(env)
     config.validate(world)
@@ -104,9 +104,21 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     record = run_record(spec_path, backend_name, source, data, config, world)
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
-    initial = read_weights(init, graph) if init and checkpoint is None else None
+    frozen = frozen_layers(graph, config.freeze, config.freeze_until)
+    require_something_trains(graph, frozen)
+    require_head_for(config, graph)
+    initial, init_record = None, (checkpoint.record.get("init") if checkpoint is not None else None)
+    if init and checkpoint is None:
+        plan = initial_weights(init, graph, lambda: backend.get_weights(
+            backend.compile(head.train_graph, weights=None, seed=config.seed), head.train_graph), config.allow_partial)
+        initial, init_record = plan.weights, plan.record
+        record["init"] = init_record
+        say(plan.note)
     say(data.describe())
     say(head.note)
+    if frozen:
+        say(f"frozen: {len(frozen_tensors(graph, frozen))} tensors of {len(frozen)} layers "
+            f"({_first(frozen)}), batchnorm statistics included; they take no gradient")
     say(_describe(backend_name, config, world, init, resume, checkpoint, data.streamed))
 
     fit_idx, val_idx = fit_and_validation(data, config)
@@ -123,7 +135,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         say("too few training images per class for a validation split: the last epoch is kept")
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
-    trainer = backend.make_trainer(head.train_graph, initial, config, world)
+    trainer = backend.make_trainer(head.train_graph, initial, replace(config, freeze=frozen, freeze_until=None), world)
     saver = Checkpointer(out, record, world)
     try:
         if checkpoint is not None:
@@ -144,7 +156,9 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
         "augment": list(config.augment), "loss": head.note, "world_size": world.size,
-        "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
+        "init": str(init) if init else (init_record or {}).get("file"), "init_weights": init_record,
+        "frozen_layers": list(frozen), "frozen_tensors": list(frozen_tensors(graph, frozen)),
+        "lr_backbone": config.lr_backbone, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
@@ -169,6 +183,17 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
                             Int8Step.for_run(config, data))
     return TrainResult(out, metrics, written)
+
+
+def _first(names, n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def require_head_for(config: TrainConfig, graph) -> None:
+    from ..weights.partial import head_layers
+
+    if config.lr_backbone is not None and not head_layers(graph):
+        raise UsageError(f"--lr-backbone: spec '{graph.name}' has no dense or conv head to tell from its backbone")
 
 
 def fit_and_validation(data, config: TrainConfig):
