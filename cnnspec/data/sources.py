@@ -14,6 +14,7 @@ the file's length before anything is allocated, and no pickle is ever loaded.
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError, UsageError
@@ -284,6 +285,7 @@ def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> 
     output is checked first: it bounds the labels before any image is converted. Image files are
     decoded now with ``cache`` (arrays), else streamed (:class:`.stream.ImageFiles`); an unreadable
     one is an error with ``strict``, else skipped and named."""
+    from .cifar import cifar_layout, read_cifar, refuse_pickled
     from .folders import image_dataset
 
     units = class_units(graph)
@@ -303,9 +305,14 @@ def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> 
                 raise InputError(f"{source}: a data file must be an MNIST-layout .npz or a path,label .csv; "
                                  f"for IDX files or images, give their folder")
             data = load_npz(path, graph.input_shape, units)
+        elif cifar_layout(path):
+            *arrays, names, name = read_cifar(path)
+            data = _array_dataset(*arrays, graph.input_shape, f"{name} binary {path}", units)
+            data = replace(data, labels=names[:len(data.labels)])
         elif is_idx_folder(path):
             data = load_idx_folder(path, graph.input_shape, units)
         else:
+            refuse_pickled(path)
             data = image_dataset(path, graph.input_shape, graph.classes, cache, strict)
     check_fits(data, graph)
     return data
