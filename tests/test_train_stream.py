@@ -240,3 +240,21 @@ def test_eval_streams_the_held_out_files_to_the_runs_test_accuracy(tmp_path, pic
     result = evaluate_model(out / "model.onnx", str(pics), batch_size=7)  # chunks of 28 images
     assert result["images"] == metrics["test_images"] and result["unreadable_images"] == 0
     assert abs(result["accuracy"] - metrics["test_accuracy"]) < 1e-9
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+def test_an_exif_orientation_is_still_applied(tmp_path, fmt):
+    """load_image skips exif_transpose where no orientation can be (its cost per small image is
+    more than the decode); where one is, it is applied."""
+    from PIL import Image
+
+    from cnnspec.files.images import load_image
+
+    pixels = np.zeros((4, 8, 3), np.uint8)
+    pixels[:, :4] = 255  # left half white: a landscape image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise to view
+    path = tmp_path / f"a.{fmt.lower()}"
+    Image.fromarray(pixels).save(path, fmt, exif=exif.tobytes(), **({"quality": 100} if fmt == "JPEG" else {}))
+    out = load_image(path, 1, 8, 4)  # portrait after the rotation: 8 high, 4 wide
+    assert out.shape == (1, 8, 4) and out[0, :4].mean() > 0.8 and out[0, 4:].mean() < 0.2

@@ -61,6 +61,27 @@ def _device(config, world):
     return torch.device("cpu")
 
 
+def stream_loader(reader, workers: int, pin: bool = False):
+    """The steps of a :class:`cnnspec.data.stream.BatchReader` through a DataLoader with ``workers``
+    worker processes (each makes whole batches); a dead or stuck worker is one line."""
+    import torch
+
+    workers = min(workers, len(reader))
+    loader = torch.utils.data.DataLoader(
+        reader, batch_size=None, shuffle=False, num_workers=workers,
+        timeout=DATA_TIMEOUT_SECONDS if workers else 0, prefetch_factor=2 if workers else None,
+        generator=torch.Generator().manual_seed(0),  # leaves the global generator (dropout's) alone
+        pin_memory=pin)
+    try:
+        yield from loader
+    except CnnspecError:
+        raise
+    except Exception as exc:  # a worker killed, timed out, or failing in a way the reader did not catch
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise InputError(f"the data pipeline failed ({first[:200]}); with --workers 0 images are read in "
+                         f"this process, where the cause shows") from None
+
+
 class TorchTrainer:
     def __init__(self, backend, graph, weights, config, world):
         import torch
@@ -189,22 +210,7 @@ class TorchTrainer:
                 yield step, xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
 
     def _load(self, reader):
-        """The reader's steps through a DataLoader; a dead or stuck worker is one line."""
-        torch = self.torch
-        workers = min(self.config.data_workers, len(reader))
-        loader = torch.utils.data.DataLoader(
-            reader, batch_size=None, shuffle=False, num_workers=workers,
-            timeout=DATA_TIMEOUT_SECONDS if workers else 0, prefetch_factor=2 if workers else None,
-            generator=torch.Generator().manual_seed(0),  # leaves the global generator (dropout's) alone
-            pin_memory=self.device.type == "cuda")
-        try:
-            yield from loader
-        except CnnspecError:
-            raise
-        except Exception as exc:  # a worker killed, timed out, or failing in a way the reader did not catch
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise InputError(f"the data pipeline failed ({first[:200]}); with --workers 0 images are read in "
-                             f"this process, where the cause shows") from None
+        return stream_loader(reader, self.config.data_workers, pin=self.device.type == "cuda")
 
     def train_epoch(self, x, y, plan, bar) -> EpochStats:
         torch = self.torch
