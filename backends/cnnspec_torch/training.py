@@ -22,6 +22,7 @@ import os
 from contextlib import nullcontext
 
 from cnnspec.backend.interface import EpochStats
+from cnnspec.backend.trainconfig import IGNORE_INDEX
 from cnnspec.data.stream import DATA_TIMEOUT_SECONDS, BatchReader, eval_batches, is_lazy
 from cnnspec.errors import BackendUnavailable, CnnspecError, InputError
 
@@ -45,6 +46,29 @@ OPTIMIZERS = {
                                                     nesterov=c.nesterov, weight_decay=c.decay),
 }
 AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _pixel_ce(torch, logits, target):
+    return torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+
+
+def _soft_dice(torch, logits, target):
+    """1 - the mean over classes of soft Dice (2|P.T| + 1) / (|P| + |T| + 1), ignored pixels left out."""
+    k = logits.shape[1]
+    valid = (target != IGNORE_INDEX).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = torch.nn.functional.one_hot(torch.where(valid[:, 0], target, 0), k).permute(0, 3, 1, 2) * valid
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    return 1 - ((2 * inter + 1) / (denom + 1)).mean()
+
+
+# --loss of a segmentation: (torch, logits [B, K, H, W], masks [B, H, W]) -> the batch's mean loss
+SEGMENTATION_LOSSES = {
+    "ce": _pixel_ce,
+    "dice": _soft_dice,
+    "ce+dice": lambda torch, logits, target: _pixel_ce(torch, logits, target) + _soft_dice(torch, logits, target),
+}
 
 
 def _device(config, world):
@@ -90,6 +114,7 @@ class TorchTrainer:
         self.backend, self.graph, self.world, self.config = backend, graph, world, config
         self.device = _device(config, world)
         self.classes = graph.output_shape[0]
+        self.segment = len(graph.output_shape) == 3  # a [K, H, W] map: per-pixel classes, masks as targets
         self.distributed = world.size > 1
         self._check_precision(config)
         if self.distributed:
@@ -195,11 +220,15 @@ class TorchTrainer:
             xt, yt = self._on_device(x), self._on_device(y)
             for step, idx in enumerate(batches):
                 index = torch.from_numpy(idx).to(self.device)
+                yb = yt[index].long()  # masks are kept as uint8
                 if augment is None:
                     xb = xt[index]  # measured ~15% faster per step than index_select on CPU
-                else:
+                elif y.ndim == 1:
                     xb = torch.from_numpy(augment(step, x[idx])).to(self.device)
-                yield step, xb, yt[index]
+                else:  # masks move with their images
+                    xa, ya = augment(step, x[idx], y[idx])
+                    xb, yb = torch.from_numpy(xa).to(self.device), torch.from_numpy(ya).long().to(self.device)
+                yield step, xb, yb
             return
         reader = BatchReader(x, y, tuple(batches), augment, self.config.strict)
         for step, (xb, yb, kept, error) in enumerate(self._load(reader)):
@@ -217,14 +246,17 @@ class TorchTrainer:
         F = torch.nn.functional
         smoothing = self.config.label_smoothing
         self._train_mode()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, counted = 0.0, 0, 0, 0
         for step, xb, yb in self._batches(x, y, plan.batches, plan.augment):
             for group in self.optimizer.param_groups:
                 group["lr"] = plan.lrs[step] * group["lr_factor"]
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=smoothing)
+                if self.segment:
+                    loss = SEGMENTATION_LOSSES[self.config.loss](torch, logits.float(), yb)
+                else:
+                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=smoothing)
             if self.scaler is None:
                 loss.backward()
                 self.optimizer.step()
@@ -234,13 +266,20 @@ class TorchTrainer:
                 self.scaler.update()
             n = len(yb)
             loss_sum += loss.item() * n
-            correct += int((logits.argmax(1) == yb).sum())
+            hits = logits.argmax(1) == yb
+            if self.segment:  # pixel accuracy over the pixels that count
+                valid = yb != IGNORE_INDEX
+                correct += int((hits & valid).sum())
+                counted += int(valid.sum())
+            else:
+                correct += int(hits.sum())
+                counted += n
             seen += n
-            bar.update(loss_sum / seen, correct / seen)
-        loss_sum, correct, seen = self._sum(loss_sum, correct, seen)
+            bar.update(loss_sum / seen, correct / max(counted, 1))
+        loss_sum, correct, seen, counted = self._sum(loss_sum, correct, seen, counted)
         if not seen:
             raise InputError("no training image of this epoch could be read")
-        return EpochStats(loss_sum / seen, correct / seen, int(seen))
+        return EpochStats(loss_sum / seen, correct / max(counted, 1), int(seen))
 
     def evaluate(self, x, y, indices):
         """(loss, accuracy, confusion matrix) in fp32 whatever --precision is: the exported model is fp32."""
@@ -251,10 +290,15 @@ class TorchTrainer:
         loss_sum = 0.0
         counts = torch.zeros(k * k, dtype=torch.int64, device=self.device)
         with torch.inference_mode():
-            for _, xb, yb in self._batches(x, y, eval_batches(indices, EVAL_BATCH)):
+            for _, xb, yb in self._batches(x, y, eval_batches(indices, self._eval_batch)):
                 logits = self.model(xb)
-                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-                counts += torch.bincount(yb * k + logits.argmax(1), minlength=k * k)
+                if self.segment:  # per pixel: plain cross-entropy, the pixels that count
+                    loss_sum += float(F.cross_entropy(logits, yb, ignore_index=IGNORE_INDEX, reduction="sum"))
+                    valid = yb != IGNORE_INDEX
+                    counts += torch.bincount(yb[valid] * k + logits.argmax(1)[valid], minlength=k * k)
+                else:
+                    loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                    counts += torch.bincount(yb * k + logits.argmax(1), minlength=k * k)
         self._train_mode()
         if self.distributed:
             import torch.distributed as dist
@@ -264,8 +308,16 @@ class TorchTrainer:
         (loss_sum,) = self._sum(loss_sum)
         seen = int(matrix.sum())
         if not seen:
-            raise InputError("no held-out image could be read")
+            raise InputError("no held-out image (or pixel that counts) could be read")
         return loss_sum / seen, int(matrix.trace()) / seen, matrix
+
+    @property
+    def _eval_batch(self) -> int:
+        """EVAL_BATCH images, fewer for maps (a U-Net's activations at batch 1024 would not fit)."""
+        if not self.segment:
+            return EVAL_BATCH
+        k, h, w = self.graph.output_shape
+        return max(1, min(EVAL_BATCH, 2 ** 22 // max(1, k * h * w)))
 
     def weights(self) -> dict:
         return self.backend.get_weights(self.model, self.graph)

@@ -32,6 +32,9 @@ DEFAULT_VAL_FRACTION = 0.1
 # --augment's transforms, in the order the help lists them (each a function in cnnspec.training.augment)
 AUGMENTS = ("crop", "flip", "affine", "jitter", "erase")
 QUANTIZE_KINDS = ("int8",)
+# --loss of a segmentation ([K, H, W] output): per-pixel cross-entropy (255 ignored), soft Dice, or their sum
+LOSSES = ("ce", "dice", "ce+dice")
+IGNORE_INDEX = 255  # a mask value no loss or metric counts
 # the int8 step's defaults, here and in ``cnnspec quantize``: calibration images, points of accuracy it may lose
 DEFAULT_QUANTIZE_SAMPLES = 256
 DEFAULT_QUANTIZE_MAX_DROP = 1.0
@@ -72,6 +75,7 @@ class TrainConfig:
     freeze_until: str | None = None  # every layer up to and including this one does not train
     lr_backbone: float | None = None  # learning-rate factor for the layers before the head
     allow_partial: bool = False  # --init: tensors that do not fit (beyond the head) start fresh
+    loss: str = "ce"  # segmentation: ce, dice or ce+dice (classifiers: ce)
 
     @property
     def data_workers(self) -> int:
@@ -190,4 +194,5 @@ def _checks(c: TrainConfig, world: World) -> tuple[tuple[bool, str], ...]:
         (c.lr_backbone is not None and not 0 <= c.lr_backbone <= 100,
          f"--lr-backbone must be a factor between 0 and 100, got {c.lr_backbone}"),
         (len(set(c.freeze)) != len(c.freeze), "--freeze names a layer twice"),
+        (c.loss not in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got '{c.loss}'"),
     )

@@ -89,6 +89,9 @@ OPTIONS = (
     (("--allow-partial",), dict(action=argparse.BooleanOptionalAction,
                                 help="--init: tensors that do not fit beyond the head start fresh, listed "
                                      "(default: refused)")),
+    (("--loss",), dict(choices=("ce", "dice", "ce+dice"), help="segmentation ([K, H, W] output): per-pixel "
+                                                               "cross-entropy ignoring 255, soft Dice, or both "
+                                                               "(default: ce)")),
     (("-o", "--output"), dict(metavar="DIR", help="output folder (default: runs/<name>)")),
 )
 
@@ -150,6 +153,9 @@ def run(args) -> int:
                    outdir=values.get("output"), init=values.get("init"), resume=args.resume, progress=progress)
     if result.outdir is not None:
         m = result.metrics
+        if "test_miou" in m:
+            print(f"test_miou {m['test_miou']:.4f}, pixel accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of "
+                  f"{m['epochs']}, chosen by {m['selected_by']}), test_loss {m['test_loss']:.4f}")
         print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
               f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
               + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))

@@ -24,6 +24,7 @@ class Dataset:
     # files found unreadable while loading (--cache), skipped; a streamed run finds its own as it reads
     skipped: tuple[str, ...] = ()
     split_note: str = ""  # which split is used, where the source chose it
+    task: str = "classify"  # or "segment": y holds uint8 [N, H, W] masks of class indices (255 ignored)
 
     @property
     def num_classes(self) -> int:
@@ -40,7 +41,8 @@ class Dataset:
         c, h, w = self.x_train.shape[1:]
         how = ", streamed from their files" if self.streamed else ""
         note = f"; {self.split_note}" if self.split_note else ""
-        return (f"{self.source}: {len(self.y_train)} training and {len(self.y_test)} held-out images, "
+        return (f"{self.source}: {len(self.y_train)} training and {len(self.y_test)} held-out images"
+                + (" with masks" if self.task == "segment" else "") + ", "
                 f"[{c}, {h}, {w}], {self.num_classes} classes{how}{note}")
 
 

@@ -287,7 +287,18 @@ def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> 
     one is an error with ``strict``, else skipped and named."""
     from .cifar import cifar_layout, read_cifar, refuse_pickled
     from .folders import image_dataset
+    from .segmentation import is_segmentation_folder, load_segmentation
 
+    if is_map_output(graph):
+        path = Path(source)
+        if not path.is_dir() or not is_segmentation_folder(path):
+            raise InputError(f"{source}: the spec's output is a [K, H, W] map (segmentation), which trains on a folder "
+                             f"holding images/ and masks/ (the same file stems, masks of class indices)")
+        data = load_segmentation(path, graph.input_shape, graph.output_shape, cache, strict)
+        if tuple(data.x_train.shape[1:]) != tuple(graph.input_shape):
+            raise InputError(f"{data.source}: images are {list(data.x_train.shape[1:])} but the spec's input is "
+                             f"{list(graph.input_shape)}")
+        return data
     units = class_units(graph)
     if source == "digits":
         data = load_digits_dataset(graph.input_shape)
@@ -313,9 +324,18 @@ def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> 
             data = load_idx_folder(path, graph.input_shape, units)
         else:
             refuse_pickled(path)
+            if is_segmentation_folder(path):
+                raise InputError(f"{source}: holds images/ and masks/ (a segmentation source), but the spec's output "
+                                 f"is {list(graph.output_shape)}, not a [K, H, W] map of class scores")
             data = image_dataset(path, graph.input_shape, graph.classes, cache, strict)
     check_fits(data, graph)
     return data
+
+
+def is_map_output(graph) -> bool:
+    """True for a spec whose output is a [K, H, W] map of class scores (K >= 2): a segmentation."""
+    out = graph.output_shape
+    return out is not None and len(out) == 3 and out[0] >= 2
 
 
 def class_units(graph) -> int:
@@ -324,7 +344,8 @@ def class_units(graph) -> int:
     if out is None or len(out) != 1:
         shape = "?" if out is None else "[" + ", ".join(map(str, out)) + "]"
         raise UsageError(f"{graph.file}: the spec's output is {shape}; training needs one score per class "
-                         f"(end with flatten or global_avgpool2d, then dense)")
+                         f"(end with flatten or global_avgpool2d, then dense), or a [K, H, W] map of them "
+                         f"(segmentation)")
     units = out[0]
     if units < 2:
         raise UsageError(f"{graph.file}: the spec's output has {units} unit; classification needs at least 2")

@@ -121,22 +121,37 @@ class BatchReader:
     def __getitem__(self, step: int):
         import numpy as np
 
-        idx = self.batches[step]
+        idx = np.asarray(self.batches[step])
         images, kept, error = take(self.x, idx, self.strict)
         if error:
             return images, np.zeros(0, np.int64), kept, error
-        targets = np.asarray(self.y[idx[kept]] if not kept.all() else self.y[idx], np.int64)
+        targets, also, error = take(self.y, idx[kept], self.strict)  # labels, or masks (read as images are)
+        if error:
+            return images[:0], np.zeros(0, np.int64), kept, error
+        if not also.all():
+            images = images[also]
+            kept = kept.copy()
+            kept[np.flatnonzero(kept)[~also]] = False
         if self.augment is not None and len(images):
-            images = self.augment(step, images)
-        return np.ascontiguousarray(images, np.float32), targets, kept, ""
+            if targets.ndim == 1:
+                images = self.augment(step, images)
+            else:  # masks: the same crop and flip as their images
+                images, targets = self.augment(step, images, targets)
+        return np.ascontiguousarray(images, np.float32), np.asarray(targets, np.int64), kept, ""
 
     def skipped(self, step: int, kept) -> list[str]:
-        """The paths of the files step ``step`` could not read."""
+        """The paths of the files step ``step`` could not read (an image, or its mask)."""
         import numpy as np
 
         if kept.all() or not is_lazy(self.x):
             return []
-        return [self.x.paths[int(i)] for i in np.asarray(self.batches[step])[~np.asarray(kept)]]
+        out = []
+        for i in np.asarray(self.batches[step])[~np.asarray(kept)]:
+            path = self.x.paths[int(i)]
+            if is_lazy(self.y):
+                path = f"{path} (or its mask {self.y.paths[int(i)]})"
+            out.append(path)
+        return out
 
 
 def eval_batches(indices, size: int) -> tuple:

@@ -63,13 +63,42 @@ class Selection:
     stopped_early: bool = False
 
 
-def require_classifier(graph) -> None:
-    """Training fits class labels, so the spec must end in a vector of class scores; a map output
-    (a segmentation net) would need per-pixel labels, which no data source here provides yet."""
+def require_trainable(graph, config: TrainConfig) -> None:
+    """Training fits class labels (an output of class scores such as [10]) or per-pixel class masks (a
+    [K, H, W] map: segmentation); the options that mean nothing for the task are refused."""
     shape = graph.output_shape
-    if shape is None or len(shape) != 1:
+    if shape is None or len(shape) not in (1, 3):
         raise UsageError(f"spec '{graph.name}': cnnspec train trains classifiers (an output of class scores such "
-                         f"as [10]) for now; this spec's output is [{', '.join(map(str, shape or ()))}]")
+                         f"as [10]) and segmentations (a [K, H, W] map); this spec's output is "
+                         f"[{', '.join(map(str, shape or ()))}]")
+    segment = len(shape) == 3
+    for broken, message in (
+        (not segment and config.loss != "ce", f"--loss {config.loss} is for segmentation ([K, H, W] outputs); a "
+                                              f"classifier trains with cross-entropy"),
+        (segment and config.label_smoothing > 0, "--label-smoothing applies to classifiers, not to a segmentation"),
+        (segment and bool(config.quantize), "--quantize int8 judges a classifier's accuracy; quantise a segmentation "
+                                            "with cnnspec quantize"),
+        (segment and "affine" in config.augment, "--augment affine would warp masks bilinearly (inventing class ids); "
+                                                 "a segmentation takes crop, flip, jitter and erase"),
+        (segment and "crop" in config.augment and tuple(shape[1:]) != tuple(graph.input_shape[1:]),
+         f"--augment crop needs masks the size of the images, but the output map is {'x'.join(map(str, shape[1:]))} "
+         f"and the input {'x'.join(map(str, graph.input_shape[1:]))}"),
+    ):
+        if broken:
+            raise UsageError(message)
+
+
+def mean_iou(matrix) -> tuple[float, list]:
+    """(mean IoU over the classes present in truth or prediction, each class's IoU or None where it
+    is in neither) from a pixel confusion matrix."""
+    import numpy as np
+
+    m = np.asarray(matrix, np.float64)
+    hits = np.diag(m)
+    union = m.sum(axis=0) + m.sum(axis=1) - hits
+    ious = [float(h / u) if u else None for h, u in zip(hits, union)]
+    present = [v for v in ious if v is not None]
+    return (float(np.mean(present)) if present else 0.0), ious
 
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
@@ -89,7 +118,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     say = progress if (progress is not None and world.is_writer) else (lambda _m: None)
     checkpoint = read_checkpoint(resume) if resume is not None else None
     graph = load(spec_path).graph
-    require_classifier(graph)
+    require_trainable(graph, config)
+    segment = len(graph.output_shape) == 3
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     if resume is not None:
@@ -151,7 +181,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "spec": graph.name, "backend": backend_name, "device": config.device, "seed": config.seed,
         "data": source, "data_description": data.describe(), "train_images": int(len(fit_idx)),
         "validation_images": int(len(val_idx)), "test_images": int(len(data.y_test)),
-        "selected_by": "validation accuracy" if len(val_idx) else "last epoch", "classes": list(labels),
+        "selected_by": (("validation mIoU" if segment else "validation accuracy") if len(val_idx) else "last epoch"),
+        "task": "segmentation" if segment else "classification", "classes": list(labels),
         "epochs": config.epochs, "epochs_run": len(run.history), "stopped_early": run.stopped_early,
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
@@ -163,19 +194,26 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
         "unreadable_images": len(unreadable), "unreadable_files": unreadable[:MAX_LISTED],
+        **(_segmentation_metrics(run.best_confusion, labels, config) if segment else {}),
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
         "settings": config.resolved(),
         "history": run.history,
     }
-    chosen = "by validation accuracy" if len(val_idx) else "the last"
+    chosen = ("by validation mIoU" if segment else "by validation accuracy") if len(val_idx) else "the last"
     say(run.stop_reason)
     if unreadable:
         say(f"skipped {len(unreadable)} unreadable image(s) (--strict refuses them): "
             + ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more (metrics.json lists them)"
                                            if len(unreadable) > 5 else ""))
-    say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
-        f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
+    if segment:
+        say(f"best epoch {best['epoch']} ({chosen}): test mIoU {best['test_miou']:.4f}, pixel accuracy "
+            f"{best['test_accuracy']:.4f}, loss {best['test_loss']:.4f}; per-class IoU "
+            + " ".join(f"{c}:{'-' if v is None else f'{v:.3f}'}" for c, v in zip(labels, metrics["per_class_iou"]))
+            + f"; {metrics['images_per_second']} images/s")
+    else:
+        say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
+            f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
     if not world.is_writer:
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
@@ -183,6 +221,13 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     written = write_outputs(out, backend, graph, data, run.best_weights, metrics, config.seed, say, settings_yaml,
                             Int8Step.for_run(config, data))
     return TrainResult(out, metrics, written)
+
+
+def _segmentation_metrics(matrix, labels, config: TrainConfig) -> dict:
+    """metrics.json's segmentation figures of the chosen epoch on the test images."""
+    miou, ious = mean_iou(matrix)
+    return {"test_miou": miou, "per_class_iou": ious, "test_pixel_accuracy": float(matrix.trace() / max(matrix.sum(), 1)),
+            "loss_function": config.loss, "ignore_index": 255}
 
 
 def _first(names, n: int = 5) -> str:
@@ -201,8 +246,9 @@ def fit_and_validation(data, config: TrainConfig):
     it gives one (a val/ folder beside train/ and test/), else carved by --val-fraction."""
     import numpy as np
 
-    if data.val_index is None:
-        return validation_split(data.y_train, config.val_fraction)
+    if data.val_index is None:  # a segmentation's images have no one class to stratify by
+        labels = data.y_train if data.task != "segment" else np.zeros(len(data.y_train), np.int64)
+        return validation_split(labels, config.val_fraction)
     val = np.asarray(data.val_index, np.int64)
     return np.setdiff1d(np.arange(len(data.y_train)), val), val
 
@@ -283,9 +329,14 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
             raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
                              f"try a lower --lr than {config.learning_rate:g}")
         row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        segment = data.task == "segment"
         if len(val_idx):
-            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            row["val_loss"], row["val_accuracy"], val_matrix = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            if segment:
+                row["val_miou"] = mean_iou(val_matrix)[0]
         row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+        if segment:
+            row["test_miou"] = mean_iou(matrix)[0]
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
@@ -310,16 +361,18 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
 
 
 def patience_stop(history: list[dict], patience: int | None) -> str | None:
-    """Why to stop now, or None: the validation accuracy has not beaten its best (first reached at
-    some epoch) for ``patience`` epochs since."""
+    """Why to stop now, or None: the validation accuracy (a segmentation's mIoU) has not beaten its
+    best (first reached at some epoch) for ``patience`` epochs since."""
     if not patience or not history or "val_accuracy" not in history[-1]:
         return None
-    scores = [row["val_accuracy"] for row in history]
+    key = "val_miou" if "val_miou" in history[-1] else "val_accuracy"
+    scores = [row[key] for row in history]
     best_at = scores.index(max(scores))
     waited = history[-1]["epoch"] - history[best_at]["epoch"]
     if waited < patience:
         return None
-    return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
+    return (f"stopped early after epoch {history[-1]['epoch']}: validation "
+            f"{'mIoU' if key == 'val_miou' else 'accuracy'} has not improved for "
             f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
@@ -327,7 +380,9 @@ def epoch_summary(row: dict) -> str:
     text = f"loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
     if "val_accuracy" in row:
         text += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
-    return text + f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+        text += f" mIoU {row['val_miou']:.4f}" if "val_miou" in row else ""
+    text += f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+    return text + (f" mIoU {row['test_miou']:.4f}" if "test_miou" in row else "")
 
 
 def better_epoch(row: dict, best: dict) -> bool:
@@ -335,4 +390,5 @@ def better_epoch(row: dict, best: dict) -> bool:
     epoch. Without validation every later epoch wins (the last is kept)."""
     if "val_accuracy" not in row:
         return True
-    return (row["val_accuracy"], -row["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
+    key = "val_miou" if "val_miou" in row else "val_accuracy"  # a segmentation: mean IoU
+    return (row[key], -row["val_loss"]) > (best[key], -best["val_loss"])

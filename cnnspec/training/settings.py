@@ -23,7 +23,7 @@ CONFIG_KEYS = {
     "patience": (int, True), "precision": (str, False), "augment": (list, False), "quantize": (str, True),
     "quantize_samples": (int, True), "quantize_max_drop": (float, True), "workers": (int, True),
     "cache": (bool, False), "strict": (bool, False), "freeze": (list, False), "freeze_until": (str, True),
-    "lr_backbone": (float, True), "allow_partial": (bool, False),
+    "lr_backbone": (float, True), "allow_partial": (bool, False), "loss": (str, False),
 }
 KEYS = {**RUN_KEYS, **CONFIG_KEYS}
 HEADER = ("# cnnspec train settings: `cnnspec train --config train.yaml` repeats this run;\n"
