@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 from cnnspec.backend.interface import EpochStats
+from cnnspec.backend.trainconfig import IGNORE_INDEX
 from cnnspec.data.stream import BatchReader, eval_batches, is_lazy
 from cnnspec.errors import BackendUnavailable, CnnspecError, InputError, UsageError
 
@@ -58,6 +59,7 @@ class KerasTrainer:
         self.tf, self.keras = tf, keras
         self.backend, self.graph, self.config = backend, graph, config
         self.classes = graph.output_shape[0]
+        self.segment = len(graph.output_shape) == 3  # a [K, H, W] map: per-pixel classes, masks as targets
         self.device = "/GPU:0" if config.device == "cuda" else "/CPU:0"
         keras.utils.set_random_seed(config.seed)  # dropout's seed generators are drawn from it
         with tf.device(self.device):
@@ -76,7 +78,8 @@ class KerasTrainer:
                 self.head_optimizer.build([v for v, head in zip(variables, self._head) if head])
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
         c, h, w = graph.input_shape
-        spec = (tf.TensorSpec([None, c, h, w], tf.float32), tf.TensorSpec([None], tf.int64))
+        targets = [None, *graph.output_shape[1:]] if self.segment else [None]
+        spec = (tf.TensorSpec([None, c, h, w], tf.float32), tf.TensorSpec(targets, tf.int64))
         self._train_step = tf.function(self._step, input_signature=spec + (tf.TensorSpec([], tf.float32),))
         self._eval_step = tf.function(self._eval, input_signature=spec)
         self.unreadable: set[str] = set()  # image files skipped so far (named in the run's summary)
@@ -119,6 +122,31 @@ class KerasTrainer:
         finally:
             self.keras.config.set_dtype_policy(before)
 
+    def _pixel_terms(self, yb, logits):
+        """(per-pixel cross-entropy [B, H, W], the pixels that count as 0/1 floats, softmax [B, H, W, K],
+        the masks with ignored pixels set to class 0) of NCHW logits."""
+        tf = self.tf
+        nhwc = tf.transpose(logits, [0, 2, 3, 1])
+        valid = tf.not_equal(yb, IGNORE_INDEX)
+        labels = tf.where(valid, yb, tf.zeros_like(yb))
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=nhwc)
+        return ce, tf.cast(valid, tf.float32), tf.nn.softmax(nhwc), labels
+
+    def _segmentation_loss(self, yb, logits):
+        """The batch's mean --loss (ce, dice or ce+dice; 255 ignored), as the torch backend computes it."""
+        tf = self.tf
+        ce, valid, probs, labels = self._pixel_terms(yb, logits)
+        total = tf.constant(0.0)
+        if "ce" in self.config.loss.split("+"):
+            total += tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+        if "dice" in self.config.loss.split("+"):
+            probs = probs * valid[..., None]
+            onehot = tf.one_hot(labels, self.classes) * valid[..., None]
+            inter = tf.reduce_sum(probs * onehot, axis=[0, 1, 2])
+            denom = tf.reduce_sum(probs, axis=[0, 1, 2]) + tf.reduce_sum(onehot, axis=[0, 1, 2])
+            total += 1 - tf.reduce_mean((2 * inter + 1) / (denom + 1))
+        return total
+
     def _loss_sum(self, yb, logits):
         tf = self.tf
         smoothing = self.config.label_smoothing
@@ -133,8 +161,12 @@ class KerasTrainer:
         self.optimizer.learning_rate = lr
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(xb, training=True), tf.float32)
-            loss_sum = self._loss_sum(yb, logits)
-            loss = loss_sum / tf.cast(tf.shape(yb)[0], loss_sum.dtype)
+            if self.segment:
+                loss = self._segmentation_loss(yb, logits)
+                loss_sum = loss * tf.cast(tf.shape(yb)[0], loss.dtype)
+            else:
+                loss_sum = self._loss_sum(yb, logits)
+                loss = loss_sum / tf.cast(tf.shape(yb)[0], loss_sum.dtype)
         variables = self.model.trainable_variables
         grads = tape.gradient(loss, variables)
         decay = self.config.decay
@@ -149,22 +181,37 @@ class KerasTrainer:
                 pairs = [(g, v) for g, v, h in zip(grads, variables, self._head) if h == head]
                 if pairs:
                     optimizer.apply_gradients(pairs)
-        return loss_sum, self._correct(logits, yb)
+        return (loss_sum,) + self._correct(logits, yb)
 
     def _eval(self, xb, yb):
-        logits = self.scorer(xb, training=False)
-        return self.loss_fn(yb, logits), self.tf.argmax(logits, axis=1)
+        tf = self.tf
+        logits = tf.cast(self.scorer(xb, training=False), tf.float32)
+        if self.segment:  # per pixel: plain cross-entropy over the pixels that count
+            ce, valid, _, _ = self._pixel_terms(yb, logits)
+            return tf.reduce_sum(ce * valid), tf.argmax(logits, axis=1)
+        return self.loss_fn(yb, logits), tf.argmax(logits, axis=1)
 
     def _correct(self, logits, yb):
+        """(right answers, answers that count): images, or a segmentation's pixels (255 left out)."""
         tf = self.tf
-        return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64))
+        hits = tf.equal(tf.argmax(logits, axis=1), yb)
+        if self.segment:
+            valid = tf.not_equal(yb, IGNORE_INDEX)
+            return (tf.reduce_sum(tf.cast(hits & valid, tf.int64)), tf.reduce_sum(tf.cast(valid, tf.int64)))
+        return tf.reduce_sum(tf.cast(hits, tf.int64)), tf.shape(yb, out_type=tf.int64)[0]
 
     def _batches(self, x, y, batches, augment=None):
         """(images, targets) numpy batches for each step: indexed from the arrays, or read from image
         files by a tf.data pipeline (unreadable files dropped)."""
         if not is_lazy(x):
             for step, idx in enumerate(batches):
-                yield step, (x[idx] if augment is None else augment(step, x[idx])), y[idx]
+                if augment is None:
+                    yield step, x[idx], y[idx].astype("int64")
+                elif y.ndim == 1:
+                    yield step, augment(step, x[idx]), y[idx]
+                else:  # masks move with their images
+                    xa, ya = augment(step, x[idx], y[idx])
+                    yield step, xa, ya.astype("int64")
             return
         reader = BatchReader(x, y, tuple(batches), augment, self.config.strict)
         for step, (xb, yb, kept, error) in enumerate(self._load(reader)):
@@ -201,18 +248,19 @@ class KerasTrainer:
             raise InputError(f"the data pipeline failed ({first[:200]})") from None
 
     def train_epoch(self, x, y, plan, bar) -> EpochStats:
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, counted = 0.0, 0, 0, 0
         with self.tf.device(self.device):
             for step, xb, yb in self._batches(x, y, plan.batches, plan.augment):
                 lr = self.tf.constant(plan.lrs[step], self.tf.float32)
-                batch_loss, batch_correct = self._train_step(xb, yb, lr)
+                batch_loss, batch_correct, batch_counted = self._train_step(xb, yb, lr)
                 loss_sum += float(batch_loss)
                 correct += int(batch_correct)
+                counted += int(batch_counted)
                 seen += len(yb)
-                bar.update(loss_sum / seen, correct / seen)
+                bar.update(loss_sum / seen, correct / max(counted, 1))
         if not seen:
             raise InputError("no training image of this epoch could be read")
-        return EpochStats(loss_sum / seen, correct / seen, seen)
+        return EpochStats(loss_sum / seen, correct / max(counted, 1), seen)
 
     def evaluate(self, x, y, indices):
         """(loss, accuracy, confusion matrix), always in fp32."""
@@ -221,16 +269,23 @@ class KerasTrainer:
         if self.scorer is not self.model:
             for mine, theirs in zip(self.scorer.variables, self.model.variables):
                 mine.assign(theirs.value)
-        loss_sum, matrix, seen = 0.0, 0, 0
+        loss_sum, matrix = 0.0, 0
+        batch = EVAL_BATCH if not self.segment else max(1, min(EVAL_BATCH, 2 ** 22 // self._map_size))
         with self.tf.device(self.device):
-            for _, xb, yb in self._batches(x, y, eval_batches(indices, EVAL_BATCH)):
+            for _, xb, yb in self._batches(x, y, eval_batches(indices, batch)):
                 batch_loss, predicted = self._eval_step(xb, yb)
                 loss_sum += float(batch_loss)
-                matrix = matrix + confusion(yb, predicted.numpy(), self.classes)
-                seen += len(yb)
+                valid = yb != IGNORE_INDEX
+                matrix = matrix + confusion(yb[valid], predicted.numpy()[valid], self.classes)
+        seen = int(matrix.sum()) if not isinstance(matrix, int) else 0
         if not seen:
-            raise InputError("no held-out image could be read")
+            raise InputError("no held-out image (or pixel that counts) could be read")
         return loss_sum / seen, int(matrix.trace()) / seen, matrix
+
+    @property
+    def _map_size(self) -> int:
+        k, h, w = self.graph.output_shape
+        return max(1, k * h * w)
 
     def weights(self) -> dict:
         return self.backend.get_weights(self.model, self.graph)
