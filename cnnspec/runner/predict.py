@@ -78,14 +78,15 @@ def run_model(model_path, inputs: list[str], provider: str = "cpu", batch_size: 
     }
     saved = None
     if raw.ndim != 2 or save is not None:
-        from .save import DEFAULT_DIR, save_outputs
+        from .save import DEFAULT_DIR, is_class_map, mask_path, save_outputs
 
         saved = save_outputs(raw, samples, save if save is not None else DEFAULT_DIR)
     if raw.ndim != 2:  # not class scores: the saved arrays, and a summary of each sample's output
         result["probabilities"] = None
         result["results"] = [
             {"input": s.file, "index": s.index, "saved": saved[s.file], "min": float(o.min()), "max": float(o.max()),
-             "mean": float(o.mean())}
+             "mean": float(o.mean()),
+             **({"mask": mask_path(saved[s.file], s.index)} if is_class_map(raw) else {})}
             for s, o in zip(samples, raw)]
         return result
     ends_in_softmax = output_is_softmax(meta)

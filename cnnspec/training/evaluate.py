@@ -7,21 +7,9 @@ fixed stratified 20%), so a model's eval accuracy is its training run's ``test_a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import InputError, UsageError
+from .evaluate_segmentation import ModelFace, evaluate_segmentation, map_output
 from .scores import confusion, matrix_json, per_class
-
-
-@dataclass(frozen=True)
-class ModelFace:
-    """What a data source is checked against, read from an exported model instead of a spec."""
-
-    name: str
-    file: str
-    input_shape: tuple[int, int, int]
-    output_shape: tuple[int, ...]
-    classes: tuple[str, ...] | None
 
 
 def _output_units(model_path: str, session, meta: dict) -> int:
@@ -80,6 +68,9 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
     model, session = open_session(model_path, provider)
     meta = metadata(model)
     batch, chw = input_layout(model_path, session, meta)
+    khw = map_output(session)
+    if khw is not None:  # [batch, K, H, W]: a segmentation, scored per pixel
+        return evaluate_segmentation(model_path, session, meta, chw, khw, source, provider, batch, batch_size, strict)
     units = _output_units(model_path, session, meta)
     labels = classes(meta, units)
     face = ModelFace(meta.get("cnnspec.name", model.graph.name), model_path, tuple(chw), (units,),
@@ -113,6 +104,10 @@ def evaluate_model(model_path, source: str, provider: str = "cpu", batch_size: i
 
 def format_evaluation(result: dict) -> str:
     """The text ``cnnspec eval`` prints: the headline, a per-class table and the confusion matrix."""
+    if result.get("task") == "segmentation":
+        from .evaluate_segmentation import format_segmentation
+
+        return format_segmentation(result)
     lines = [f"{result['model']} on {result['data_description']}",
              f"held-out split: {result['images']} images: accuracy {result['accuracy']:.4f}, "
              f"loss {result['loss']:.4f}", ""]

@@ -34,7 +34,7 @@ from .loss import training_head
 from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
-from .scores import matrix_json, per_class
+from .scores import matrix_json, mean_iou, per_class
 from .settings import to_yaml
 
 
@@ -86,19 +86,6 @@ def require_trainable(graph, config: TrainConfig) -> None:
     ):
         if broken:
             raise UsageError(message)
-
-
-def mean_iou(matrix) -> tuple[float, list]:
-    """(mean IoU over the classes present in truth or prediction, each class's IoU or None where it
-    is in neither) from a pixel confusion matrix."""
-    import numpy as np
-
-    m = np.asarray(matrix, np.float64)
-    hits = np.diag(m)
-    union = m.sum(axis=0) + m.sum(axis=1) - hits
-    ious = [float(h / u) if u else None for h, u in zip(hits, union)]
-    present = [v for v in ious if v is not None]
-    return (float(np.mean(present)) if present else 0.0), ious
 
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
