@@ -292,8 +292,9 @@ def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> 
     if is_map_output(graph):
         path = Path(source)
         if not path.is_dir() or not is_segmentation_folder(path):
-            raise InputError(f"{source}: the spec's output is a [K, H, W] map (segmentation), which trains on a folder "
-                             f"holding images/ and masks/ (the same file stems, masks of class indices)")
+            raise InputError(f"{source}: the spec's output is a {list(graph.output_shape)} map (segmentation), which "
+                             f"trains on a folder holding images/ and masks/ (the same file stems, masks of class "
+                             f"indices)")
         data = load_segmentation(path, graph.input_shape, graph.output_shape, cache, strict)
         if tuple(data.x_train.shape[1:]) != tuple(graph.input_shape):
             raise InputError(f"{data.source}: images are {list(data.x_train.shape[1:])} but the spec's input is "
