@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("check", "onnx_writer", "torch_onnx", "keras", "train", "quantize")
+BENCHES = ("check", "onnx_writer", "torch_onnx", "keras", "train", "quantize", "data")
 
 
 def main() -> int:

@@ -212,7 +212,7 @@ class TorchTrainer:
         dist.all_reduce(t)
         return tuple(t.tolist())
 
-    def _batches(self, x, y, batches, augment=None):
+    def _batches(self, x, y, batches, augment=None, training=False):
         """(images, targets) on the device for each step of ``batches``: indexed from the arrays on
         the device, or read from image files by the DataLoader (unreadable files dropped)."""
         torch = self.torch
@@ -237,6 +237,10 @@ class TorchTrainer:
             self.unreadable.update(reader.skipped(step, kept.numpy()))
             if len(yb):
                 yield step, xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            elif self.distributed and training:  # the other ranks wait in this step's all-reduce
+                raise InputError(f"every image of this process's share of step {step + 1} is unreadable; under "
+                                 f"torchrun no rank can skip a step alone (remove the files, or run --strict to "
+                                 f"find them)")
 
     def _load(self, reader):
         return stream_loader(reader, self.config.data_workers, pin=self.device.type == "cuda")
@@ -247,7 +251,7 @@ class TorchTrainer:
         smoothing = self.config.label_smoothing
         self._train_mode()
         loss_sum, correct, seen, counted = 0.0, 0, 0, 0
-        for step, xb, yb in self._batches(x, y, plan.batches, plan.augment):
+        for step, xb, yb in self._batches(x, y, plan.batches, plan.augment, training=True):
             for group in self.optimizer.param_groups:
                 group["lr"] = plan.lrs[step] * group["lr_factor"]
             self.optimizer.zero_grad(set_to_none=True)
