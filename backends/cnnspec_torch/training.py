@@ -26,6 +26,8 @@ from cnnspec.backend.trainconfig import IGNORE_INDEX
 from cnnspec.data.stream import DATA_TIMEOUT_SECONDS, BatchReader, eval_batches, is_lazy
 from cnnspec.errors import BackendUnavailable, CnnspecError, InputError
 
+from .losses import SEGMENTATION_LOSSES
+
 EVAL_BATCH = 1024
 # Below this many multiply-accumulates per batch, one intra-op thread is faster than several: the
 # work per op is too small to split, and OpenMP's spinning threads collapse when the cores are
@@ -46,29 +48,6 @@ OPTIMIZERS = {
                                                     nesterov=c.nesterov, weight_decay=c.decay),
 }
 AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
-
-
-def _pixel_ce(torch, logits, target):
-    return torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
-
-
-def _soft_dice(torch, logits, target):
-    """1 - the mean over classes of soft Dice (2|P.T| + 1) / (|P| + |T| + 1), ignored pixels left out."""
-    k = logits.shape[1]
-    valid = (target != IGNORE_INDEX).unsqueeze(1)
-    probs = logits.softmax(1) * valid
-    onehot = torch.nn.functional.one_hot(torch.where(valid[:, 0], target, 0), k).permute(0, 3, 1, 2) * valid
-    inter = (probs * onehot).sum((0, 2, 3))
-    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-    return 1 - ((2 * inter + 1) / (denom + 1)).mean()
-
-
-# --loss of a segmentation: (torch, logits [B, K, H, W], masks [B, H, W]) -> the batch's mean loss
-SEGMENTATION_LOSSES = {
-    "ce": _pixel_ce,
-    "dice": _soft_dice,
-    "ce+dice": lambda torch, logits, target: _pixel_ce(torch, logits, target) + _soft_dice(torch, logits, target),
-}
 
 
 def _device(config, world):

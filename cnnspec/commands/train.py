@@ -155,10 +155,12 @@ def run(args) -> int:
         m = result.metrics
         if "test_miou" in m:
             print(f"test_miou {m['test_miou']:.4f}, pixel accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of "
-                  f"{m['epochs']}, chosen by {m['selected_by']}), test_loss {m['test_loss']:.4f}")
-        print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
-              f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
-              + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
+                  f"{m['epochs']}, chosen by {m['selected_by']}), test_loss {m['test_loss']:.4f}"
+                  + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
+        else:
+            print(f"test_accuracy {m['test_accuracy']:.4f} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
+                  f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
+                  + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
         q = m.get("quantization")
         if q is not None:
             print(f"int8: {q['guard']}" if q["written"] else f"int8: not written: {q['refused']}")

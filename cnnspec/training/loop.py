@@ -36,6 +36,7 @@ from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
 from .scores import matrix_json, mean_iou, per_class
 from .settings import to_yaml
+from .task import require_head_for, require_trainable, segmentation_metrics
 
 
 MAX_LISTED = 100  # unreadable files named in metrics.json (the count is always whole)
@@ -61,31 +62,6 @@ class Selection:
     train_images: int
     stop_reason: str
     stopped_early: bool = False
-
-
-def require_trainable(graph, config: TrainConfig) -> None:
-    """Training fits class labels (an output of class scores such as [10]) or per-pixel class masks (a
-    [K, H, W] map: segmentation); the options that mean nothing for the task are refused."""
-    shape = graph.output_shape
-    if shape is None or len(shape) not in (1, 3):
-        raise UsageError(f"spec '{graph.name}': cnnspec train trains classifiers (an output of class scores such "
-                         f"as [10]) and segmentations (a [K, H, W] map); this spec's output is "
-                         f"[{', '.join(map(str, shape or ()))}]")
-    segment = len(shape) == 3
-    for broken, message in (
-        (not segment and config.loss != "ce", f"--loss {config.loss} is for segmentation ([K, H, W] outputs); a "
-                                              f"classifier trains with cross-entropy"),
-        (segment and config.label_smoothing > 0, "--label-smoothing applies to classifiers, not to a segmentation"),
-        (segment and bool(config.quantize), "--quantize int8 judges a classifier's accuracy; quantise a segmentation "
-                                            "with cnnspec quantize"),
-        (segment and "affine" in config.augment, "--augment affine would warp masks bilinearly (inventing class ids); "
-                                                 "a segmentation takes crop, flip, jitter and erase"),
-        (segment and "crop" in config.augment and tuple(shape[1:]) != tuple(graph.input_shape[1:]),
-         f"--augment crop needs masks the size of the images, but the output map is {'x'.join(map(str, shape[1:]))} "
-         f"and the input {'x'.join(map(str, graph.input_shape[1:]))}"),
-    ):
-        if broken:
-            raise UsageError(message)
 
 
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
@@ -181,7 +157,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
         "unreadable_images": len(unreadable), "unreadable_files": unreadable[:MAX_LISTED],
-        **(_segmentation_metrics(run.best_confusion, labels, config) if segment else {}),
+        **(segmentation_metrics(run.best_confusion, labels, config) if segment else {}),
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
         "settings": config.resolved(),
@@ -210,22 +186,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     return TrainResult(out, metrics, written)
 
 
-def _segmentation_metrics(matrix, labels, config: TrainConfig) -> dict:
-    """metrics.json's segmentation figures of the chosen epoch on the test images."""
-    miou, ious = mean_iou(matrix)
-    return {"test_miou": miou, "per_class_iou": ious, "test_pixel_accuracy": float(matrix.trace() / max(matrix.sum(), 1)),
-            "loss_function": config.loss, "ignore_index": 255}
-
-
 def _first(names, n: int = 5) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
-
-
-def require_head_for(config: TrainConfig, graph) -> None:
-    from ..weights.partial import head_layers
-
-    if config.lr_backbone is not None and not head_layers(graph):
-        raise UsageError(f"--lr-backbone: spec '{graph.name}' has no dense or conv head to tell from its backbone")
 
 
 def fit_and_validation(data, config: TrainConfig):
