@@ -258,3 +258,27 @@ def test_an_exif_orientation_is_still_applied(tmp_path, fmt):
     Image.fromarray(pixels).save(path, fmt, exif=exif.tobytes(), **({"quality": 100} if fmt == "JPEG" else {}))
     out = load_image(path, 1, 8, 4)  # portrait after the rotation: 8 high, 4 wide
     assert out.shape == (1, 8, 4) and out[0, :4].mean() > 0.8 and out[0, 4:].mean() < 0.2
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_a_stuck_worker_is_one_error_not_a_hang(tmp_path, pics, capsys, monkeypatch):
+    import time
+
+    import cnnspec_torch.training
+    import torch.utils.data
+
+    real = ImageFiles.decode
+
+    def stuck(self, i):
+        if torch.utils.data.get_worker_info() is not None:
+            time.sleep(3)
+        return real(self, i)
+
+    monkeypatch.setattr(ImageFiles, "decode", stuck)
+    monkeypatch.setattr(cnnspec_torch.training, "DATA_TIMEOUT_SECONDS", 1)
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    code = main(["train", str(tmp_path / "spec.yaml"), "--data", str(pics), "--epochs", "1", "--workers", "1",
+                 "--quiet", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "timed out after 1 seconds" in err and len(err.splitlines()) == 1, err
