@@ -28,44 +28,47 @@ class InitPlan:
     note: str = ""
 
 
-def read_init_tensors(path) -> dict:
-    """The tensors of an ``--init`` file by neutral name, unchecked. The one weights reader: foreign
-    formats come in through it (``cnnspec.weights``) where the contract's third edition has landed."""
+def read_matching(path, graph: Graph):
+    """(the file's tensors whose name and shape fit the spec, checked float32 arrays by neutral name;
+    the names the file holds that the spec has no place for; a function naming, for given expected
+    names, what is wrong with each). The one place ``--init`` reads a file: it reads safetensors
+    here; with the readers of the contract's third edition (issue 18's ``cnnspec.backend.weightfiles.
+    read_matching``, every format) only this function changes."""
+    from ..weights.neutral import check_tensors, expected_weights
+    from ..weights.partial import compare_weights
     from ..weights.safetensors_io import read_safetensors
 
     tensors, _meta = read_safetensors(path)
-    return tensors
+    expected = expected_weights(graph)
+    match = compare_weights(tensors, expected)
+    fitting = check_tensors({k: tensors[k] for k in match.fits}, {k: expected[k] for k in match.fits}, str(path),
+                            f"does not fit spec '{graph.name}'")
+    return fitting, match.unexpected, lambda keys: match.problems(set(keys))
 
 
 def initial_weights(init, graph: Graph, seeded, allow_partial: bool = False) -> InitPlan:
     """``init``'s tensors where they fit, the head fresh where only it differs (``seeded()`` gives
     the seed's initial weights, made only when needed)."""
-    from ..weights.neutral import check_tensors, expected_weights
-    from ..weights.partial import compare_weights, head_layers, listed
+    from ..weights.neutral import expected_weights
+    from ..weights.partial import head_layers, listed
 
-    tensors = read_init_tensors(init)
+    loaded, unexpected, problems = read_matching(init, graph)
     expected = expected_weights(graph)
-    match = compare_weights(tensors, expected)
     head = head_layers(graph)
-    head_keys = {k for k in expected if k.rsplit(".", 1)[0] in head}
-    fresh_head = sorted({k for k, _, _ in match.misshapen if k in head_keys} | (set(match.missing) & head_keys))
-    other = [k for k, _, _ in match.misshapen if k not in head_keys] + [k for k in match.missing if k not in head_keys]
-    if (other or match.unexpected) and not allow_partial:
-        problems = match.problems(set(other) | set(match.unexpected))
+    fresh = [k for k in expected if k not in loaded]  # missing from the file, or of another shape
+    fresh_head = sorted(k for k in fresh if k.rsplit(".", 1)[0] in head)
+    other = sorted(k for k in fresh if k.rsplit(".", 1)[0] not in head)
+    if (other or unexpected) and not allow_partial:
         raise InputError(f"{init}: does not fit spec '{graph.name}' beyond its head ({', '.join(head) or 'none'}): "
-                         f"{listed(problems)}; --allow-partial starts those tensors fresh")
-    loaded = check_tensors({k: tensors[k] for k in match.fits}, {k: expected[k] for k in match.fits}, str(init),
-                           f"does not fit spec '{graph.name}'")
-    fresh = fresh_head + sorted(other)
+                         f"{listed(problems([*other, *unexpected]))}; --allow-partial starts those tensors fresh")
     weights = {**seeded(), **loaded} if fresh else loaded
-    record = {"file": str(init), "loaded": len(loaded), "tensors": len(expected),
-              "fresh_head": fresh_head, "fresh_other": sorted(other), "ignored": list(match.unexpected),
-              "head": list(head)}
+    record = {"file": str(init), "loaded": len(loaded), "tensors": len(expected), "fresh_head": fresh_head,
+              "fresh_other": other, "ignored": list(unexpected), "head": list(head)}
     note = f"--init {init}: loaded {len(loaded)} of {len(expected)} tensors"
     if fresh_head:
-        note += f"; the head ({', '.join(head)}) starts fresh: {listed(match.problems(set(fresh_head)))}"
-    if other or match.unexpected:
-        note += f"; --allow-partial: {listed(match.problems(set(other) | set(match.unexpected)))}"
+        note += f"; the head ({', '.join(head)}) starts fresh: {listed(problems(fresh_head))}"
+    if other or unexpected:
+        note += f"; --allow-partial: {listed(problems([*other, *unexpected]))}"
     return InitPlan(weights, record, note)
 
 
