@@ -55,8 +55,7 @@ def evaluate_segmentation(model_path: str, session, meta: dict, chw, khw, source
         if error or merror:
             raise InputError(error or merror)
         images = images[also]
-        unreadable += [x.paths[i] for i in idx[~kept]] + [y.paths[i] for i in idx[kept][~also]] \
-            if hasattr(x, "paths") else []
+        unreadable += [x.paths[i] for i in idx[~kept]] + [y.paths[i] for i in idx[kept][~also]]
         if not len(images):
             continue
         raw = run_batches(session, images, batch, batch_size, model_path).astype(np.float64)
