@@ -1,7 +1,7 @@
 """Every benchmark in bench/, one after another, each in its own process (so one's imports and
 threads do not colour another's timings). ``make bench`` runs this.
 
-    .venv/bin/python bench/run_all.py [--only check,onnx_writer,torch_onnx,keras,train,quantize,import,lsp]
+    .venv/bin/python bench/run_all.py [--only check,onnx_writer,torch_onnx,keras,train,quantize,import,lsp,data]
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("check", "onnx_writer", "torch_onnx", "keras", "train", "quantize", "import", "lsp")
+BENCHES = ("check", "onnx_writer", "torch_onnx", "keras", "train", "quantize", "import", "lsp", "data")
 
 
 def main() -> int:

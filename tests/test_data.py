@@ -339,9 +339,9 @@ def test_image_folder_needs_one_or_three_channels(tmp_path):
 def test_unknown_source(tmp_path):
     with pytest.raises(InputError, match="no such data source"):
         load_source(str(tmp_path / "nope"), spec())
-    (tmp_path / "x.csv").write_text("1,2")
-    with pytest.raises(InputError, match="must be an MNIST-layout .npz"):
-        load_source(str(tmp_path / "x.csv"), spec())
+    (tmp_path / "x.txt").write_text("1,2")
+    with pytest.raises(InputError, match="must be an MNIST-layout .npz or a path,label .csv"):
+        load_source(str(tmp_path / "x.txt"), spec())
 
 
 def test_spec_without_a_class_vector_cannot_train():

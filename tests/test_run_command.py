@@ -409,7 +409,7 @@ def test_a_map_output_is_saved_as_arrays_not_ranked(tmp_path, capsys):
     assert {r["saved"] for r in result["results"]} == {str(out / "batch.npy"), str(out / "one.npy")}
 
 
-def test_train_says_it_trains_classifiers_only(tmp_path, capsys):
+def test_train_of_a_map_spec_asks_for_images_and_masks(tmp_path, capsys):
     from cnnspec.cli import main
 
     spec = tmp_path / "seg.yaml"
@@ -417,5 +417,5 @@ def test_train_says_it_trains_classifiers_only(tmp_path, capsys):
                     encoding="utf-8")
     assert main(["train", str(spec), "--data", "digits", "-o", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "trains classifiers" in err[0] and "[2, 8, 8]" in err[0]
+    assert len(err) == 1 and "images/ and masks/" in err[0] and "[2, 8, 8]" in err[0]
     assert not (tmp_path / "o").exists()

@@ -69,9 +69,9 @@ def _run(tmp_path, argv, kill_epoch=None, torchrun=False):
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _kill_and_resume(tmp_path, backend, torchrun=False):
-    (tmp_path / "spec.yaml").write_text(SPEC)
-    argv = ["train", "spec.yaml", "--backend", backend, *ARGS]
+def _kill_and_resume(tmp_path, backend, torchrun=False, args=ARGS, spec=SPEC):
+    (tmp_path / "spec.yaml").write_text(spec)
+    argv = ["train", "spec.yaml", "--backend", backend, *args]
     whole = _run(tmp_path, argv + ["-o", "whole"], torchrun=torchrun)
     assert whole.returncode == 0, whole.stderr[-3000:]
     killed = _run(tmp_path, argv + ["-o", "cut"], kill_epoch=3, torchrun=torchrun)

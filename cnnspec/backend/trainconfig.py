@@ -32,11 +32,16 @@ DEFAULT_VAL_FRACTION = 0.1
 # --augment's transforms, in the order the help lists them (each a function in cnnspec.training.augment)
 AUGMENTS = ("crop", "flip", "affine", "jitter", "erase")
 QUANTIZE_KINDS = ("int8",)
+# --loss of a segmentation ([K, H, W] output): per-pixel cross-entropy (255 ignored), soft Dice, or their sum
+LOSSES = ("ce", "dice", "ce+dice")
+IGNORE_INDEX = 255  # a mask value no loss or metric counts
 # the int8 step's defaults, here and in ``cnnspec quantize``: calibration images, points of accuracy it may lose
 DEFAULT_QUANTIZE_SAMPLES = 256
 DEFAULT_QUANTIZE_MAX_DROP = 1.0
 # after training: settings of the int8 step, which a resumed run may change (they shape no epoch)
 AFTER_TRAINING = ("quantize", "quantize_samples", "quantize_max_drop")
+# how the data is read, never what: a resumed run may change them (the batches are the same bytes)
+DATA_PIPELINE = ("workers", "cache", "strict")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,18 @@ class TrainConfig:
     quantize: str | None = None  # "int8": model.int8.onnx beside model.onnx (cnnspec.quantize)
     quantize_samples: int | None = None  # calibration images; None: quantize's default
     quantize_max_drop: float | None = None  # points of test accuracy int8 may lose; None: quantize's default
+    workers: int | None = None  # data-loading workers for image files; None: the cores; 0: in this process
+    cache: bool = False  # decode every image of an image-file source into memory up front
+    strict: bool = False  # an unreadable image is an error, not skipped
+    freeze: tuple[str, ...] = ()  # layers, blocks or block calls whose weights do not train
+    freeze_until: str | None = None  # every layer up to and including this one does not train
+    lr_backbone: float | None = None  # learning-rate factor for the layers before the head
+    allow_partial: bool = False  # --init: tensors that do not fit (beyond the head) start fresh
+    loss: str = "ce"  # segmentation: ce, dice or ce+dice (classifiers: ce)
+
+    @property
+    def data_workers(self) -> int:
+        return self.workers if self.workers is not None else default_workers()
 
     @property
     def learning_rate(self) -> float:
@@ -114,6 +131,16 @@ class TrainConfig:
                 raise UsageError(message)
 
 
+def default_workers() -> int:
+    """The cores this process may run on (``--workers``' default)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 PRESENTATION = ("quiet",)  # options that change what is shown, never what is trained
 
 
@@ -163,4 +190,9 @@ def _checks(c: TrainConfig, world: World) -> tuple[tuple[bool, str], ...]:
          f"--quantize-samples must be 1 or more, got {c.quantize_samples}"),
         (c.quantize_max_drop is not None and not 0 <= c.quantize_max_drop <= 100,
          f"--quantize-max-drop must be between 0 and 100 points, got {c.quantize_max_drop}"),
+        (c.workers is not None and not 0 <= c.workers <= 256, f"--workers must be between 0 and 256, got {c.workers}"),
+        (c.lr_backbone is not None and not 0 <= c.lr_backbone <= 100,
+         f"--lr-backbone must be a factor between 0 and 100, got {c.lr_backbone}"),
+        (len(set(c.freeze)) != len(c.freeze), "--freeze names a layer twice"),
+        (c.loss not in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got '{c.loss}'"),
     )

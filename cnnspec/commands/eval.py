@@ -20,6 +20,8 @@ def add_arguments(parser):
                         help="images per run (default 256)")
     parser.add_argument("--output", metavar="NAME", default=None,
                         help="for a model with several outputs, the one judged, by layer name (default: the first)")
+    parser.add_argument("--strict", action="store_true", help="an unreadable image is an error instead of being "
+                                                               "skipped and counted")
     parser.add_argument("--json", action="store_true", help="print one JSON document (accuracy, loss, per_class, "
                                                             "confusion_matrix, ...)")
     parser.add_argument("--batch", type=int, dest="batch_size", default=argparse.SUPPRESS, metavar="N",
@@ -30,6 +32,6 @@ def run(args) -> int:
     from ..training.evaluate import evaluate_model, format_evaluation
 
     result = evaluate_model(args.model, args.data, provider=args.provider, batch_size=args.batch_size,
-                            output=args.output)
+                            output=args.output, strict=args.strict)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else format_evaluation(result))
     return 0

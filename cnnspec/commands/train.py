@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 NAME = "train"
-HELP = "train a spec on a data source (digits, an MNIST .npz or IDX folder, an image folder)"
+HELP = "train a spec on a data source (digits, an MNIST .npz or IDX folder, CIFAR binaries, image files)"
 
 
 def _augment(text):
@@ -24,12 +24,18 @@ def _augment(text):
     return parse_augment(text)
 
 
+def _names(text):
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 # (flags, argparse keywords): every option of a run; its dest is its train.yaml key
 OPTIONS = (
     (("--backend",), dict(metavar="NAME", help="torch or keras (default: torch)")),
     (("--data",), dict(metavar="SOURCE", help="'digits' (scikit-learn's 8x8 digits, no download), an MNIST .npz "
                                               "(x_train, y_train, x_test, y_test), a folder of MNIST IDX files, "
-                                              "or an image folder with one subfolder per class")),
+                                              "a folder of CIFAR-10/100 binary batches, an image folder with "
+                                              "one subfolder per class (or train/ and val/ folders of them), "
+                                              "or a CSV of path,label rows")),
     (("--epochs",), dict(type=int, metavar="N", help="default: 10")),
     (("--batch-size", "--batch"), dict(type=int, metavar="B",
                              help="global batch size, split across processes under torchrun (default: 32)")),
@@ -68,6 +74,24 @@ OPTIONS = (
     (("--quantize-max-drop",), dict(type=float, metavar="P",
                                     help="--quantize: no model.int8.onnx when int8 loses more than P points of "
                                          "test accuracy (default: 1.0; the fp32 files are written either way)")),
+    (("--workers",), dict(type=int, metavar="N", help="image files: processes (torch) or parallel calls (keras) "
+                                                       "decoding batches; 0: in this process (default: the cores)")),
+    (("--cache",), dict(action=argparse.BooleanOptionalAction, help="image files: decode every image into memory "
+                                                                    "up front instead of streaming them (default: "
+                                                                    "off; array sources are always in memory)")),
+    (("--strict",), dict(action=argparse.BooleanOptionalAction, help="an unreadable image is an error instead of "
+                                                                     "being skipped and counted (default: off)")),
+    (("--freeze",), dict(type=_names, metavar="NAMES", help="comma-separated layers, blocks or block calls whose "
+                                                            "weights do not train (batchnorm statistics included)")),
+    (("--freeze-until",), dict(metavar="NAME", help="freeze every layer up to and including this one")),
+    (("--lr-backbone",), dict(type=float, metavar="F", help="learning-rate factor for every layer before the head "
+                                                            "(default: 1)")),
+    (("--allow-partial",), dict(action=argparse.BooleanOptionalAction,
+                                help="--init: tensors that do not fit beyond the head start fresh, listed "
+                                     "(default: refused)")),
+    (("--loss",), dict(choices=("ce", "dice", "ce+dice"), help="segmentation ([K, H, W] output): per-pixel "
+                                                               "cross-entropy ignoring 255, soft Dice, or both "
+                                                               "(default: ce)")),
     (("-o", "--out"), dict(metavar="DIR", dest="output", help="output folder (default: runs/<name>)")),
     (("--output",), dict(metavar="NAME", dest="output_name",
                          help="for a spec with several outputs, the one trained and judged, by layer name (default: "
@@ -138,9 +162,14 @@ def run(args) -> int:
     if result.outdir is not None:
         m = result.metrics
         judged = f" of output '{m['output']}'" if len(m.get("model_outputs", ())) > 1 else ""
-        print(f"test_accuracy {m['test_accuracy']:.4f}{judged} (epoch {m['best_epoch']} of {m['epochs']}, chosen by "
-              f"{m['selected_by']}), test_loss {m['test_loss']:.4f}"
-              + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
+        if "test_miou" in m:
+            print(f"test_miou {m['test_miou']:.4f}{judged}, pixel accuracy {m['test_accuracy']:.4f} (epoch "
+                  f"{m['best_epoch']} of {m['epochs']}, chosen by {m['selected_by']}), test_loss {m['test_loss']:.4f}"
+                  + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
+        else:
+            print(f"test_accuracy {m['test_accuracy']:.4f}{judged} (epoch {m['best_epoch']} of {m['epochs']}, chosen "
+                  f"by {m['selected_by']}), test_loss {m['test_loss']:.4f}"
+                  + (f"; {m['stop_reason']}" if m["stopped_early"] else ""))
         q = m.get("quantization")
         if q is not None:
             print(f"int8: {q['guard'].removeprefix('int8 ')}" if q["written"] else f"int8: not written: {q['refused']}")

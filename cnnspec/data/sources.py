@@ -1,9 +1,11 @@
 """Training data sources for ``cnnspec train --data SOURCE``, each checked against the spec first.
 
 A source is ``digits`` (scikit-learn's 8x8 digits, shipped with it, no download), a Keras-layout
-``mnist.npz``, a folder of MNIST IDX files (optionally gzipped), or an image folder with one
-subfolder per class. Every source becomes the same :class:`Dataset`: float32 [N, C, H, W] in
-[0, 1], int64 labels, and a fixed stratified held-out split where the source has none of its own.
+``mnist.npz``, a folder of MNIST IDX files (optionally gzipped), a folder of CIFAR binary batches,
+or image files (a folder of class subfolders, ``train/`` + ``val/`` folders, or a path,label CSV:
+:mod:`.folders`). Every source becomes the same :class:`Dataset`: float32 [N, C, H, W] in [0, 1]
+(image files possibly still files, decoded batch by batch: :mod:`.stream`), int64 labels, and a
+fixed stratified held-out split where the source has none of its own.
 
 Nothing here imports a framework; numpy, PIL and scikit-learn are imported where used, so
 ``cnnspec check`` stays fast. Files are parsed defensively: sizes in headers are checked against
@@ -12,123 +14,31 @@ the file's length before anything is allocated, and no pickle is ever loaded.
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError, UsageError
-from ..files.images import load_image
+from ..files.images import load_image  # noqa: F401  (re-exported: the one image preprocessing)
 from ..graph.resources import require_fits
+from .dataset import HELD_OUT_FRACTION, SPLIT_SEED, Dataset, stratified_split  # noqa: F401  (re-exported)
+from .folders import IMAGE_SKIP  # noqa: F401  (re-exported)
 
-HELD_OUT_FRACTION = 0.2
-SPLIT_SEED = 20240521  # fixed: the held-out split never depends on --seed, so runs stay comparable
 MAX_ARRAY_BYTES = 4 * 1024 ** 3  # refuse data files that would decompress to more than this
 MAX_CLASSES = 1_000_000  # a dense layer's own bound on units: no label can be larger
 FLOAT32 = 4
 # float32 copies of the images held at the peak: the converted array and the one scaling or the
 # split makes from it
 FLOAT32_COPIES = 2
-IMAGE_SKIP = {"thumbs.db", "desktop.ini"}
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Train and held-out arrays, ready for a framework: x float32 [N, C, H, W], y int64."""
-
-    x_train: object
-    y_train: object
-    x_test: object
-    y_test: object
-    labels: tuple[str, ...]
-    source: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    def describe(self) -> str:
-        c, h, w = self.x_train.shape[1:]
-        return (f"{self.source}: {len(self.y_train)} training and {len(self.y_test)} held-out images, "
-                f"[{c}, {h}, {w}], {self.num_classes} classes")
-
-
-# ---------------------------------------------------------------- splitting
-
-def stratified_split(labels, fraction: float = HELD_OUT_FRACTION, seed: int = SPLIT_SEED):
-    """Indices (train, test): each class shuffled with a fixed seed, ``fraction`` of it held out
-    (at least one image where the class has two or more). Stable for the same labels."""
-    import numpy as np
-
-    labels = np.asarray(labels)
-    rng = np.random.RandomState(seed)
-    train, test = [], []
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        rng.shuffle(idx)
-        n_test = int(round(len(idx) * fraction))
-        if len(idx) >= 2:
-            n_test = min(max(n_test, 1), len(idx) - 1)
-        else:
-            n_test = 0
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
 # ---------------------------------------------------------------- images
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IMAGE_SKIP)
-
-
 def load_image_folder(root: Path, input_shape, spec_classes=None) -> Dataset:
-    """One subfolder per class (labels = sorted folder names, or the spec's order where it names
-    classes), every image resized to the spec's input; a fixed stratified held-out split."""
-    import numpy as np
+    """Every image of a folder source decoded into memory, an unreadable one an error (what
+    ``cnnspec quantize --calibrate`` reads); see :mod:`.folders` for the layouts."""
+    from .folders import image_dataset
 
-    c, h, w = input_shape
-    if c not in (1, 3):
-        raise InputError(f"{root}: an image folder can feed a spec with 1 or 3 input channels, "
-                         f"but the spec's input has {c}")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise InputError(f"{root}: no class subfolders (an image folder needs one subfolder per class)")
-    stray = [p.name for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.name.lower() not in IMAGE_SKIP]
-    if stray:
-        raise InputError(f"{root}: holds files beside the class subfolders (first: {stray[0]}); "
-                         f"put every image inside its class's subfolder")
-    if spec_classes:
-        unknown = [p.name for p in folders if p.name not in spec_classes]
-        if unknown:
-            raise InputError(f"{root}: class folder '{unknown[0]}' is not one of the spec's classes "
-                             f"({', '.join(spec_classes)})")
-        labels = tuple(spec_classes)
-    else:
-        labels = tuple(p.name for p in folders)
-    files = {folder: _image_files(folder) for folder in folders}
-    empty = next((folder for folder, found in files.items() if not found), None)
-    if empty is not None:
-        raise InputError(f"{empty}: class folder '{empty.name}' holds no images")
-    if len(folders) < 2:
-        raise InputError(f"{root}: only one class ('{folders[0].name}'); a classifier needs images of at least two "
-                         f"(with one, every answer is right and accuracy 1.0 means nothing)")
-    count = sum(len(found) for found in files.values())
-    require_fits((FLOAT32_COPIES + 1) * count * c * h * w * FLOAT32,
-                 f"{root}: {count:,} images of {list(input_shape)} as float32 (decoded, stacked and split)",
-                 error=InputError)
-    images, targets = [], []
-    for folder, found in files.items():
-        index = labels.index(folder.name)
-        for f in found:
-            images.append(load_image(f, c, h, w))
-            targets.append(index)
-    x = np.stack(images).astype(np.float32)
-    y = np.asarray(targets, dtype=np.int64)
-    train, test = stratified_split(y)
-    if len(test) == 0:
-        raise InputError(f"{root}: too few images for a held-out split; every class needs at least 2")
-    return Dataset(x[train], y[train], x[test], y[test], labels, f"image folder {root}")
+    return image_dataset(Path(root), input_shape, spec_classes, cache=True, strict=True)
 
 
 # ---------------------------------------------------------------- arrays (npz, IDX, digits)
@@ -370,9 +280,26 @@ def load_idx_folder(folder: Path, input_shape, units: int | None = None) -> Data
 
 # ---------------------------------------------------------------- the front door
 
-def load_source(source: str, graph) -> Dataset:
+def load_source(source: str, graph, cache: bool = True, strict: bool = True) -> Dataset:
     """Parse ``--data SOURCE`` and load it for this graph; then :func:`check_fits`. The spec's
-    output is checked first: it bounds the labels before any image is converted."""
+    output is checked first: it bounds the labels before any image is converted. Image files are
+    decoded now with ``cache`` (arrays), else streamed (:class:`.stream.ImageFiles`); an unreadable
+    one is an error with ``strict``, else skipped and named."""
+    from .cifar import cifar_layout, read_cifar, refuse_pickled
+    from .folders import image_dataset
+    from .segmentation import is_segmentation_folder, load_segmentation
+
+    if is_map_output(graph):
+        path = Path(source)
+        if not path.is_dir() or not is_segmentation_folder(path):
+            raise InputError(f"{source}: the spec's output is a {list(graph.output_shape)} map (segmentation), which "
+                             f"trains on a folder holding images/ and masks/ (the same file stems, masks of class "
+                             f"indices)")
+        data = load_segmentation(path, graph.input_shape, graph.output_shape, cache, strict)
+        if tuple(data.x_train.shape[1:]) != tuple(graph.input_shape):
+            raise InputError(f"{data.source}: images are {list(data.x_train.shape[1:])} but the spec's input is "
+                             f"{list(graph.input_shape)}")
+        return data
     units = class_units(graph)
     if source == "digits":
         data = load_digits_dataset(graph.input_shape)
@@ -380,20 +307,36 @@ def load_source(source: str, graph) -> Dataset:
         path = Path(source)
         if not path.exists():
             raise InputError(f"{source}: no such data source (expected 'digits', an MNIST .npz, "
-                             f"a folder of MNIST IDX files, or an image folder)")
+                             f"a folder of MNIST IDX files, an image folder or a path,label .csv)")
         if not path.is_file() and not path.is_dir():
             raise InputError(f"{source}: not a regular file or folder (a device or pipe?)")
-        if path.is_file():
+        if path.is_file() and path.suffix.lower() == ".csv":
+            data = image_dataset(path, graph.input_shape, graph.classes, cache, strict)
+        elif path.is_file():
             if path.suffix.lower() != ".npz":
-                raise InputError(f"{source}: a data file must be an MNIST-layout .npz; "
+                raise InputError(f"{source}: a data file must be an MNIST-layout .npz or a path,label .csv; "
                                  f"for IDX files or images, give their folder")
             data = load_npz(path, graph.input_shape, units)
+        elif cifar_layout(path):
+            *arrays, names, name = read_cifar(path)
+            data = _array_dataset(*arrays, graph.input_shape, f"{name} binary {path}", units)
+            data = replace(data, labels=names[:len(data.labels)])
         elif is_idx_folder(path):
             data = load_idx_folder(path, graph.input_shape, units)
         else:
-            data = load_image_folder(path, graph.input_shape, graph.classes)
+            refuse_pickled(path)
+            if is_segmentation_folder(path):
+                raise InputError(f"{source}: holds images/ and masks/ (a segmentation source), but the spec's output "
+                                 f"is {list(graph.output_shape)}, not a [K, H, W] map of class scores")
+            data = image_dataset(path, graph.input_shape, graph.classes, cache, strict)
     check_fits(data, graph)
     return data
+
+
+def is_map_output(graph) -> bool:
+    """True for a spec whose output is a [K, H, W] map of class scores (K >= 2): a segmentation."""
+    out = graph.output_shape
+    return out is not None and len(out) == 3 and out[0] >= 2
 
 
 def class_units(graph) -> int:
@@ -402,7 +345,8 @@ def class_units(graph) -> int:
     if out is None or len(out) != 1:
         shape = "?" if out is None else "[" + ", ".join(map(str, out)) + "]"
         raise UsageError(f"{graph.file}: the spec's output is {shape}; training needs one score per class "
-                         f"(end with flatten or global_avgpool2d, then dense)")
+                         f"(end with flatten or global_avgpool2d, then dense), or a [K, H, W] map of them "
+                         f"(segmentation)")
     units = out[0]
     if units < 2:
         raise UsageError(f"{graph.file}: the spec's output has {units} unit; classification needs at least 2")

@@ -35,7 +35,8 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
                     raise InputError(f"{path}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} cnnspec "
                                      f"will decode (a possible decompression bomb)")
                 img.load()  # decode now: truncated or corrupt data fails here, inside the guard
-                pixels = _unit_pixels(ImageOps.exif_transpose(img), channels, (width, height), path)
+                oriented = ImageOps.exif_transpose(img) if _may_be_rotated(img) else img
+                pixels = _unit_pixels(oriented, channels, (width, height), path)
     except InputError:
         raise
     except FileNotFoundError:
@@ -54,6 +55,17 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
         Image.MAX_IMAGE_PIXELS = previous
     chw = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(chw, dtype=np.float32)
+
+
+# where Pillow's getexif() finds an orientation: TIFF's own tags, or an EXIF block in the file's info
+EXIF_FORMATS = ("TIFF", "MPO")
+EXIF_INFO = ("exif", "Raw profile type exif")
+
+
+def _may_be_rotated(img) -> bool:
+    """Whether the image can carry an EXIF orientation at all: exif_transpose costs more than
+    decoding a small PNG, and the streamed pipeline calls this for every image of every epoch."""
+    return img.format in EXIF_FORMATS or any(key in img.info for key in EXIF_INFO)
 
 
 def _unit_pixels(img, channels: int, size, path):

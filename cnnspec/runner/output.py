@@ -31,7 +31,7 @@ def _one_output(result: dict) -> list[str]:
         width = max(len(_where(r)) for r in result["results"])
         for r in result["results"]:
             lines.append(f"{_where(r):<{width}}  min {r['min']:.6g}  max {r['max']:.6g}  mean {r['mean']:.6g}"
-                         f"  -> {r['saved']}")
+                         f"  -> {r['saved']}" + (f", mask {r['mask']}" if r.get("mask") else ""))
         return lines
     lines.append(PROBABILITY_NOTES[result["probabilities"]])
     all_top = [t for r in result["results"] for t in r["top"]]

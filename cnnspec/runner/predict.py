@@ -102,10 +102,13 @@ def _judged(raw, samples, saved: dict | None, meta: dict, top: int, first: bool)
     The metadata's softmax and labels describe the first output; another is judged by its numbers."""
     import numpy as np
 
+    from .save import is_class_map, mask_path
+
     if raw.ndim != 2:  # not class scores: the saved arrays, and a summary of each sample's output
         return {"probabilities": None, "results": [
             {"input": s.file, "index": s.index, "saved": saved[s.file], "min": float(o.min()), "max": float(o.max()),
-             "mean": float(o.mean())}
+             "mean": float(o.mean()),
+             **({"mask": mask_path(saved[s.file], s.index)} if is_class_map(raw) else {})}
             for s, o in zip(samples, raw)]}
     ends_in_softmax = output_is_softmax(meta) if first else None
     if ends_in_softmax is None:  # no usable cnnspec metadata in the file: judge by the numbers

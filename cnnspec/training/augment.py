@@ -101,6 +101,40 @@ def _erase(x, rng):
     return np.where(mask, np.zeros((), x.dtype), x)
 
 
+def _crop_masks(x, masks, rng):
+    """``crop`` on images and their masks alike: the same offsets (drawn as _crop draws them); the
+    masks' padding is 255, ignored."""
+    import numpy as np
+
+    state = rng.bit_generator.state
+    images = _crop(x, rng)
+    rng.bit_generator.state = state  # the masks take the very same offsets
+    b, h, w = masks.shape
+    pad = max(1, round(min(x.shape[2], x.shape[3]) / 8))
+    padded = np.pad(masks, ((0, 0), (pad, pad), (pad, pad)), constant_values=255)
+    oy, ox = rng.integers(0, 2 * pad + 1, size=(2, b))
+    rows = oy[:, None] + np.arange(h)
+    cols = ox[:, None] + np.arange(w)
+    return images, padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _flip_masks(x, masks, rng):
+    import numpy as np
+
+    mask = rng.random(x.shape[0]) < 0.5
+    return (np.where(mask[:, None, None, None], x[..., ::-1], x),
+            np.where(mask[:, None, None], masks[..., ::-1], masks))
+
+
+def _image_only(transform):
+    return lambda x, masks, rng: (transform(x, rng), masks)
+
+
+# segmentation: each transform on images and their masks together; the photometric ones leave masks
+# alone; ``affine`` is refused (its bilinear warp would invent class ids)
+MASK_TRANSFORMS = {"crop": _crop_masks, "flip": _flip_masks, "jitter": _image_only(_jitter),
+                   "erase": _image_only(_erase)}
+
 # one function per name of --augment (cnnspec.backend.trainconfig.AUGMENTS, which the options are checked against)
 TRANSFORMS = {"crop": _crop, "flip": _flip, "affine": _affine, "jitter": _jitter, "erase": _erase}
 
@@ -113,11 +147,16 @@ class Augmenter:
     seed: int
     rank: int = 0
 
-    def batch(self, epoch: int, step: int, images):
-        """A new, augmented copy of ``images`` (never changed in place)."""
+    def batch(self, epoch: int, step: int, images, masks=None):
+        """A new, augmented copy of ``images`` (never changed in place); with ``masks`` (segmentation),
+        (images, masks), the geometric transforms applied to both alike."""
         import numpy as np
 
         rng = np.random.default_rng([self.seed, epoch, step, self.rank, AUGMENT_TAG])
+        if masks is not None:
+            for name in self.names:
+                images, masks = MASK_TRANSFORMS[name](images, masks, rng)
+            return np.ascontiguousarray(images, dtype=np.float32), np.ascontiguousarray(masks)
         out = images
         for name in self.names:
             out = TRANSFORMS[name](out, rng)

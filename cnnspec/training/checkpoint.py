@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backend.trainconfig import AFTER_TRAINING
+from ..backend.trainconfig import AFTER_TRAINING, DATA_PIPELINE
 from ..errors import InputError, UsageError
 from ..files.atomic import atomic_write_bytes
 
@@ -53,8 +53,14 @@ def data_digest(data) -> str:
     """A digest of every array and label of the data: a resume on other data is refused."""
     import numpy as np
 
+    from ..data.stream import is_lazy
+
     h = hashlib.blake2b(digest_size=16)
     for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        if is_lazy(array):  # image files: their paths, sizes and times (not every byte of a large folder)
+            h.update(f"files{array.shape}".encode())
+            array.identity(h)
+            continue
         a = np.ascontiguousarray(array)
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(memoryview(a).cast("B"))
@@ -122,7 +128,7 @@ def differences(saved: dict, now: dict) -> list[str]:
            for key, name in RECORD_NAMES.items() if saved.get(key) != now.get(key)]
     was, is_ = saved.get("settings", {}), now.get("settings", {})
     out += [f"--{key.replace('_', '-')} ({_short(was.get(key))} in the checkpoint, {_short(is_.get(key))} now)"
-            for key in sorted(set(was) | set(is_)) if was.get(key) != is_.get(key) and key not in AFTER_TRAINING]
+            for key in sorted(set(was) | set(is_)) if was.get(key) != is_.get(key) and key not in AFTER_TRAINING + DATA_PIPELINE]
     return out
 
 

@@ -35,8 +35,12 @@ from .loss import judged_graph, training_head
 from .outputs import OPTIONAL_FILES, OUTPUT_FILES, export_labels, write_outputs
 from .progress import EpochBar, has_tqdm
 from .schedule import schedule_for
-from .scores import matrix_json, per_class
+from .scores import matrix_json, mean_iou, per_class
 from .settings import to_yaml
+from .task import require_head_for, require_trainable, segmentation_metrics
+
+
+MAX_LISTED = 100  # unreadable files named in metrics.json (the count is always whole)
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,6 @@ class Selection:
     stopped_early: bool = False
 
 
-def require_classifier(graph) -> None:
-    """Training fits class labels, so the spec must end in a vector of class scores; a map output
-    (a segmentation net) would need per-pixel labels, which no data source here provides yet."""
-    shape = graph.output_shape
-    if shape is None or len(shape) != 1:
-        raise UsageError(f"spec '{graph.name}': cnnspec train trains classifiers (an output of class scores such "
-                         f"as [10]) for now; this spec's output is [{', '.join(map(str, shape or ()))}]")
-
-
 def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, outdir: str | Path | None = None,
           init: str | None = None, resume: str | Path | None = None, progress: Progress | None = None,
           env=os.environ, output: str | None = None, choice=None) -> TrainResult:
@@ -81,7 +76,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     from ..backend.plugins import load_backend
     from ..data.sources import load_source
     from ..graph.resources import require_memory, require_onnx_size
-    from ..backend.weightfiles import read_weights
+    from .finetune import frozen_layers, frozen_tensors, initial_weights, require_something_trains
 
     world = world_from_env(env)
     config.validate(world)
@@ -94,7 +89,8 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if full.several_outputs:
         say(f"training output '{judged}' (of {', '.join(full.output_names)}; --output picks another); the other "
             f"heads keep their initial weights")
-    require_classifier(graph)
+    require_trainable(graph, config)
+    segment = len(graph.output_shape) == 3
     require_onnx_size(graph)  # the run ends by exporting model.onnx: say so before training, not after
     require_memory(graph, batch=config.batch_size // world.size)  # activations of this process's share too
     if resume is not None:
@@ -104,7 +100,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if world.is_writer:
         check_can_create_dir(out, OUTPUT_FILES + OPTIONAL_FILES + (CHECKPOINT_FILE,))  # created by the first checkpoint
     backend = load_backend(backend_name)
-    data = load_source(source, graph)
+    data = load_source(source, graph, cache=config.cache, strict=config.strict)
     head = training_head(graph)
     record = run_record(spec_path, backend_name, source, data, config, world, choice)
     if judged != full.output_names[0]:
@@ -112,13 +108,28 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     if checkpoint is not None:
         refuse_if_different(resume, checkpoint, record)
         record = {**record, "given": checkpoint.record.get("given")}  # as the run was started
-    initial = read_weights(init, graph, say) if init and checkpoint is None else None
+    frozen = frozen_layers(graph, config.freeze, config.freeze_until)
+    require_something_trains(graph, frozen)
+    require_head_for(config, graph)
+    initial, init_record = None, (checkpoint.record.get("init") if checkpoint is not None else None)
+    if init and checkpoint is None:
+        plan = initial_weights(init, graph, lambda: backend.get_weights(
+            backend.compile(head.train_graph, weights=None, seed=config.seed), head.train_graph), config.allow_partial, say)
+        initial, init_record = plan.weights, plan.record
+        record["init"] = init_record
+        say(plan.note)
     say(data.describe())
     say(head.note)
-    say(_describe(backend_name, config, world, init, resume, checkpoint))
+    if frozen:
+        say(f"frozen: {len(frozen_tensors(graph, frozen))} tensors of {len(frozen)} layers "
+            f"({_first(frozen)}), batchnorm statistics included; they take no gradient")
+    say(_describe(backend_name, config, world, init, resume, checkpoint, data.streamed))
 
-    fit_idx, val_idx = validation_split(data.y_train, config.val_fraction)
-    if len(val_idx):
+    fit_idx, val_idx = fit_and_validation(data, config)
+    if data.val_index is not None:
+        say(f"validation: the {len(val_idx)} images of the given val/ folder choose the best epoch "
+            f"(--val-fraction does not apply); the {len(data.y_test)} test images only report it")
+    elif len(val_idx):
         say(f"validation: {len(val_idx)} of the {len(data.y_train)} training images (stratified) choose the "
             f"best epoch; the {len(data.y_test)} test images only report it")
     elif config.patience:
@@ -128,7 +139,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         say("too few training images per class for a validation split: the last epoch is kept")
     else:
         say("no validation split (--val-fraction 0): the last epoch is kept")
-    trainer = backend.make_trainer(head.train_graph, initial, config, world)
+    trainer = backend.make_trainer(head.train_graph, initial, replace(config, freeze=frozen, freeze_until=None), world)
     saver = Checkpointer(out, record, world)
     try:
         if checkpoint is not None:
@@ -139,6 +150,7 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
                           config.epochs) from None
     finally:
         trainer.close()
+    unreadable = sorted(set(data.skipped) | set(getattr(trainer, "unreadable", ())))
 
     best = run.best
     labels = export_labels(graph, data)
@@ -146,25 +158,40 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
         "spec": graph.name, "backend": backend_name, "device": config.device, "seed": config.seed,
         "data": source, "data_description": data.describe(), "train_images": int(len(fit_idx)),
         "validation_images": int(len(val_idx)), "test_images": int(len(data.y_test)),
-        "selected_by": "validation accuracy" if len(val_idx) else "last epoch", "classes": list(labels),
+        "selected_by": (("validation mIoU" if segment else "validation accuracy") if len(val_idx) else "last epoch"),
+        "task": "segmentation" if segment else "classification", "classes": list(labels),
         "epochs": config.epochs, "epochs_run": len(run.history), "stopped_early": run.stopped_early,
         "stop_reason": run.stop_reason, "batch_size": config.batch_size, "optimizer": config.optimizer,
         "lr": config.learning_rate, "schedule": config.schedule, "precision": config.precision,
         "augment": list(config.augment), "loss": head.note, "world_size": world.size, "output": judged,
         "model_outputs": list(full.output_names),
-        "init": str(init) if init else None, "resumed_from": str(resume) if resume is not None else None,
+        "init": str(init) if init else (init_record or {}).get("file"), "init_weights": init_record,
+        "frozen_layers": list(frozen), "frozen_tensors": list(frozen_tensors(graph, frozen)),
+        "lr_backbone": config.lr_backbone, "resumed_from": str(resume) if resume is not None else None,
         "test_accuracy": best["test_accuracy"], "test_loss": best["test_loss"], "best_epoch": best["epoch"],
         "val_accuracy": best.get("val_accuracy"), "val_loss": best.get("val_loss"),
         "per_class": per_class(run.best_confusion, labels), "confusion_matrix": matrix_json(run.best_confusion),
+        "unreadable_images": len(unreadable), "unreadable_files": unreadable[:MAX_LISTED],
+        **(segmentation_metrics(run.best_confusion, labels, config) if segment else {}),
         "train_seconds": round(run.train_seconds, 3),
         "images_per_second": round(run.train_images / run.train_seconds, 1) if run.train_seconds > 0 else None,
         "settings": config.resolved(),
         "history": run.history,
     }
-    chosen = "by validation accuracy" if len(val_idx) else "the last"
+    chosen = ("by validation mIoU" if segment else "by validation accuracy") if len(val_idx) else "the last"
     say(run.stop_reason)
-    say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
-        f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
+    if unreadable:
+        say(f"skipped {len(unreadable)} unreadable image(s) (--strict refuses them): "
+            + ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more (metrics.json lists them)"
+                                           if len(unreadable) > 5 else ""))
+    if segment:
+        say(f"best epoch {best['epoch']} ({chosen}): test mIoU {best['test_miou']:.4f}, pixel accuracy "
+            f"{best['test_accuracy']:.4f}, loss {best['test_loss']:.4f}; per-class IoU "
+            + " ".join(f"{c}:{'-' if v is None else f'{v:.3f}'}" for c, v in zip(labels, metrics["per_class_iou"]))
+            + f"; {metrics['images_per_second']} images/s")
+    else:
+        say(f"best epoch {best['epoch']} ({chosen}): test accuracy {best['test_accuracy']:.4f}, "
+            f"loss {best['test_loss']:.4f}; {metrics['images_per_second']} images/s")
     if not world.is_writer:
         return TrainResult(None, metrics)
     settings_yaml = to_yaml({"spec": str(spec_path), "backend": backend_name, "data": source, "output": str(out),
@@ -181,7 +208,23 @@ def train(spec_path: str, backend_name: str, source: str, config: TrainConfig, o
     return TrainResult(out, metrics, written)
 
 
-def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint) -> str:
+def _first(names, n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def fit_and_validation(data, config: TrainConfig):
+    """(fit, validation) indices into the training images: the source's own validation split where
+    it gives one (a val/ folder beside train/ and test/), else carved by --val-fraction."""
+    import numpy as np
+
+    if data.val_index is None:  # a segmentation's images have no one class to stratify by
+        labels = data.y_train if data.task != "segment" else np.zeros(len(data.y_train), np.int64)
+        return validation_split(labels, config.val_fraction)
+    val = np.asarray(data.val_index, np.int64)
+    return np.setdiff1d(np.arange(len(data.y_train)), val), val
+
+
+def _describe(backend_name, config: TrainConfig, world: World, init, resume, checkpoint, streamed=False) -> str:
     extras = [f"{config.schedule} schedule" + (f", {plural(config.warmup, 'warm-up epoch')}" if config.warmup else "")]
     extras += [f"weight decay {config.decay:g}"] if config.decay else []
     extras += [f"label smoothing {config.label_smoothing:g}"] if config.label_smoothing else []
@@ -189,6 +232,7 @@ def _describe(backend_name, config: TrainConfig, world: World, init, resume, che
     extras += [config.precision] if config.precision != "fp32" else []
     extras += [f"augment {','.join(config.augment)}"] if config.augment else []
     extras += [f"then {config.quantize} (model.int8.onnx)"] if config.quantize else []
+    extras += [f"{config.data_workers} data workers"] if streamed else []
     text = (f"{backend_name} on {config.device}" + (f", {world.size} processes" if world.size > 1 else "")
             + f": {plural(config.epochs, 'epoch')}, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}, "
             + ", ".join(extras) + f", seed {config.seed}")
@@ -281,9 +325,14 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
             raise UsageError(f"training diverged in epoch {epoch} (the loss is {stats.loss}); "
                              f"try a lower --lr than {config.learning_rate:g}")
         row = {"epoch": epoch, "lr": plan.lrs[0], "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        segment = data.task == "segment"
         if len(val_idx):
-            row["val_loss"], row["val_accuracy"], _ = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            row["val_loss"], row["val_accuracy"], val_matrix = trainer.evaluate(data.x_train, data.y_train, val_shard)
+            if segment:
+                row["val_miou"] = mean_iou(val_matrix)[0]
         row["test_loss"], row["test_accuracy"], matrix = trainer.evaluate(data.x_test, data.y_test, test_shard)
+        if segment:
+            row["test_miou"] = mean_iou(matrix)[0]
         row["seconds"] = round(seconds, 4)
         row["images_per_second"] = round(stats.images / seconds, 1) if seconds > 0 else None
         summary = epoch_summary(row)
@@ -308,16 +357,18 @@ def run_epochs(trainer, data, fit_idx, val_idx, config: TrainConfig, world: Worl
 
 
 def patience_stop(history: list[dict], patience: int | None) -> str | None:
-    """Why to stop now, or None: the validation accuracy has not beaten its best (first reached at
-    some epoch) for ``patience`` epochs since."""
+    """Why to stop now, or None: the validation accuracy (a segmentation's mIoU) has not beaten its
+    best (first reached at some epoch) for ``patience`` epochs since."""
     if not patience or not history or "val_accuracy" not in history[-1]:
         return None
-    scores = [row["val_accuracy"] for row in history]
+    key = "val_miou" if "val_miou" in history[-1] else "val_accuracy"
+    scores = [row[key] for row in history]
     best_at = scores.index(max(scores))
     waited = history[-1]["epoch"] - history[best_at]["epoch"]
     if waited < patience:
         return None
-    return (f"stopped early after epoch {history[-1]['epoch']}: validation accuracy has not improved for "
+    return (f"stopped early after epoch {history[-1]['epoch']}: validation "
+            f"{'mIoU' if key == 'val_miou' else 'accuracy'} has not improved for "
             f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
@@ -325,7 +376,9 @@ def epoch_summary(row: dict) -> str:
     text = f"loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
     if "val_accuracy" in row:
         text += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
-    return text + f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+        text += f" mIoU {row['val_miou']:.4f}" if "val_miou" in row else ""
+    text += f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+    return text + (f" mIoU {row['test_miou']:.4f}" if "test_miou" in row else "")
 
 
 def better_epoch(row: dict, best: dict) -> bool:
@@ -333,4 +386,5 @@ def better_epoch(row: dict, best: dict) -> bool:
     epoch. Without validation every later epoch wins (the last is kept)."""
     if "val_accuracy" not in row:
         return True
-    return (row["val_accuracy"], -row["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
+    key = "val_miou" if "val_miou" in row else "val_accuracy"  # a segmentation: mean IoU
+    return (row[key], -row["val_loss"]) > (best[key], -best["val_loss"])

@@ -22,8 +22,8 @@ OUTPUT_FILES = ("weights.safetensors", "model.onnx", "metrics.json", "curves.png
 # written only by --quantize int8 (and not when refused); an old one never stays beside a new run's files
 OPTIONAL_FILES = (INT8_FILE,)
 # history.csv's columns, in order; a run without a validation split has no val_ columns
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
-                   "test_accuracy", "seconds", "images_per_second")
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_miou", "test_loss",
+                   "test_accuracy", "test_miou", "seconds", "images_per_second")
 
 
 def export_labels(graph: Graph, data) -> tuple[str, ...]:

@@ -30,3 +30,16 @@ def per_class(matrix, labels) -> list[dict]:
 
 def matrix_json(matrix) -> list[list[int]]:
     return [[int(v) for v in row] for row in matrix]
+
+
+def mean_iou(matrix) -> tuple[float, list]:
+    """(mean IoU over the classes present in truth or prediction, each class's IoU or None where it
+    is in neither) from a pixel confusion matrix."""
+    import numpy as np
+
+    m = np.asarray(matrix, np.float64)
+    hits = np.diag(m)
+    union = m.sum(axis=0) + m.sum(axis=1) - hits
+    ious = [float(h / u) if u else None for h, u in zip(hits, union)]
+    present = [v for v in ious if v is not None]
+    return (float(np.mean(present)) if present else 0.0), ious

@@ -26,7 +26,9 @@ CONFIG_KEYS = {
     "warmup": (float, False), "step_size": (int, True), "gamma": (float, True), "weight_decay": (float, True),
     "momentum": (float, True), "nesterov": (bool, False), "label_smoothing": (float, False),
     "patience": (int, True), "precision": (str, False), "augment": (list, False), "quantize": (str, True),
-    "quantize_samples": (int, True), "quantize_max_drop": (float, True),
+    "quantize_samples": (int, True), "quantize_max_drop": (float, True), "workers": (int, True),
+    "cache": (bool, False), "strict": (bool, False), "freeze": (list, False), "freeze_until": (str, True),
+    "lr_backbone": (float, True), "allow_partial": (bool, False), "loss": (str, False),
 }
 KEYS = {**RUN_KEYS, **CONFIG_KEYS}
 PATH_KEYS = ("spec", "data", "output", "init")
@@ -38,7 +40,7 @@ HEADER = ("# cnnspec train settings: `cnnspec train --config train.yaml` repeats
 def config_from(values: dict) -> TrainConfig:
     """A TrainConfig from settings keys (missing ones keep their defaults)."""
     known = {f.name for f in fields(TrainConfig)}
-    kwargs = {k: (tuple(v) if k == "augment" else v) for k, v in values.items() if k in known}
+    kwargs = {k: (tuple(v) if k in ("augment", "freeze") else v) for k, v in values.items() if k in known}
     return TrainConfig(**kwargs)
 
 
@@ -55,6 +57,7 @@ def _resolved(config: TrainConfig) -> dict:
         "quantize": "off: no int8 model",
         "quantize_samples": f"default: {config.calibration_samples}" if config.quantize else "--quantize only",
         "quantize_max_drop": f"default: {config.max_drop:g} (points)" if config.quantize else "--quantize only",
+        "workers": f"the cores: {config.data_workers}", "freeze_until": "off", "lr_backbone": "off: one learning rate",
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..errors import InputError, plural
 from ..graph.ir import Graph
 from ..graph.ops import fmt_shape
 
@@ -51,6 +51,14 @@ class Misfit:
         tail = f": {self.cause}" if self.cause else f" (closest {where}: {self.closest})" if self.closest else ""
         return f"  {self.kind:<10} {self.key} {shape}{tail}"
 
+    def phrase(self) -> str:
+        """The misfit as a phrase inside a sentence (``train --init``'s report of what starts fresh)."""
+        if self.kind == "shape":
+            return f"'{self.key}' is {list(self.found)} in the file, {list(self.needed)} in the spec"
+        if self.kind == "missing":
+            return f"'{self.key}' is missing from the file"
+        return f"'{self.key}' in the file has no place in the spec" + (f" ({self.cause})" if self.cause else "")
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -69,10 +77,6 @@ class Comparison:
     def misfits(self) -> tuple[Misfit, ...]:
         """Wrong shapes first (few, and the most telling), then missing, then unexpected."""
         return self.misshapen + self.missing + self.unexpected
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def closest(name: str, shape, candidates: dict) -> str | None:
