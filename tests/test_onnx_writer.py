@@ -121,7 +121,7 @@ MAX_MACS = 20_000_000_000  # likewise (U-Net at 256x256: 48 G MACs, about 40 s h
 
 # several-output zoo nets: about 12-16 s each here; their heads' numbers are covered fast in
 # tests/test_outputs.py and tests/test_third_edition_ops.py, the nets themselves in the slow run
-SLOW_SPECS = {"googlenet-aux", "yolov3-tiny"}
+SLOW_SPECS = {"yolov3-tiny"}
 
 
 def _heavy(path):

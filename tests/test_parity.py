@@ -150,7 +150,7 @@ def graph_at_test_size(path):
 
 # several-output zoo nets, 6-16 s each here: their kinds of layers and outputs are covered fast by the
 # edge cases and tests/test_third_edition_ops.py
-SLOW_SPECS = {"googlenet-aux", "yolov3-tiny"}
+SLOW_SPECS = {"yolov3-tiny"}
 
 
 def _zoo_param(path):

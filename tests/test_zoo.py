@@ -39,7 +39,6 @@ PARAMS = {
     "densenet121": 7_978_856,
     "squeezenet1-1": 1_235_496,
     "googlenet": 6_624_904,        # without the auxiliary classifiers (aux_logits=False)
-    "googlenet-aux": 13_004_888,   # with them (aux_logits=True): three outputs
     # Darknet's cfg/yolov3-tiny.cfg as Darknet counts it: two outputs, the raw heads
     "yolov3-tiny": 8_852_366,
     "convnext-tiny": 28_589_128,

@@ -14,8 +14,8 @@ from cnnspec.weights.neutral import expected_weights
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def graph(name):
-    return cnnspec.load(SPECS / f"{name}.yaml").graph
+def graph(name, **sets):
+    return cnnspec.load(SPECS / f"{name}.yaml", sets=sets or None).graph
 
 
 def test_yolov3_tiny_has_darknets_two_heads():
@@ -41,10 +41,11 @@ def _aux_keys(name, c_in, classes=1000) -> dict:
     return keys
 
 
-def test_googlenet_aux_is_googlenet_plus_torchvisions_aux_heads():
-    plain, aux = expected_weights(graph("googlenet")), expected_weights(graph("googlenet-aux"))
+def test_googlenet_aux_logits_adds_torchvisions_aux_heads():
+    plain, aux = expected_weights(graph("googlenet")), expected_weights(graph("googlenet", aux_logits=True))
     assert aux == {**plain, **_aux_keys("aux1", 512), **_aux_keys("aux2", 528)}
-    g = graph("googlenet-aux")
+    assert graph("googlenet").outputs == ("fc",) and graph("googlenet").params == 6_624_904
+    g = graph("googlenet", aux_logits=True)
     assert g.params == 13_004_888
     assert g.outputs == ("fc", "aux2.fc2", "aux1.fc2")  # GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
     assert g.node("aux1.conv.conv").inputs == ("aux1.pool.pick",)
@@ -85,7 +86,7 @@ def test_googlenet_aux_heads_are_torchvisions():
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 1.5)
     state = {k: v.detach().numpy() for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
-    spec = cnnspec.load(SPECS / "googlenet-aux.yaml")
+    spec = cnnspec.load(SPECS / "googlenet.yaml", sets={"aux_logits": True})
     ours = spec.to("torch", weights=state).eval()
     seen = {}
     hooks = [getattr(reference, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
