@@ -111,6 +111,8 @@ def test_patience_counts_epochs_since_the_best_validation_accuracy():
     assert reason.startswith("stopped early after epoch 4") and "best 0.8000 at epoch 2" in reason
     assert patience_stop(rows(0.5, 0.8, 0.9), 1) is None
     assert patience_stop(rows(0.9, 0.1), None) is None
+    assert "has not improved for 1 epoch (--patience 1;" in patience_stop(rows(0.9, 0.1), 1)  # not '1 epochs'
+    assert "has not improved for 2 epochs (" in reason
 
 
 def test_per_class_scores_from_a_confusion_matrix():

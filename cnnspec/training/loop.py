@@ -369,7 +369,7 @@ def patience_stop(history: list[dict], patience: int | None) -> str | None:
         return None
     return (f"stopped early after epoch {history[-1]['epoch']}: validation "
             f"{'mIoU' if key == 'val_miou' else 'accuracy'} has not improved for "
-            f"{waited} epochs (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
+            f"{plural(waited, 'epoch')} (--patience {patience}; best {scores[best_at]:.4f} at epoch {history[best_at]['epoch']})")
 
 
 def epoch_summary(row: dict) -> str:
