@@ -69,6 +69,12 @@ class MaskFiles:
     def shape(self):
         return (len(self.paths), *self.hw)
 
+    @property
+    def dtype(self):
+        import numpy as np
+
+        return np.dtype(np.uint8)
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -83,19 +89,7 @@ class MaskFiles:
         picks = range(len(self))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
         return np.stack([self.decode(int(i)) for i in picks]) if len(picks) else np.zeros((0, *self.hw), np.uint8)
 
-    def take(self, indices, strict: bool = False):
-        import numpy as np
-
-        out = np.empty((len(indices), *self.hw), np.uint8)
-        kept = np.ones(len(indices), bool)
-        for row, i in enumerate(indices):
-            try:
-                out[row] = self.decode(int(i))
-            except InputError as exc:
-                if strict:
-                    return out[:0], kept[:0], str(exc)
-                kept[row] = False
-        return (out if kept.all() else out[kept]), kept, ""
+    take = ImageFiles.take  # skips unreadable masks as the images' array skips unreadable images
 
     def identity(self, hasher) -> None:
         ImageFiles.identity(self, hasher)

@@ -64,10 +64,11 @@ class ImageFiles:
         return out
 
     def take(self, indices, strict: bool = False):
-        """(images of the readable files, a bool mask of which were, the first error's text or "")."""
+        """(images of the readable files, a bool mask of which were, the first error's text or "");
+        shared with the masks' lazy array, which has its own ``shape``, ``dtype`` and ``decode``."""
         import numpy as np
 
-        out = np.empty((len(indices), *self.chw), np.float32)
+        out = np.empty((len(indices), *self.shape[1:]), self.dtype)
         kept = np.ones(len(indices), bool)
         for row, i in enumerate(indices):
             try:
