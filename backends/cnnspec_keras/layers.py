@@ -123,6 +123,20 @@ class GELU(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cnnspec")
+class Mish(layers.Layer):
+    """x * tanh(softplus(x)), with softplus written as relu(x) + log1p(exp(-|x|)): TensorFlow's graph
+    optimiser fuses a convolution, an add and Keras' own mish (its Softplus op) into a kernel that the
+    CPU build does not implement ('Fusion is not implemented: [BiasAdd,Add,Mish]')."""
+
+    def call(self, x):
+        ops = keras.ops
+        return x * ops.tanh(ops.relu(x) + ops.log1p(ops.exp(-ops.abs(x))))
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
 class Scale(layers.Layer):
     """A learned multiplier per channel (the last axis, channels-last) or feature: ConvNeXt's layer
     scale, which Keras has only inside keras.applications."""
@@ -145,4 +159,4 @@ class Scale(layers.Layer):
         return {**super().get_config(), "init": self.init}
 
 
-CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, ConstantPadding2D, Subsample2D, GELU, Scale)}
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NegInfPadding2D, ConstantPadding2D, Subsample2D, GELU, Mish, Scale)}

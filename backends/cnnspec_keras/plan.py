@@ -35,7 +35,7 @@ from cnnspec.graph.ops import activation_defaults
 
 TARGET = "keras"
 # layer classes the plan may name; "cnnspec." ones live in cnnspec_keras.layers
-CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "ConstantPadding2D", "Subsample2D", "GELU", "Scale")
+CUSTOM_LAYERS = ("GroupedConv2D", "NegInfPadding2D", "ConstantPadding2D", "Subsample2D", "GELU", "Mish", "Scale")
 # layers called on a list of inputs
 MULTI_INPUT = ("Add", "Multiply", "Concatenate")
 
@@ -76,7 +76,8 @@ ACTIVATIONS = {
     # the 'gelu' string is the erf formula (approximate=False), the registry's default; the GELU layer takes both
     "gelu": KerasActivation("GELU", args={"approximate": "approximate"}, fused="gelu"),
     "elu": KerasActivation("ELU", args={"alpha": "alpha"}, fused="elu"),  # the string's alpha is 1.0, the default
-    "mish": KerasActivation("Activation", (("activation", "mish"),), fused="mish"),
+    # not Keras' 'mish': TensorFlow fuses conv + add + its Softplus-Tanh-Mul into a kernel the CPU lacks
+    "mish": KerasActivation("Mish"),
 }
 
 
