@@ -36,9 +36,14 @@ def read_matching(path, graph: Graph, say=None):
     from ..backend.weightfiles import read_matching as read_what_matches
 
     fitting, comparison = read_what_matches(path, graph, say)
-    phrases = {m.key: m.phrase() for m in comparison.misfits}
     unexpected = tuple(m.key for m in comparison.unexpected)
-    return fitting, unexpected, lambda keys: [phrases.get(k, f"'{k}' does not fit") for k in keys]
+
+    def problems(keys) -> list[str]:  # in the comparison's order: wrong shapes, missing, unexpected
+        keys = set(keys)
+        known = [m for m in comparison.misfits if m.key in keys]
+        return [m.phrase() for m in known] + [f"'{k}' does not fit" for k in sorted(keys - {m.key for m in known})]
+
+    return fitting, unexpected, problems
 
 
 def initial_weights(init, graph: Graph, seeded, allow_partial: bool = False, say=None) -> InitPlan:
