@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 import cnnspec
 from cnnspec.data.sources import check_fits, load_image, load_source, read_idx, stratified_split
 from cnnspec.errors import InputError, UsageError
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 MNIST_SPEC = """
 cnnspec: 1
@@ -89,6 +92,27 @@ def test_digits_is_scaled_split_and_stratified():
     assert counts.min() >= 34 and counts.max() <= 38  # every digit held out in proportion
     again = load_source("digits", spec((1, 8, 8)))
     assert np.array_equal(again.y_test, data.y_test) and np.array_equal(again.x_test, data.x_test)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    """The shipped CSV read directly equals load_digits (values, dtypes), and reading it imports
+    neither scikit-learn nor SciPy (a second of start-up in every process, every torchrun rank)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from cnnspec.data.sources import _digits_arrays
+
+    images, labels = _digits_arrays()
+    bunch = load_digits()
+    assert images.dtype == bunch.images.dtype and np.array_equal(images, bunch.images)
+    assert labels.dtype == bunch.target.dtype and np.array_equal(labels, bunch.target)
+    probe = ("import sys; from cnnspec.data.sources import load_source; import cnnspec; "
+             f"load_source('digits', cnnspec.load({str(SPEC_DIR / 'digits.yaml')!r}).graph); "
+             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_shipped_digits_spec_fits_digits():

@@ -126,18 +126,45 @@ def load_digits_dataset(input_shape) -> Dataset:
     """scikit-learn's 1797 8x8 digits (values 0..16 scaled to [0, 1]) with a fixed stratified split."""
     import numpy as np
 
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise UsageError("--data digits needs scikit-learn; pip install 'cnnspec[train]'") from None
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / np.float32(16.0))[:, None]
-    y = bunch.target.astype(np.int64)
+    images, target = _digits_arrays()
+    x = (images.astype(np.float32) / np.float32(16.0))[:, None]
+    y = target.astype(np.int64)
     train, test = stratified_split(y)
     c, h, w = input_shape
     if (c, h, w) != (1, 8, 8):
         raise InputError(f"digits: the images are [1, 8, 8] but the spec's input is {list(input_shape)}")
     return Dataset(x[train], y[train], x[test], y[test], tuple(str(i) for i in range(10)), "digits")
+
+
+DIGITS_ROWS, DIGITS_COLUMNS = 1797, 65  # 8x8 pixels then the label, in scikit-learn's digits.csv.gz
+
+
+def _digits_arrays():
+    """(images [1797, 8, 8] float64 in 0..16, labels [1797]) as scikit-learn's ``load_digits`` gives
+    them, read from the CSV file scikit-learn ships without importing scikit-learn: its import pulls
+    in SciPy's compiled modules, a second of start-up in every process (each torchrun rank and
+    DataLoader worker), and the one import a rank was seen to fail under load. Where the file is
+    not where scikit-learn 1.x keeps it, ``load_digits`` itself."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    found = importlib.util.find_spec("sklearn")
+    if found is None:
+        raise UsageError("--data digits needs scikit-learn; pip install 'cnnspec[train]'")
+    for folder in found.submodule_search_locations or ():
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt") as text:
+                data = np.loadtxt(text, delimiter=",")
+            labels = data[:, -1] if data.ndim == 2 else np.empty(0)
+            if data.shape == (DIGITS_ROWS, DIGITS_COLUMNS) and np.isin(labels, np.arange(10)).all():
+                return data[:, :-1].reshape(-1, 8, 8), labels.astype(int)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.images, bunch.target
 
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
