@@ -19,13 +19,13 @@ from .match_elementwise import (_activation, _binary, _const_sub, _refuse_sub, m
 from .match_spatial import (_global, match_alias, match_avgpool, match_concat, match_maxpool, match_pad,
                             match_reduce, match_reshape, match_resize, match_slice, match_unsqueeze)
 from .match_weighted import (match_batchnorm, match_conv, match_conv_transpose, match_gemm, match_layernorm,
-                             match_matmul, match_transpose)
-from .matcher import Matcher, _clean, _refuse_part
+                             match_matmul, match_separable, match_transpose)
+from .matcher import Matcher, _clean, _refuse_part, first_of
 from .reader import Source
 
 
 MATCHERS: dict[str, Callable] = {
-    "Conv": match_conv,
+    "Conv": first_of(match_separable, match_conv),   # our writer's separable_conv2d: depthwise + 1x1
     "ConvTranspose": match_conv_transpose,
     "Gemm": match_gemm,
     "MatMul": match_matmul,
