@@ -25,6 +25,9 @@ CASES = {  # name: (input, layers); each case's layers named a, b, c...
         {"separable_conv2d": {"filters": 5, "kernel": 3, "stride": 2, "padding": "same", "depth_multiplier": 2,
                               "bias": False, "activation": "relu"}},
         {"separable_conv2d": {"filters": 4, "kernel": [3, 1], "dilation": 2}}]),
+    "reshape": (MAP, [{"reshape": {"shape": [12, 6, 6]}}, {"conv2d": {"filters": 2, "kernel": 3}},
+                      {"reshape": {"shape": [32]}}, "softmax", {"reshape": {"shape": [2, 4, 4]}},
+                      {"conv2d": {"filters": 3, "kernel": 1}}, {"reshape": {"shape": [3, 2, 8]}}]),
     "conv2d_transpose": (MAP, [{"conv2d_transpose": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1,
                                                      "output_padding": 1}}]),
     "dense": (MAP, ["flatten", {"dense": {"units": 7, "activation": "tanh"}}]),
@@ -141,3 +144,14 @@ def test_a_depthwise_then_pointwise_pair_is_one_separable_conv_only_when_its_nam
     onnx.save(_two_convs(**kind), str(path))
     imported = import_onnx(path, flat=True)
     assert [n.op for n in imported.graph.nodes] == ops
+
+
+def test_a_reshape_to_a_vector_before_a_dense_is_still_a_flatten_and_one_with_minus_one_resolves(tmp_path):
+    graph = cnnspec.loads(json.dumps({"cnnspec": 1, "name": "t", "input": MAP, "layers": [
+        {"reshape": {"shape": [-1, 24, 6]}, "name": "a"}, {"reshape": {"shape": [-1]}, "name": "b"},
+        {"dense": {"units": 4}, "name": "c"}]})).graph
+    path = tmp_path / "t.onnx"
+    path.write_bytes(model_bytes(graph, initial_weights(graph, 0)))
+    back = import_onnx(path, flat=True).graph
+    assert [(n.op, n.attrs.get("shape")) for n in back.nodes] == [("reshape", [3, 24, 6]), ("flatten", None),
+                                                                  ("dense", None)]

@@ -17,7 +17,7 @@ from typing import Callable
 from .match_elementwise import (_activation, _binary, _const_sub, _refuse_sub, match_clip, match_div, match_gelu,
                                 match_hard_sigmoid, match_mul, match_pow, match_softmax, match_softplus)
 from .match_spatial import (_global, match_alias, match_avgpool, match_concat, match_maxpool, match_pad,
-                            match_reduce, match_reshape, match_resize, match_slice, match_unsqueeze)
+                            match_reduce, match_reshape, match_reshape_op, match_resize, match_slice, match_unsqueeze)
 from .match_weighted import (match_batchnorm, match_conv, match_conv_transpose, match_gemm, match_layernorm,
                              match_matmul, match_separable, match_transpose)
 from .matcher import Matcher, _clean, _refuse_part, first_of
@@ -39,7 +39,7 @@ MATCHERS: dict[str, Callable] = {
     "ReduceMean": match_reduce,
     "ReduceMax": match_reduce,
     "Flatten": match_reshape,
-    "Reshape": match_reshape,
+    "Reshape": first_of(match_reshape_op, match_reshape),   # reshape; else a flatten, alias or view
     "Squeeze": match_reshape,
     "Unsqueeze": match_unsqueeze,
     "Identity": match_alias,
