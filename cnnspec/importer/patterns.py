@@ -18,6 +18,7 @@ from .match_elementwise import (_activation, _binary, _const_sub, _refuse_sub, m
                                 match_hard_sigmoid, match_mul, match_pow, match_softmax, match_softplus)
 from .match_spatial import (_global, match_alias, match_avgpool, match_concat, match_maxpool, match_pad,
                             match_reduce, match_reshape, match_reshape_op, match_resize, match_slice, match_unsqueeze)
+from .match_repeat import UPSAMPLING, match_repeat_upsample
 from .match_weighted import (match_batchnorm, match_conv, match_conv_transpose, match_gemm, match_layernorm,
                              match_matmul, match_separable, match_transpose)
 from .matcher import Matcher, _clean, _refuse_part, first_of
@@ -41,7 +42,8 @@ MATCHERS: dict[str, Callable] = {
     "Flatten": match_reshape,
     "Reshape": first_of(match_reshape_op, match_reshape),   # reshape; else a flatten, alias or view
     "Squeeze": match_reshape,
-    "Unsqueeze": match_unsqueeze,
+    "Unsqueeze": first_of(match_repeat_upsample, match_unsqueeze),   # tf2onnx's UpSampling2D starts here
+    "Tile": lambda m, node: _refuse_part(m, node, UPSAMPLING),
     "Identity": match_alias,
     "Dropout": match_alias,
     "Cast": match_alias,
