@@ -5,7 +5,7 @@ a probe of distinct values (numpy, the constant folder's own evaluators) proves,
 it equals ``upsample2d`` by an integer scale; nothing is guessed from op types or names."""
 from __future__ import annotations
 
-from .constfold import FOLDERS, MAX_FOLDED
+from .constfold import FOLDERS
 from .matcher import Matcher, _np, compact_pair
 from .reader import ONode, refuse
 
@@ -13,12 +13,13 @@ UPSAMPLING = ("nearest upsampling as tf2onnx writes Keras' UpSampling2D: Unsquee
               "axis (transposes between), by integer factors")
 MOVES = ("Unsqueeze", "Tile", "Transpose", "Reshape")
 LONGEST = 12   # nodes in one chain (two repeats with their transposes take 8)
+PROBE_MAX = 1 << 22   # elements of a probe's largest value (float64: 32 MiB); a larger map is not probed
 
 
 def _tile(node: ONode, values, source):
     reps = [int(r) for r in _np().asarray(values[1]).reshape(-1)]
     x = _np().asarray(values[0])
-    if len(reps) != x.ndim or any(r < 1 for r in reps) or x.size * int(_np().prod(reps)) > MAX_FOLDED:
+    if len(reps) != x.ndim or any(r < 1 for r in reps) or x.size * int(_np().prod(reps)) > PROBE_MAX:
         raise ValueError("not a tiling this probe runs")
     return _np().tile(x, reps)
 
@@ -58,7 +59,7 @@ def match_repeat_upsample(m: Matcher, node: ONode) -> bool:
     if not any(n.op == "Tile" for n in chain):
         return False
     c, h, w = shape
-    if c * h * w > MAX_FOLDED:
+    if c * h * w > PROBE_MAX:
         return False
     probe = np.arange(c * h * w, dtype=np.float64).reshape(1, c, h, w)
     for k in range(len(chain), 0, -1):      # the longest chain that is an upsampling

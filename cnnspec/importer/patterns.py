@@ -75,8 +75,9 @@ MATCHERS: dict[str, Callable] = {
 }
 
 
-SUPPORTED = ("Conv, ConvTranspose, Gemm/MatMul, BatchNormalization, LayerNormalization, the pools, the "
-             "activations, Add/Mul/Concat, Resize, Pad, Slice (see README 'Bringing a model in')")
+SUPPORTED = ("Conv (and cnnspec's separable pair), ConvTranspose, Gemm/MatMul, BatchNormalization, "
+             "LayerNormalization, the pools, the activations, Add/Mul/Concat, Reshape, Resize, Pad, Slice "
+             "(see README 'Bringing a model in')")
 
 
 DYNAMIC = {"NonZero", "Unique", "NonMaxSuppression", "TopK", "Compress"}
