@@ -169,10 +169,10 @@ def match_reshape_op(m: Matcher, node: ONode) -> bool:
     x = m.value(node.inputs[0])
     before, after = m.sample(x), m.sample(node.outputs[0])
     if target is None or before is None or after is None or before == after or len(after) not in (1, 3) \
-            or (m.source.shape(node.outputs[0]) or (0,))[0] != 1 or node.attr("allowzero", 0):
+            or (m.source.shape(node.outputs[0]) or (0,))[0] != 1:
         return False
     target = [int(v) for v in _np().asarray(target).reshape(-1)]
-    if len(target) != len(after) + 1 or target.count(-1) > 1 or target[0] not in (0, 1, -1) \
+    if node.attr("allowzero", 0) and 0 in target or len(target) != len(after) + 1 or target.count(-1) > 1 or target[0] not in (0, 1, -1) \
             or any(t not in (s, -1) for t, s in zip(target[1:], after)):
         return False
     if len(before) == 3 and len(after) == 1 and _feeds_dense(m, node.outputs[0]) \
