@@ -210,3 +210,50 @@ def test_mobilenet_v3_blocks_take_their_activation_as_a_parameter(tmp_path):
             if isinstance(entry.get(name), dict)}
     assert {"relu", "hard_swish"} & acts
     assert len(layers) < 20
+
+
+ROUND_TRIP = """cnnspec: 1
+name: sep
+input: [3, 12, 12]
+layers:
+  - {separable_conv2d: {filters: 8, kernel: 3, stride: 2, padding: same, depth_multiplier: 2, bias: false,
+                        activation: relu}, name: sep1}
+  - {separable_conv2d: {filters: 6, kernel: 3}, name: sep2}
+  - {reshape: [6, 2, 8], name: as_map}
+  - {conv2d: {filters: 4, kernel: 1}, name: conv}
+  - {reshape: [-1], name: as_vector}
+  - {softmax: null, name: prob}
+"""
+
+
+@pytest.mark.slow
+def test_separable_conv_and_reshape_come_back_through_build_and_import(tmp_path):
+    """The commands end to end: `cnnspec build --backend onnx`, then `cnnspec import` (blocks on)."""
+    import onnxruntime as ort
+    from cnnspec.weights.safetensors_io import read_weights
+
+    source = tmp_path / "sep.yaml"
+    source.write_text(ROUND_TRIP)
+    built = subprocess.run([sys.executable, "-m", "cnnspec", "build", str(source), "--backend", "onnx", "-o",
+                            str(tmp_path / "build"), "--quiet"], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    spec, out = tmp_path / "back.yaml", tmp_path / "back.safetensors"
+    done = subprocess.run([sys.executable, "-m", "cnnspec", "import", str(tmp_path / "build" / "model.onnx"), "-o",
+                           str(spec), "--weights", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before, after = cnnspec.load(source).graph, cnnspec.load(spec).graph
+    assert [(n.name, n.op) for n in after.nodes] == [(n.name, n.op) for n in before.nodes]
+    for new, old in zip(after.nodes, before.nodes):   # 'same' comes back as its pads, a -1 resolved
+        assert {k: v for k, v in new.attrs.items() if k not in ("padding", "shape")} == \
+            {k: v for k, v in old.attrs.items() if k not in ("padding", "shape")}
+        assert (new.pads, new.shape) == (old.pads, old.shape)
+        if old.op == "reshape":
+            assert list(new.attrs["shape"]) == list(old.shape)
+    assert (after.params, after.macs) == (before.params, before.macs)
+    original = read_weights(tmp_path / "build" / "weights.safetensors", before)
+    weights = read_weights(out, after)
+    assert sorted(weights) == sorted(original) and all(np.array_equal(weights[k], original[k]) for k in original)
+    x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    a = ort.InferenceSession(str(tmp_path / "build" / "model.onnx")).run(None, {"input": x})[0]
+    b = ort.InferenceSession(model_bytes(after, weights)).run(None, {"input": x})[0]
+    assert float(np.abs(a - b).max()) <= 1e-5 * float(np.abs(a).max())

@@ -21,6 +21,13 @@ CASES = {  # name: (input, layers); each case's layers named a, b, c...
     "conv2d": (MAP, [{"conv2d": {"filters": 4, "kernel": [3, 5], "stride": [1, 2], "padding": [1, 0, 2, 1],
                                  "dilation": 2, "bias": False}}]),
     "depthwise": (MAP, [{"conv2d": {"filters": 6, "kernel": 3, "groups": 3, "padding": "same"}}]),
+    "separable_conv2d": (MAP, [
+        {"separable_conv2d": {"filters": 5, "kernel": 3, "stride": 2, "padding": "same", "depth_multiplier": 2,
+                              "bias": False, "activation": "relu"}},
+        {"separable_conv2d": {"filters": 4, "kernel": [3, 1], "dilation": 2}}]),
+    "reshape": (MAP, [{"reshape": {"shape": [12, 6, 6]}}, {"conv2d": {"filters": 2, "kernel": 3}},
+                      {"reshape": {"shape": [32]}}, "softmax", {"reshape": {"shape": [2, 4, 4]}},
+                      {"conv2d": {"filters": 3, "kernel": 1}}, {"reshape": {"shape": [3, 2, 8]}}]),
     "conv2d_transpose": (MAP, [{"conv2d_transpose": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1,
                                                      "output_padding": 1}}]),
     "dense": (MAP, ["flatten", {"dense": {"units": 7, "activation": "tanh"}}]),
@@ -83,3 +90,68 @@ def test_each_op_comes_back_as_itself(case, tmp_path):
     a = ort.InferenceSession(blob).run(None, {"input": x})[0]
     b = ort.InferenceSession(model_bytes(back, imported.weights)).run(None, {"input": x})[0]
     assert float(np.abs(a - b).max()) <= 1e-5 * max(float(np.abs(a).max()), 1e-12)
+
+
+def test_a_separable_conv_keeps_its_parameters_macs_and_weight_keys(tmp_path):
+    graph = spec("separable_conv2d")
+    weights = initial_weights(graph, 0)
+    path = tmp_path / "t.onnx"
+    path.write_bytes(model_bytes(graph, weights))
+    imported = import_onnx(path, flat=True)
+    assert [n.op for n in imported.graph.nodes] == ["separable_conv2d"] * 2
+    assert (imported.graph.params, imported.graph.macs) == (graph.params, graph.macs)
+    assert sorted(imported.weights) == sorted(weights) == sorted(
+        ["a.depthwise.weight", "a.pointwise.weight", "b.depthwise.weight", "b.pointwise.weight",
+         "b.pointwise.bias"])
+    for key, value in weights.items():
+        np.testing.assert_array_equal(imported.weights[key], value)
+
+
+def _two_convs(middle=None, names=("sep.depthwise.weight", "sep.pointwise.weight"), extra_reader=False):
+    """A depthwise Conv then a 1x1 Conv with the given weight names; ``middle`` an op between them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), names[0]),
+             numpy_helper.from_array(rng.standard_normal((4, 3, 1, 1)).astype(np.float32), names[1])]
+    nodes = [helper.make_node("Conv", ["input", names[0]], ["d"], "dw", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              group=3)]
+    into = "d"
+    if middle == "Relu":
+        nodes.append(helper.make_node("Relu", ["d"], ["r"], "act"))
+        into = "r"
+    nodes.append(helper.make_node("Conv", [into, names[1]], ["output"], "pw", kernel_shape=[1, 1]))
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 8, 8])]
+    if extra_reader:
+        outputs.append(helper.make_tensor_value_info("d", TensorProto.FLOAT, [1, 3, 8, 8]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              outputs, inits)
+    return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("kind, ops", [
+    ({}, ["separable_conv2d"]),
+    ({"names": ("features.1.conv.0.weight", "features.1.conv.1.weight")}, ["conv2d", "conv2d"]),  # MobileNet's
+    ({"names": ("sep.depthwise.weight", "other.pointwise.weight")}, ["conv2d", "conv2d"]),
+    ({"middle": "Relu"}, ["conv2d", "relu", "conv2d"]),
+    ({"extra_reader": True}, ["conv2d", "conv2d"]),
+])
+def test_a_depthwise_then_pointwise_pair_is_one_separable_conv_only_when_its_names_say_so(kind, ops, tmp_path):
+    import onnx
+
+    path = tmp_path / "t.onnx"
+    onnx.save(_two_convs(**kind), str(path))
+    imported = import_onnx(path, flat=True)
+    assert [n.op for n in imported.graph.nodes] == ops
+
+
+def test_a_reshape_to_a_vector_before_a_dense_is_still_a_flatten_and_one_with_minus_one_resolves(tmp_path):
+    graph = cnnspec.loads(json.dumps({"cnnspec": 1, "name": "t", "input": MAP, "layers": [
+        {"reshape": {"shape": [-1, 24, 6]}, "name": "a"}, {"reshape": {"shape": [-1]}, "name": "b"},
+        {"dense": {"units": 4}, "name": "c"}]})).graph
+    path = tmp_path / "t.onnx"
+    path.write_bytes(model_bytes(graph, initial_weights(graph, 0)))
+    back = import_onnx(path, flat=True).graph
+    assert [(n.op, n.attrs.get("shape")) for n in back.nodes] == [("reshape", [3, 24, 6]), ("flatten", None),
+                                                                  ("dense", None)]

@@ -76,7 +76,19 @@ def sub_layers():
                   helper.make_node("Sub", ["x", "a"], ["y"], name="diff")], [out()])
 
 
+def tiled_map(axis):
+    """Unsqueeze -> Tile x2 -> Reshape to [1, 3, 16, 8]: rows repeated (axis 3: an upsampling, the
+    positive control) or the whole map stacked twice (axis 2: the same shapes, not an upsampling)."""
+    reps = [1, 1, 1, 1, 1]
+    reps[axis] = 2
+    return model([helper.make_node("Unsqueeze", ["x", "ax"], ["u"], name="unsq"),
+                  helper.make_node("Tile", ["u", "reps"], ["t"], name="tile"),
+                  helper.make_node("Reshape", ["t", "shape"], ["y"], name="back")],
+                 [out()], [const("ax", [axis]), const("reps", reps), const("shape", [0, 3, 16, 8])])
+
+
 REFUSALS = {  # model, what the message names
+    "stacked, not repeated": (lambda: tiled_map(2), ["'tile' (Tile)", "u [1, 3, 1, 8, 8]", "UpSampling2D"]),
     "lstm": (lstm, ["'rnn' (LSTM)", "s [1, 1, 192]", "recurrent"]),
     "loop": (loop, ["'repeat_me' (Loop)", "unroll"]),
     "nhwc": (nhwc, ["'to_nhwc' (Transpose)", "x [1, 3, 8, 8]", "NCHW", "inputs-as-nchw"]),
@@ -93,6 +105,11 @@ def test_a_form_outside_the_language_is_one_error_naming_the_node(case, tmp_path
         import_onnx(path)
     text = str(info.value)
     assert "\n" not in text and all(w in text for w in words), text
+
+
+def test_rows_repeated_by_unsqueeze_tile_reshape_are_an_upsampling(tmp_path):
+    imported = import_onnx(save(tmp_path, tiled_map(3)), flat=True)
+    assert [(n.op, n.attrs["scale"]) for n in imported.graph.nodes] == [("upsample2d", (2, 1))]
 
 
 def test_an_input_with_dynamic_height_and_width_is_refused(tmp_path):

@@ -267,3 +267,29 @@ def test_a_channels_last_stretch_reads_channels_first(dynamo, tmp_path):
                                                              "scale", "add"]
     assert [e.get("repeat") for e in doc["layers"]] == [None, 2, None, None]
     assert "features.1.layer_scale.weight" in imported.weights
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_cnnspecs_torch_backend_export_keeps_separable_conv_and_reshape(dynamo, tmp_path):
+    """A model built by cnnspec's torch backend and exported by PyTorch names its weights
+    ``sep.depthwise.weight`` / ``sep.pointwise.weight``: one separable_conv2d; its view is a reshape
+    (the dynamo exporter writes it with ``allowzero = 1``)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))
+    from cnnspec_torch.model import build_module
+
+    graph = cnnspec.loads(json.dumps({"cnnspec": 1, "name": "t", "input": list(SHAPE[1:]), "layers": [
+        {"separable_conv2d": {"filters": 6, "kernel": 3, "depth_multiplier": 2, "padding": "same"}, "name": "sep"},
+        {"reshape": [-1, SHAPE[2] * 2, SHAPE[3] // 2], "name": "fold"}, {"conv2d": {"filters": 2, "kernel": 1},
+                                                                        "name": "conv"}]})).graph
+    path = tmp_path / "t.onnx"
+    torch.onnx.export(build_module(graph).eval(), (torch.randn(*SHAPE),), str(path), input_names=["x"],
+                      dynamo=dynamo)
+    imported = compare(path)
+    assert [(n.name, n.op) for n in imported.graph.nodes] == [("sep", "separable_conv2d"), ("fold", "reshape"),
+                                                              ("conv", "conv2d")]
+    assert sorted(imported.weights) == ["conv.bias", "conv.weight", "sep.depthwise.weight", "sep.pointwise.bias",
+                                        "sep.pointwise.weight"]

@@ -146,7 +146,40 @@ def match_reshape(m: Matcher, node: ONode) -> None:
         m.as_map[node.outputs[0]] = x
     else:
         raise refuse(m.source, node, f"reshapes {list(before)} to {list(after)}",
-                     "a flatten of a [C, H, W] map to [C*H*W] (Flatten, or Reshape to [batch, -1])")
+                     "a flatten of a [C, H, W] map to [C*H*W] (Flatten, or Reshape to [batch, -1]), or a "
+                     "Reshape to a constant [batch, N] or [batch, C, H, W] (reshape)")
+
+
+ALIASES = ("Identity", "Dropout", "Cast")
+
+
+def _feeds_dense(m: Matcher, value: str) -> bool:
+    """Every reader of ``value`` (through Identity, Dropout, Cast) is a Gemm or MatMul: the flatten
+    before a dense layer, whatever op the exporter spelt it with."""
+    users = m.consumers.get(value, [])
+    return bool(users) and value not in m.outputs and all(
+        u.op in ("Gemm", "MatMul") or u.op in ALIASES and _feeds_dense(m, u.outputs[0]) for u in users)
+
+
+def match_reshape_op(m: Matcher, node: ONode) -> bool:
+    """A Reshape to a constant target the language's ``reshape`` spells (the batch kept, at most one -1,
+    a vector or a [C, H, W] map), cnnspec's writer's ``Reshape(x, [0, *shape])``; a flatten before a
+    dense, an unchanged shape and a vector viewed as [C, 1, 1] are left to :func:`match_reshape`."""
+    target = m.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+    x = m.value(node.inputs[0])
+    before, after = m.sample(x), m.sample(node.outputs[0])
+    if target is None or before is None or after is None or before == after or len(after) not in (1, 3) \
+            or (m.source.shape(node.outputs[0]) or (0,))[0] != 1:
+        return False
+    target = [int(v) for v in _np().asarray(target).reshape(-1)]
+    if node.attr("allowzero", 0) and 0 in target or len(target) != len(after) + 1 or target.count(-1) > 1 or target[0] not in (0, 1, -1) \
+            or any(t not in (s, -1) for t, s in zip(target[1:], after)):
+        return False
+    if len(before) == 3 and len(after) == 1 and _feeds_dense(m, node.outputs[0]) \
+            or len(before) == 1 and after == (before[0], 1, 1):
+        return False
+    m.emit("reshape", {"shape": [int(s) for s in after]}, [m.data_input(node)], node.outputs[0], node)
+    return True
 
 
 def match_alias(m: Matcher, node: ONode) -> None:

@@ -16,19 +16,7 @@ def match_conv(m: Matcher, node: ONode) -> None:
     if w is None or w.ndim != 4:
         raise refuse(m.source, node, "is not a 2-D convolution", "Conv with a 4-D weight [F, C/groups, kh, kw]")
     b = _weight(m, node, 2, "bias")
-    kernel = tuple(node.attr("kernel_shape", w.shape[2:]))
-    stride = tuple(node.attr("strides", (1, 1)))
-    dilation = tuple(node.attr("dilations", (1, 1)))
-    pads = _auto_pads(m, node, kernel, stride, dilation)
-    if pads is None:
-        raise refuse(m.source, node, "has padding this importer cannot read", "Conv with explicit 'pads'")
-    args = {"filters": int(w.shape[0]), "kernel": compact_pair(kernel)}
-    if stride != (1, 1):
-        args["stride"] = compact_pair(stride)
-    if any(pads):
-        args["padding"] = compact_sides(pads)
-    if dilation != (1, 1):
-        args["dilation"] = compact_pair(dilation)
+    args = _conv_args(m, node, w, {"filters": int(w.shape[0])})
     if node.attr("group", 1) != 1:
         args["groups"] = int(node.attr("group"))
     weights = {"weight": w}
@@ -37,6 +25,55 @@ def match_conv(m: Matcher, node: ONode) -> None:
     else:
         args["bias"] = False
     m.emit("conv2d", args, [x], node.outputs[0], node, weights, _name_source(m, node, 1))
+
+
+def match_separable(m: Matcher, node: ONode) -> bool:
+    """cnnspec's separable_conv2d as its writer (and its torch backend) lowers it: a depthwise Conv whose
+    weight is ``X.depthwise.weight`` feeding only a 1x1 Conv whose weight is ``X.pointwise.weight``.
+    A MobileNet's own depthwise and pointwise (other names, a batchnorm between) stay two convs."""
+    dw_name, c_in = _name_source(m, node, 1), (m.sample(node.inputs[0]) or (0,))[0]
+    if not dw_name or not dw_name.endswith(".depthwise.weight") or node.attr("group", 1) != c_in or c_in < 1:
+        return False
+    layer = dw_name[:-len(".depthwise.weight")]
+    pw = m.sole_consumer(node.outputs[0], "Conv")
+    if pw is None or _name_source(m, pw, 1) != f"{layer}.pointwise.weight" or pw.inputs[0] != node.outputs[0]:
+        return False
+    dw, w = m.const(node.inputs[1]), m.const(pw.inputs[1])
+    b = _weight(m, pw, 2, "bias")
+    if dw.ndim != 4 or dw.shape[1] != 1 or dw.shape[0] % c_in or w.ndim != 4 or w.shape[1:] != (dw.shape[0], 1, 1) \
+            or pw.attr("group", 1) != 1 or any(_pads4(pw) or (1,)) or pw.attr("auto_pad", "NOTSET") not in ("NOTSET", "") \
+            or tuple(pw.attr("strides", (1, 1))) != (1, 1) or tuple(pw.attr("dilations", (1, 1))) != (1, 1) \
+            or (b is not None and (b.size != w.shape[0] or _name_source(m, pw, 2) != f"{layer}.pointwise.bias")) \
+            or len(node.inputs) > 2 and node.inputs[2]:
+        return False
+    args = _conv_args(m, node, dw, {"filters": int(w.shape[0])})
+    if dw.shape[0] != c_in:
+        args["depth_multiplier"] = int(dw.shape[0] // c_in)
+    weights = {"depthwise.weight": dw, "pointwise.weight": w}
+    if b is not None:
+        weights["pointwise.bias"] = b.reshape(-1)
+    else:
+        args["bias"] = False
+    m.emit("separable_conv2d", args, [m.data_input(node)], pw.outputs[0], pw, weights, dw_name, nodes=(node, pw))
+    return True
+
+
+def _conv_args(m: Matcher, node: ONode, w, args: dict) -> dict:
+    """A Conv's kernel, stride, padding and dilation as the language's arguments after ``args``."""
+    kernel = tuple(node.attr("kernel_shape", w.shape[2:]))
+    stride = tuple(node.attr("strides", (1, 1)))
+    dilation = tuple(node.attr("dilations", (1, 1)))
+    pads = _auto_pads(m, node, kernel, stride, dilation)
+    if pads is None:
+        raise refuse(m.source, node, "has padding this importer cannot read", "Conv with explicit 'pads'")
+    args["kernel"] = compact_pair(kernel)
+    if stride != (1, 1):
+        args["stride"] = compact_pair(stride)
+    if any(pads):
+        args["padding"] = compact_sides(pads)
+    if dilation != (1, 1):
+        args["dilation"] = compact_pair(dilation)
+    return args
 
 
 def match_conv_transpose(m: Matcher, node: ONode) -> None:

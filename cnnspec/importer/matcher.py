@@ -97,6 +97,19 @@ class Matcher:
         return self.layers
 
 
+def first_of(*patterns):
+    """One table entry for an op type several patterns start at: each pattern returns False where its
+    form is not there (nothing taken); the last one is the op's plain reading."""
+    *special, plain = patterns
+
+    def match(m: Matcher, node: ONode) -> None:
+        if not any(p(m, node) for p in special):
+            plain(m, node)
+
+    match.patterns = patterns
+    return match
+
+
 def _pads4(node: ONode):
     """ONNX pads [top, left, bottom, right] as the language's (top, bottom, left, right)."""
     pads = list(node.attr("pads", [0, 0, 0, 0]))

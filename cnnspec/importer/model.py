@@ -103,7 +103,7 @@ def fuse_activations(layers: list, source) -> list:
         if act.op not in ACTIVATIONS or act.args or len(act.inputs) != 1:
             continue
         before = by_output.get(act.inputs[0])
-        if before is None or before.op not in ("conv2d", "conv2d_transpose", "dense") \
+        if before is None or before.op not in ("conv2d", "conv2d_transpose", "dense", "separable_conv2d") \
                 or before.args.get("activation") or readers.get(before.output) != 1 \
                 or before.output in source.outputs:
             continue

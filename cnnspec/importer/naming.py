@@ -42,6 +42,9 @@ def from_weight(name: str | None, parts=("weight", "bias", "running_mean", "runn
     (``onnx::Conv_31``)."""
     if not name or not PATH_LIKE.match(name) or "." not in name:
         return None
+    for part in parts:   # a part of several components: ``sep.depthwise.weight`` -> ``sep``
+        if "." in part and name.endswith(f".{part}"):
+            return name[:-len(part) - 1]
     layer, last = name.rsplit(".", 1)
     return layer if last in parts else name
 

@@ -17,15 +17,16 @@ from typing import Callable
 from .match_elementwise import (_activation, _binary, _const_sub, _refuse_sub, match_clip, match_div, match_gelu,
                                 match_hard_sigmoid, match_mul, match_pow, match_softmax, match_softplus)
 from .match_spatial import (_global, match_alias, match_avgpool, match_concat, match_maxpool, match_pad,
-                            match_reduce, match_reshape, match_resize, match_slice, match_unsqueeze)
+                            match_reduce, match_reshape, match_reshape_op, match_resize, match_slice, match_unsqueeze)
+from .match_repeat import UPSAMPLING, match_repeat_upsample
 from .match_weighted import (match_batchnorm, match_conv, match_conv_transpose, match_gemm, match_layernorm,
-                             match_matmul, match_transpose)
-from .matcher import Matcher, _clean, _refuse_part
+                             match_matmul, match_separable, match_transpose)
+from .matcher import Matcher, _clean, _refuse_part, first_of
 from .reader import Source
 
 
 MATCHERS: dict[str, Callable] = {
-    "Conv": match_conv,
+    "Conv": first_of(match_separable, match_conv),   # our writer's separable_conv2d: depthwise + 1x1
     "ConvTranspose": match_conv_transpose,
     "Gemm": match_gemm,
     "MatMul": match_matmul,
@@ -39,9 +40,10 @@ MATCHERS: dict[str, Callable] = {
     "ReduceMean": match_reduce,
     "ReduceMax": match_reduce,
     "Flatten": match_reshape,
-    "Reshape": match_reshape,
+    "Reshape": first_of(match_reshape_op, match_reshape),   # reshape; else a flatten, alias or view
     "Squeeze": match_reshape,
-    "Unsqueeze": match_unsqueeze,
+    "Unsqueeze": first_of(match_repeat_upsample, match_unsqueeze),   # tf2onnx's UpSampling2D starts here
+    "Tile": lambda m, node: _refuse_part(m, node, UPSAMPLING),
     "Identity": match_alias,
     "Dropout": match_alias,
     "Cast": match_alias,
@@ -73,8 +75,9 @@ MATCHERS: dict[str, Callable] = {
 }
 
 
-SUPPORTED = ("Conv, ConvTranspose, Gemm/MatMul, BatchNormalization, LayerNormalization, the pools, the "
-             "activations, Add/Mul/Concat, Resize, Pad, Slice (see README 'Bringing a model in')")
+SUPPORTED = ("Conv (and cnnspec's separable pair), ConvTranspose, Gemm/MatMul, BatchNormalization, "
+             "LayerNormalization, the pools, the activations, Add/Mul/Concat, Reshape, Resize, Pad, Slice "
+             "(see README 'Bringing a model in')")
 
 
 DYNAMIC = {"NonZero", "Unique", "NonMaxSuppression", "TopK", "Compress"}
