@@ -178,7 +178,10 @@ def _activation_after(b: _Builder, node: Node, var: str) -> str:
     return b.add(entry.layer, var, helper=f"{node.name}_{act}", **entry.layer_kwargs(activation_defaults(act)))
 
 
-def plan_conv2d(b: _Builder, node: Node, ins):
+def _strided_conv(b: _Builder, node: Node, ins, layer: str, **extra):
+    """A convolution layer (``Conv2D``, ``GroupedConv2D``, ``SeparableConv2D``) with the contract's
+    padding, stride, dilation, bias and activation. TensorFlow refuses a stride with a dilation, so
+    that pair runs at stride 1 and subsamples after (the activation, element-wise, commutes)."""
     a = node.attrs
     strides, dilation = tuple(a["stride"]), tuple(a["dilation"])
     split_stride = max(strides) > 1 and max(dilation) > 1
@@ -193,43 +196,28 @@ def plan_conv2d(b: _Builder, node: Node, ins):
                   strides=(1, 1) if split_stride else strides, padding=padding)
     if max(dilation) > 1:
         kwargs["dilation_rate"] = dilation
-    if a["groups"] > 1:
-        kwargs["groups"] = a["groups"]
+    kwargs.update(extra)
     if not a["bias"]:
         kwargs["use_bias"] = False
     kwargs.update(_activation_kwargs(b, node))  # element-wise (softmax per pixel): commutes with subsampling
-    layer = "GroupedConv2D" if a["groups"] > 1 else "Conv2D"
     x = b.add(layer, x, name=node.name, **kwargs)
     if split_stride:
         x = b.add("Subsample2D", x, helper=f"{node.name}_stride", strides=strides)
     return _activation_after(b, node, x)
 
 
+def plan_conv2d(b: _Builder, node: Node, ins):
+    groups = node.attrs["groups"]
+    return _strided_conv(b, node, ins, "GroupedConv2D" if groups > 1 else "Conv2D",
+                         **({"groups": groups} if groups > 1 else {}))
+
+
 def plan_separable_conv2d(b: _Builder, node: Node, ins):
-    """One SeparableConv2D, so Keras' own weights load; padding and a stride with a dilation as conv2d's."""
-    a = node.attrs
-    strides, dilation = tuple(a["stride"]), tuple(a["dilation"])
-    split_stride = max(strides) > 1 and max(dilation) > 1  # TensorFlow refuses the pair here too
-    x = ins[0]
-    if a["padding"] == "same" and not split_stride:
-        padding = "same"
-    else:
-        padding = "valid"
-        if any(node.pads):
-            x = b.add("ZeroPadding2D", x, helper=f"{node.name}_pad", padding=_pads(node))
-    kwargs = dict(filters=a["filters"], kernel_size=tuple(a["kernel"]),
-                  strides=(1, 1) if split_stride else strides, padding=padding)
-    if max(dilation) > 1:
-        kwargs["dilation_rate"] = dilation
-    if a["depth_multiplier"] != 1:
-        kwargs["depth_multiplier"] = a["depth_multiplier"]
-    if not a["bias"]:
-        kwargs["use_bias"] = False
-    kwargs.update(_activation_kwargs(b, node))  # after the 1x1, element-wise: commutes with subsampling
-    x = b.add("SeparableConv2D", x, name=node.name, **kwargs)
-    if split_stride:  # the 1x1 commutes with subsampling too
-        x = b.add("Subsample2D", x, helper=f"{node.name}_stride", strides=strides)
-    return _activation_after(b, node, x)
+    """One SeparableConv2D, so Keras' own weights load (the 1x1 after the depthwise commutes with
+    subsampling too)."""
+    multiplier = node.attrs["depth_multiplier"]
+    return _strided_conv(b, node, ins, "SeparableConv2D",
+                         **({"depth_multiplier": multiplier} if multiplier != 1 else {}))
 
 
 def plan_conv2d_transpose(b: _Builder, node: Node, ins):

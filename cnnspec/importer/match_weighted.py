@@ -130,13 +130,7 @@ def match_matmul(m: Matcher, node: ONode) -> None:
     w = _weight(m, node, 1, "weight")
     if w is None or w.ndim != 2:
         raise refuse(m.source, node, "is not a dense layer", "MatMul(x, W) with a constant 2-D W, then Add(bias)")
-    add = m.sole_consumer(node.outputs[0], "Add")
-    bias = None
-    if add is not None:
-        other = [i for i in add.inputs if i != node.outputs[0]]
-        bias = m.const(other[0]) if len(other) == 1 else None
-        if bias is not None and bias.size != w.shape[1]:
-            bias = None
+    add, bias = _bias_add(m, node, int(w.shape[1]))
     weights = {"weight": w.T}
     args = {"units": int(w.shape[1])}
     if bias is not None:
@@ -147,6 +141,17 @@ def match_matmul(m: Matcher, node: ONode) -> None:
         m.emit("dense", args, [x], node.outputs[0], node, weights, _name_source(m, node, 1))
 
 
+def _bias_add(m: Matcher, node: ONode, units: int):
+    """(the Add that alone reads a MatMul's output, its constant bias of ``units`` values), or
+    (that Add or None, None) where no such bias follows."""
+    add = m.sole_consumer(node.outputs[0], "Add")
+    if add is None:
+        return None, None
+    other = [i for i in add.inputs if i != node.outputs[0]]
+    bias = m.const(other[0]) if len(other) == 1 else None
+    return add, (bias if bias is not None and bias.size == units else None)
+
+
 def _pointwise(m: Matcher, node: ONode) -> None:
     """A Linear over channels-last pixels: a 1x1 conv2d (weight [out, in, 1, 1]); its name from its
     weight, else its bias (TorchScript renames a transposed weight)."""
@@ -154,13 +159,7 @@ def _pointwise(m: Matcher, node: ONode) -> None:
     w = _weight(m, node, 1, "weight")
     if w is None or w.ndim != 2:
         raise refuse(m.source, node, "is not a per-pixel linear layer", "MatMul(x, W) with a constant 2-D W")
-    add = m.sole_consumer(node.outputs[0], "Add")
-    bias = None
-    if add is not None:
-        other = [i for i in add.inputs if i != node.outputs[0]]
-        bias = m.const(other[0]) if len(other) == 1 else None
-        if bias is not None and bias.size != w.shape[1]:
-            bias = None
+    add, bias = _bias_add(m, node, int(w.shape[1]))
     weights = {"weight": w.T.reshape(w.shape[1], w.shape[0], 1, 1)}
     args = {"filters": int(w.shape[1]), "kernel": 1}
     name = _name_source(m, node, 1)
