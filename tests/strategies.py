@@ -70,47 +70,41 @@ def _fused(draw, args):
 
 # ---- one generator per op: (draw, shape, name, prev) -> (layer items, output shape) ----
 
-def _conv(draw, shape, name, prev):
+def _window(draw, shape):
+    """A convolution's filters, kernel, stride, dilation and padding that fit ``shape``: (args, H2, W2)."""
     c, h, w = shape
-    filters = draw(st.integers(1, 6))
     kernel, k = _size(draw, 1, 3)
     stride, s = _size(draw, 1, 2)
     dilation, d = (1, (1, 1)) if draw(st.booleans()) else _size(draw, 1, 2)
     padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.just(None))) or _amounts(draw, 2)
     oh, ow = _fits(h, w, k, s, padding, d)
     assume(oh >= 1 and ow >= 1)
-    groups = 1
-    if draw(st.booleans()):
-        options = [g for g in range(1, c + 1) if c % g == 0]
-        groups = draw(st.sampled_from(options))
-        filters = groups * draw(st.integers(1, 2))
-    args = {"filters": filters, "kernel": kernel, "stride": stride, "padding": padding}
+    args = {"filters": draw(st.integers(1, 6)), "kernel": kernel, "stride": stride, "padding": padding}
     if d != (1, 1):
         args["dilation"] = dilation
-    if groups != 1:
-        args["groups"] = groups
+    return args, oh, ow
+
+
+def _conv(draw, shape, name, prev):
+    args, oh, ow = _window(draw, shape)
+    if draw(st.booleans()):
+        c = shape[0]
+        groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+        args["filters"] = groups * draw(st.integers(1, 2))
+        if groups != 1:
+            args["groups"] = groups
     if draw(st.booleans()):
         args["bias"] = False
-    return [{"conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
+    return [{"conv2d": _fused(draw, args), "name": name}], (args["filters"], oh, ow)
 
 
 def _separable(draw, shape, name, prev):
-    c, h, w = shape
-    filters = draw(st.integers(1, 6))
-    kernel, k = _size(draw, 1, 3)
-    stride, s = _size(draw, 1, 2)
-    dilation, d = (1, (1, 1)) if draw(st.booleans()) else _size(draw, 1, 2)
-    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.just(None))) or _amounts(draw, 2)
-    oh, ow = _fits(h, w, k, s, padding, d)
-    assume(oh >= 1 and ow >= 1)
-    args = {"filters": filters, "kernel": kernel, "stride": stride, "padding": padding}
-    if d != (1, 1):
-        args["dilation"] = dilation
+    args, oh, ow = _window(draw, shape)
     if draw(st.booleans()):
         args["depth_multiplier"] = draw(st.integers(2, 3))
     if draw(st.booleans()):
         args["bias"] = False
-    return [{"separable_conv2d": _fused(draw, args), "name": name}], (filters, oh, ow)
+    return [{"separable_conv2d": _fused(draw, args), "name": name}], (args["filters"], oh, ow)
 
 
 def _reshape(draw, shape, name, prev):
