@@ -7,6 +7,7 @@ shows up as a missing, extra or misshapen key.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -144,29 +145,27 @@ def torchvision_resnet_keys(block: str, layers: list[int]) -> dict:
     return dict(keys)
 
 
-def torchvision_mobilenet_v2_keys() -> dict:
-    """torchvision.models.mobilenet_v2().state_dict() shapes, minus num_batches_tracked."""
+def torchvision_mobilenet_v2_keys(width: float = 1.0) -> dict:
+    """torchvision.models.MobileNetV2(width_mult=width).state_dict() shapes, minus num_batches_tracked."""
     keys = _Keys()
-    keys.conv("features.0.0", 32, 3, 3)
-    keys.bn("features.0.1", 32)
-    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1)]
-    inp, index = 32, 1
-    for t, c, n, _ in settings:
+    inp = _make_divisible(32 * width, 8)
+    last = _make_divisible(1280 * max(1.0, width), 8)
+    _conv_norm(keys, "features.0", inp, 3, 3)
+    index = 1
+    for t, c, n, _ in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
+                       [6, 320, 1, 1]]:
+        out = _make_divisible(c * width, 8)
         for _ in range(n):
-            p, j, hidden = f"features.{index}.conv", 0, inp * t
+            hidden, p, i = int(round(inp * t)), f"features.{index}.conv", 0
             if t != 1:
-                keys.conv(f"{p}.0.0", hidden, inp, 1)
-                keys.bn(f"{p}.0.1", hidden)
-                j = 1
-            keys.conv(f"{p}.{j}.0", hidden, hidden, 3, groups=hidden)
-            keys.bn(f"{p}.{j}.1", hidden)
-            keys.conv(f"{p}.{j + 1}", c, hidden, 1)
-            keys.bn(f"{p}.{j + 2}", c)
-            inp, index = c, index + 1
-    keys.conv("features.18.0", 1280, 320, 1)
-    keys.bn("features.18.1", 1280)
-    keys.linear("classifier.1", 1000, 1280)
+                _conv_norm(keys, f"{p}.0", hidden, inp, 1)
+                i = 1
+            _conv_norm(keys, f"{p}.{i}", hidden, hidden, 3, groups=hidden)
+            keys.conv(f"{p}.{i + 1}", out, hidden, 1)
+            keys.bn(f"{p}.{i + 2}", out)
+            inp, index = out, index + 1
+    _conv_norm(keys, f"features.{index}", last, inp, 1)
+    keys.linear("classifier.1", 1000, last)
     return dict(keys)
 
 
@@ -189,16 +188,18 @@ def _squeeze_excitation(keys, name, channels, squeeze):
     keys.conv(f"{name}.fc2", channels, squeeze, 1, bias=True)
 
 
-def torchvision_efficientnet_b0_keys() -> dict:
-    """torchvision.models.efficientnet_b0().state_dict() shapes, minus num_batches_tracked: EfficientNet
-    over _efficientnet_conf's MBConvConfig table (width and depth 1.0), MBConv's layers."""
+def torchvision_efficientnet_keys(width: float = 1.0, depth: float = 1.0) -> dict:
+    """torchvision.models.efficientnet._efficientnet_conf(width_mult, depth_mult) built by EfficientNet:
+    MBConvConfig.adjust_channels (_make_divisible(c * width, 8)) and adjust_depth (ceil(n * depth))."""
     keys = _Keys()
     # (expand_ratio, kernel, stride, input_channels, out_channels, num_layers)
     settings = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
                 (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
-    _conv_norm(keys, "features.0", settings[0][3], 3, 3)
+    adjust = lambda c: _make_divisible(c * width, 8)  # noqa: E731
+    _conv_norm(keys, "features.0", adjust(32), 3, 3)
     for stage, (ratio, kernel, _, first_in, out, layers) in enumerate(settings, start=1):
-        for j in range(layers):
+        first_in, out = adjust(first_in), adjust(out)
+        for j in range(int(math.ceil(layers * depth))):
             inp = first_in if j == 0 else out
             p, i = f"features.{stage}.{j}.block", 0
             expanded = _make_divisible(inp * ratio, 8)
@@ -208,7 +209,7 @@ def torchvision_efficientnet_b0_keys() -> dict:
             _conv_norm(keys, f"{p}.{i}", expanded, expanded, kernel, groups=expanded)
             _squeeze_excitation(keys, f"{p}.{i + 1}", expanded, max(1, inp // 4))
             _conv_norm(keys, f"{p}.{i + 2}", out, expanded, 1)
-    last_in = settings[-1][4]
+    last_in = adjust(320)
     _conv_norm(keys, "features.8", 4 * last_in, last_in, 1)
     keys.linear("classifier.1", 1000, 4 * last_in)
     return dict(keys)
@@ -401,7 +402,7 @@ TORCHVISION_KEYS = {
     "resnet50": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 6, 3]),
     "resnet101": lambda: torchvision_resnet_keys("bottleneck", [3, 4, 23, 3]),
     "mobilenet-v2": torchvision_mobilenet_v2_keys,
-    "efficientnet-b0": torchvision_efficientnet_b0_keys,
+    "efficientnet-b0": torchvision_efficientnet_keys,
     "mobilenet-v3-large": lambda: torchvision_mobilenet_v3_keys("large"),
     "mobilenet-v3-small": lambda: torchvision_mobilenet_v3_keys("small"),
 }

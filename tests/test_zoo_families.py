@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from test_zoo import _conv_norm, _Keys, _make_divisible, _squeeze_excitation, torchvision_resnet_keys
+from test_zoo import (torchvision_efficientnet_keys, torchvision_mobilenet_v2_keys,
+                      torchvision_resnet_keys)
 
 import cnnspec
 from cnnspec.weights.neutral import expected_weights
@@ -34,56 +35,6 @@ RESNET_CONF = {"18": ("basic", [2, 2, 2, 2]), "34": ("basic", [3, 4, 6, 3]), "50
 # torchvision.models.MobileNetV2(width_mult=W), computed from its constructor (torchvision_mobilenet_v2_keys
 # below, which gives the published 3,504,872 at width 1.0)
 MOBILENET_V2 = {"0.5": 1_968_680, "0.75": 2_636_424, "1.0": 3_504_872, "1.4": 6_108_776}
-
-
-def torchvision_efficientnet_keys(width: float, depth: float) -> dict:
-    """torchvision.models.efficientnet._efficientnet_conf(width_mult, depth_mult) built by EfficientNet:
-    MBConvConfig.adjust_channels (_make_divisible(c * width, 8)) and adjust_depth (ceil(n * depth))."""
-    keys = _Keys()
-    settings = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
-                (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
-    adjust = lambda c: _make_divisible(c * width, 8)  # noqa: E731
-    _conv_norm(keys, "features.0", adjust(32), 3, 3)
-    for stage, (ratio, kernel, _, first_in, out, layers) in enumerate(settings, start=1):
-        first_in, out = adjust(first_in), adjust(out)
-        for j in range(int(math.ceil(layers * depth))):
-            inp = first_in if j == 0 else out
-            p, i = f"features.{stage}.{j}.block", 0
-            expanded = _make_divisible(inp * ratio, 8)
-            if expanded != inp:
-                _conv_norm(keys, f"{p}.{i}", expanded, inp, 1)
-                i += 1
-            _conv_norm(keys, f"{p}.{i}", expanded, expanded, kernel, groups=expanded)
-            _squeeze_excitation(keys, f"{p}.{i + 1}", expanded, max(1, inp // 4))
-            _conv_norm(keys, f"{p}.{i + 2}", out, expanded, 1)
-    last_in = adjust(320)
-    _conv_norm(keys, "features.8", 4 * last_in, last_in, 1)
-    keys.linear("classifier.1", 1000, 4 * last_in)
-    return dict(keys)
-
-
-def torchvision_mobilenet_v2_keys(width: float) -> dict:
-    """torchvision.models.MobileNetV2(width_mult=width).state_dict() shapes, minus num_batches_tracked."""
-    keys = _Keys()
-    inp = _make_divisible(32 * width, 8)
-    last = _make_divisible(1280 * max(1.0, width), 8)
-    _conv_norm(keys, "features.0", inp, 3, 3)
-    index = 1
-    for t, c, n, _ in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
-                       [6, 320, 1, 1]]:
-        out = _make_divisible(c * width, 8)
-        for _ in range(n):
-            hidden, p, i = int(round(inp * t)), f"features.{index}.conv", 0
-            if t != 1:
-                _conv_norm(keys, f"{p}.0", hidden, inp, 1)
-                i = 1
-            _conv_norm(keys, f"{p}.{i}", hidden, hidden, 3, groups=hidden)
-            keys.conv(f"{p}.{i + 1}", out, hidden, 1)
-            keys.bn(f"{p}.{i + 2}", out)
-            inp, index = out, index + 1
-    _conv_norm(keys, f"features.{index}", last, inp, 1)
-    keys.linear("classifier.1", 1000, last)
-    return dict(keys)
 
 
 def _params(keys: dict) -> int:
