@@ -370,7 +370,7 @@ def test_unknown_source(tmp_path):
 
 def test_spec_without_a_class_vector_cannot_train():
     graph = spec((1, 8, 8), tail=None)
-    graph = replace(graph, nodes=graph.nodes[:1])  # ends in a feature map
+    graph = replace(graph, nodes=graph.nodes[:1], outputs=(graph.nodes[0].name,))  # ends in a feature map
     data = load_source("digits", spec((1, 8, 8)))
     with pytest.raises(UsageError, match="one score per class"):
         check_fits(data, graph)

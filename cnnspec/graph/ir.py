@@ -78,12 +78,11 @@ class Graph:
         """The same graph returning ``names`` (layer names, in order)."""
         return replace(self, outputs=tuple(names))
 
-    @cached_property
+    @property
     def output_names(self) -> tuple[str, ...]:
-        """The output layers' names, in order: ``outputs``, or the last layer's name alone (also for
-        a graph a pass has cut down to fewer nodes than its ``outputs`` name, as the training head
-        does: its last layer is what it computes)."""
-        if self.outputs and all(name in self._by_name for name in self.outputs):
+        """The output layers' names, in order: ``outputs``, or the last layer's name alone. A pass
+        that drops layers sets ``outputs`` to what it keeps (``training.loss``)."""
+        if self.outputs:
             return self.outputs
         return (self.nodes[-1].name,) if self.nodes else ()
 
