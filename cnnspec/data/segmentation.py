@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..files.images import decoded
 from .folders import IMAGE_SKIP
 from .stream import ImageFiles
 
@@ -24,29 +25,15 @@ MASK_MODES = ("P", "L", "1", "I", "I;16")
 def load_mask(path, height: int, width: int, classes: int):
     """uint8 [H, W] class indices (nearest-neighbour resized), every value below ``classes`` or 255."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > 64 * 1024 * 1024:
-                raise InputError(f"{path}: {w}x{h} pixels is more than cnnspec will decode")
-            img.load()
-            if img.mode not in MASK_MODES:
-                raise InputError(f"{path}: a mask is a PNG of class indices (palette or greyscale), but this one "
-                                 f"is {img.mode}; map its colours to class indices first")
-            if img.size != (width, height):
-                img = img.resize((width, height), Image.Resampling.NEAREST)
-            mask = np.asarray(img)
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such mask file") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
-    except Exception as exc:  # Pillow's decoders raise many types on malformed data
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: unreadable or truncated mask ({reason})") from None
+    with decoded(path, "mask") as img:
+        if img.mode not in MASK_MODES:
+            raise InputError(f"{path}: a mask is a PNG of class indices (palette or greyscale), but this one "
+                             f"is {img.mode}; map its colours to class indices first")
+        if img.size != (width, height):
+            img = img.resize((width, height), Image.Resampling.NEAREST)
+        mask = np.asarray(img)
     bad = (mask >= classes) & (mask != IGNORE)
     if bad.any():
         raise InputError(f"{path}: holds class {int(mask[bad].max())} but the spec's output has {classes} classes "

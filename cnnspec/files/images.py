@@ -10,6 +10,7 @@ only when an image is read, and every failure is one :class:`InputError` naming 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
@@ -18,12 +19,14 @@ IMAGE_MODES = {1: "L", 3: "RGB"}
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # per image; more is refused as a possible decompression bomb
 
 
-def load_image(path: str | Path, channels: int, height: int, width: int):
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+@contextmanager
+def decoded(path: str | Path, what: str = "image"):
+    """The file as a decoded Pillow image, every failure one :class:`InputError` naming ``path``:
+    missing, a folder, not an image, more than :data:`MAX_IMAGE_PIXELS` (a possible decompression
+    bomb, refused before decoding), truncated or corrupt. The one guarded open of images and masks;
+    an :class:`InputError` raised inside the block passes through as it is."""
+    from PIL import Image, UnidentifiedImageError
 
-    if channels not in IMAGE_MODES:
-        raise InputError(f"{path}: images give 1 (grey) or 3 (RGB) channels, but the model takes {channels}")
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow warns above it and refuses at twice it
     try:
@@ -35,14 +38,13 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
                     raise InputError(f"{path}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} cnnspec "
                                      f"will decode (a possible decompression bomb)")
                 img.load()  # decode now: truncated or corrupt data fails here, inside the guard
-                oriented = ImageOps.exif_transpose(img) if _may_be_rotated(img) else img
-                pixels = _unit_pixels(oriented, channels, (width, height), path)
+                yield img
     except InputError:
         raise
     except FileNotFoundError:
-        raise InputError(f"{path}: no such image file") from None
+        raise InputError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an image") from None
+        raise InputError(f"{path}: is a directory, not an {what}") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (Pillow cannot identify it)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -50,9 +52,20 @@ def load_image(path: str | Path, channels: int, height: int, width: int):
                          f"(a possible decompression bomb)") from None
     except Exception as exc:  # Pillow's decoders raise many types on malformed data; all mean "unusable"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: unreadable or truncated image ({reason})") from None
+        raise InputError(f"{path}: unreadable or truncated {what} ({reason})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+
+
+def load_image(path: str | Path, channels: int, height: int, width: int):
+    import numpy as np
+    from PIL import ImageOps
+
+    if channels not in IMAGE_MODES:
+        raise InputError(f"{path}: images give 1 (grey) or 3 (RGB) channels, but the model takes {channels}")
+    with decoded(path) as img:
+        oriented = ImageOps.exif_transpose(img) if _may_be_rotated(img) else img
+        pixels = _unit_pixels(oriented, channels, (width, height), path)
     chw = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(chw, dtype=np.float32)
 
